@@ -1,0 +1,141 @@
+"""The one backend Protocol, its stream chunks, and the fold into a completion.
+
+A backend streams chunks; the last chunk carries usage and finish reason, which
+is what the ledger needs. ``complete`` folds a stream, timing it on the way.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    # "reported" by the runtime or server, or "counted" by us when a server
+    # streams no usage.
+    source: str = "reported"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str = ""
+    logprob: float | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    usage: Usage
+    model: str
+    latency_ms: float
+    ttft_ms: float | None
+    confidence: float | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every runtime implements. Heavy libraries load on first use."""
+
+    model: str
+    is_local: bool
+    supports_json_schema: bool
+    supports_lora: bool
+
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LabelScorer(Protocol):
+    """Backends that can score label tokens in one forward pass (the allocator).
+
+    Returns the label probabilities and the number of prompt tokens.
+    """
+
+    def score_labels(self, messages: list[Message], labels: list[str]) -> tuple[dict[str, float], int]: ...
+
+
+@dataclass
+class _Fold:
+    parts: list[str] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    usage: Usage | None = None
+    finish: str | None = None
+    model: str | None = None
+    ttft: float | None = None
+
+
+def complete(
+    backend: Backend,
+    messages: list[Message],
+    *,
+    on_text: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> Completion:
+    """Run ``backend.stream`` to the end and fold it into one Completion.
+
+    Args:
+        backend: any Backend.
+        messages: chat messages.
+        on_text: called with each text piece as it arrives (live display).
+        **kwargs: passed to ``stream`` (max_tokens, temperature, json_schema, cancel).
+    """
+    start = time.perf_counter()
+    acc = _Fold()
+    stream = backend.stream(messages, **kwargs)
+    try:
+        for chunk in stream:
+            if chunk.text:
+                if acc.ttft is None:
+                    acc.ttft = (time.perf_counter() - start) * 1000
+                acc.parts.append(chunk.text)
+                if on_text is not None:
+                    on_text(chunk.text)
+            if chunk.logprob is not None:
+                acc.logprobs.append(chunk.logprob)
+            acc.usage = chunk.usage or acc.usage
+            acc.finish = chunk.finish_reason or acc.finish
+            acc.model = chunk.model or acc.model
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    text = "".join(acc.parts)
+    usage = acc.usage or Usage(backend.count_tokens(flatten(messages)), backend.count_tokens(text), "counted")
+    confidence = math.exp(sum(acc.logprobs) / len(acc.logprobs)) if acc.logprobs else None
+    return Completion(
+        text=text,
+        finish_reason=acc.finish or "stop",
+        usage=usage,
+        model=acc.model or backend.model,
+        latency_ms=(time.perf_counter() - start) * 1000,
+        ttft_ms=acc.ttft,
+        confidence=confidence,
+    )
+
+
+def flatten(messages: list[Message]) -> str:
+    return "\n".join(m.get("content", "") for m in messages)

@@ -1,0 +1,212 @@
+"""llama.cpp backend (llama-cpp-python): chat template from the GGUF, grammar
+for JSON schemas, token log-probabilities for confidence, label scoring in one
+forward pass, optional LoRA adapter, and calls gated by the shared thread budget.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import Cancelled, ContextOverflow, ModelError
+from ..threads import ThreadBudget
+from . import register
+from .base import Chunk, Message, Usage
+
+
+class _Capture:
+    """Logits processor that remembers the distribution each token is drawn from."""
+
+    def __init__(self) -> None:
+        self.logits: Any = None
+        self.lse: float = 0.0
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        import numpy as np
+
+        peak = float(logits.max())
+        self.lse = peak + float(np.log(np.exp(logits - peak).sum()))
+        self.logits = logits
+        return logits
+
+
+@register("llamacpp")
+class LlamaCppBackend:
+    is_local = True
+    supports_json_schema = True
+    supports_lora = True
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        model: str | None = None,
+        n_ctx: int = 4096,
+        threads: int = 1,
+        budget: ThreadBudget | None = None,
+        adapter: str | Path | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.model = model or self.path.stem
+        self.n_ctx = n_ctx
+        self.threads = threads
+        self.budget = budget or ThreadBudget(threads)
+        self.adapter = Path(adapter) if adapter else None
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._grammars: dict[str, Any] = {}
+
+    # -- loading -------------------------------------------------------------
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError:
+            raise ModelError(
+                "the llama.cpp runtime is not installed",
+                fix="pip install 'r2local[llamacpp]'",
+            ) from None
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}", fix="check the path, or run `r2local models pull`")
+        if self.adapter is not None and not self.adapter.is_file():
+            raise ModelError(f"LoRA adapter not found: {self.adapter}", fix="fix the adapter path in config.toml")
+        try:
+            llm = Llama(
+                model_path=str(self.path),
+                n_ctx=self.n_ctx,
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                lora_path=str(self.adapter) if self.adapter else None,
+                seed=self.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"cannot load {self.path.name}: not a valid GGUF file, or truncated ({exc})",
+                fix=f"delete {self.path} and fetch it again with `r2local models pull {self.model}`",
+            ) from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            llm.close()
+            raise ModelError(
+                f"{self.path.name} has no chat template (a base model?)",
+                fix="use an instruction-tuned GGUF that embeds tokenizer.chat_template",
+            )
+        eos = llm.token_eos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else "",
+            stop_token_ids=[eos],
+        )
+        self._llm = llm
+        return llm
+
+    def _chat_tokens(self, messages: list[Message]) -> list[int]:
+        llm = self._load()
+        result = self._formatter(messages=messages)
+        return llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return self._grammars[key]
+
+    def _check_fit(self, n_prompt: int, max_tokens: int) -> int:
+        if n_prompt >= self.n_ctx - 8:
+            raise ContextOverflow(
+                f"the prompt has {n_prompt} tokens but {self.model} holds {self.n_ctx}",
+                fix="shorten the question, or raise n_ctx for this model in config.toml",
+            )
+        return min(max_tokens, self.n_ctx - n_prompt)
+
+    # -- Protocol ------------------------------------------------------------
+    def stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        json_schema: dict[str, Any] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        from llama_cpp import LogitsProcessorList, llama_model_get_vocab, llama_vocab_is_eog
+
+        with self._lock, self.budget.hold(self.threads, cancel):
+            llm = self._load()
+            prompt = self._chat_tokens(messages)
+            limit = self._check_fit(len(prompt), max_tokens)
+            grammar = self._grammar(json_schema) if json_schema else None
+            vocab = llama_model_get_vocab(llm.model)
+            capture = _Capture()
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            produced, finish = 0, "length"
+            tokens = llm.generate(
+                prompt, temp=temperature, grammar=grammar, logits_processor=LogitsProcessorList([capture])
+            )
+            try:
+                for token in tokens:
+                    if llama_vocab_is_eog(vocab, token):
+                        finish = "stop"
+                        break
+                    produced += 1
+                    logprob = float(capture.logits[token]) - capture.lse
+                    text = decoder.decode(llm.detokenize([token]))
+                    yield Chunk(text=text, logprob=logprob)
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled("cancelled")
+                    if produced >= limit:
+                        break
+            finally:
+                tokens.close()
+            tail = decoder.decode(b"", final=True)
+            yield Chunk(text=tail, finish_reason=finish, usage=Usage(len(prompt), produced), model=self.model)
+
+    def score_labels(self, messages: list[Message], labels: list[str]) -> tuple[dict[str, float], int]:
+        """Probabilities of each label's first token after the prompt: one forward pass.
+
+        The prompt prefix shared with earlier calls stays in the KV cache, so a
+        batch of subtasks pays only for their own tokens.
+        """
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        with self._lock, self.budget.hold(self.threads):
+            llm = self._load()
+            prompt = self._chat_tokens(messages)
+            self._check_fit(len(prompt), 1)
+            ids = [llm.tokenize(label.encode("utf-8"), add_bos=False, special=False)[0] for label in labels]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"labels {labels} share a first token; choose distinct labels")
+            capture = _Capture()
+            tokens = llm.generate(prompt, temp=0.0, logits_processor=LogitsProcessorList([capture]))
+            try:
+                next(tokens)
+            finally:
+                tokens.close()
+            picked = np.array([capture.logits[i] for i in ids], dtype=np.float64)
+            probs = np.exp(picked - picked.max())
+            probs /= probs.sum()
+            return {label: float(p) for label, p in zip(labels, probs)}, len(prompt)
+
+    def count_tokens(self, text: str) -> int:
+        with self._lock:
+            llm = self._load()
+            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None

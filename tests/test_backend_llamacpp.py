@@ -1,0 +1,137 @@
+import json
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from r2local.backends import complete
+from r2local.backends.llamacpp import LlamaCppBackend
+from r2local.errors import Cancelled, ContextOverflow, ModelError
+from r2local.router.plan import parse_plan, plan_schema
+from r2local.threads import ThreadBudget
+
+MSG = [{"role": "user", "content": "Name three colours."}]
+
+
+@pytest.fixture(scope="module")
+def smol(smol_path: Path):
+    backend = LlamaCppBackend(smol_path, model="smollm2", n_ctx=1024, threads=1)
+    yield backend
+    backend.close()
+
+
+def test_stream_ends_with_usage_and_finish(smol: LlamaCppBackend):
+    chunks = list(smol.stream(MSG, max_tokens=24))
+    last = chunks[-1]
+    assert last.usage is not None and last.finish_reason in ("stop", "length")
+    text_chunks = [c for c in chunks if c.text]
+    assert text_chunks and all(c.logprob is not None and c.logprob <= 0 for c in chunks[:-1])
+    assert last.usage.output_tokens == len(chunks) - 1
+    assert last.usage.input_tokens > smol.count_tokens("Name three colours.")  # plus the chat template
+
+
+def test_complete_folds_the_stream(smol: LlamaCppBackend):
+    result = complete(smol, MSG, max_tokens=8)
+    assert result.text and result.usage.output_tokens <= 8
+    assert result.finish_reason == "length" or result.usage.output_tokens < 8
+    assert 0 < result.confidence <= 1
+    assert result.ttft_ms is not None and result.latency_ms >= result.ttft_ms
+
+
+def test_greedy_is_deterministic(smol: LlamaCppBackend):
+    a = complete(smol, MSG, max_tokens=16).text
+    b = complete(smol, MSG, max_tokens=16).text
+    assert a == b
+
+
+def test_json_schema_is_enforced_by_grammar(smol: LlamaCppBackend):
+    schema = plan_schema(3)
+    msgs = [{"role": "user", "content": "Split 'what is 2+2 times 3' into steps, as JSON."}]
+    result = complete(smol, msgs, max_tokens=160, json_schema=schema)
+    data = json.loads(result.text)  # the grammar guarantees JSON (if not truncated)
+    assert isinstance(data["subtasks"], list) and 1 <= len(data["subtasks"]) <= 3
+    assert parse_plan(result.text, "q", 3).subtasks
+
+
+def test_label_scoring_is_one_forward_pass_and_sums_to_one(smol: LlamaCppBackend):
+    msgs = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
+    probs, n_prompt = smol.score_labels(msgs, ["yes", "no"])
+    assert set(probs) == {"yes", "no"} and sum(probs.values()) == pytest.approx(1.0)
+    assert n_prompt > 5
+    again, _ = smol.score_labels(msgs, ["yes", "no"])
+    assert again == pytest.approx(probs)  # no sampling involved
+
+
+def test_context_overflow_is_typed(smol: LlamaCppBackend):
+    long = [{"role": "user", "content": "word " * 2000}]
+    with pytest.raises(ContextOverflow) as info:
+        list(smol.stream(long, max_tokens=8))
+    assert "n_ctx" in info.value.fix
+
+
+def test_cancel_stops_generation(smol: LlamaCppBackend):
+    cancel = threading.Event()
+    seen = []
+
+    def on_text(t):
+        seen.append(t)
+        if len(seen) == 3:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        complete(smol, [{"role": "user", "content": "Write a long story."}], max_tokens=200, cancel=cancel, on_text=on_text)
+    assert len(seen) == 3
+
+
+def test_corrupt_and_missing_files_give_clear_errors(tmp_path: Path, smol_path: Path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(smol_path.read_bytes()[: 1 << 20])  # truncated
+    with pytest.raises(ModelError) as info:
+        complete(LlamaCppBackend(bad), MSG, max_tokens=4)
+    assert "not a valid GGUF" in str(info.value) and info.value.fix
+    with pytest.raises(ModelError, match="not found"):
+        complete(LlamaCppBackend(tmp_path / "missing.gguf"), MSG, max_tokens=4)
+
+
+class CountingBudget(ThreadBudget):
+    """Records how many threads were held at once."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.active = self.peak = 0
+        self._count = threading.Lock()
+
+    @contextmanager
+    def hold(self, threads, cancel=None):
+        with super().hold(threads, cancel):
+            with self._count:
+                self.active += threads
+                self.peak = max(self.peak, self.active)
+            time.sleep(0.05)  # widen the window in which an overlap would show
+            try:
+                yield
+            finally:
+                with self._count:
+                    self.active -= threads
+
+
+@pytest.mark.parametrize("total, expected_peak", [(1, 1), (2, 2)])
+def test_thread_budget_caps_concurrent_models(smol_path: Path, total: int, expected_peak: int):
+    budget = CountingBudget(total)
+    models = [LlamaCppBackend(smol_path, threads=1, budget=budget) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def go(backend):
+        barrier.wait()
+        complete(backend, MSG, max_tokens=16)
+
+    threads = [threading.Thread(target=go, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert budget.peak == expected_peak
+    for m in models:
+        m.close()

@@ -1,0 +1,1 @@
+"""The Textual app for r2local (imports the engine; the engine never imports it)."""
