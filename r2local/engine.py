@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings, load_settings
 from .errors import BackendError, Cancelled, ContextOverflow, R2Error
-from .events import Listener, Node, Notice, PlanReady, QuestionStarted, ignore
+from .events import Listener, Node, NodeUpdate, Notice, PlanReady, QuestionStarted, ignore
 from .executor import Executor, Run
 from .fetch import Progress
 from .ledger import Ledger
@@ -160,17 +161,22 @@ class Engine:
         plan: Plan | None,
         forced: bool,
     ) -> AskResult:
-        t0 = time.perf_counter()
-        plan = plan or self._plan(qid, question, cancel)
-        t_plan = _ms(t0)
-        nodes = self._nodes(plan, question)
-        self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note)
-        for n in nodes:
-            self.ledger.save_subtask(qid, n.id, kind=n.kind, text=n.text, depends_on=n.depends_on, status=n.status)
-        emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note))
-        t1 = time.perf_counter()
-        wanted = {} if forced else self._allocate(qid, question, nodes, cancel)
-        t_alloc = _ms(t1)
+        router = self.pool.router() if not (plan and forced) else None
+        # Routing runs before the DAG, when nothing else computes: let the router
+        # use the whole thread budget.
+        burst = getattr(router, "burst", None)
+        with burst(self.settings.runtime.threads) if burst else nullcontext():
+            t0 = time.perf_counter()
+            plan = plan or self._plan(qid, question, cancel)
+            t_plan = _ms(t0)
+            nodes = self._nodes(plan)
+            self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note)
+            for n in nodes:
+                self.ledger.save_subtask(qid, n.id, kind=n.kind, text=n.text, depends_on=n.depends_on, status=n.status)
+            emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note))
+            t1 = time.perf_counter()
+            wanted = {} if forced else self._allocate(qid, question, nodes, emit, cancel)
+            t_alloc = _ms(t1)
         run = Run(qid, question, {n.id: n for n in nodes}, allowed, cancel, emit, nodes[-1].id, wanted)
         self.executor.run(run)
         answer_node = nodes[-1]
@@ -204,13 +210,15 @@ class Engine:
         return plan
 
     @staticmethod
-    def _nodes(plan: Plan, question: str) -> list[Node]:
+    def _nodes(plan: Plan) -> list[Node]:
         nodes = [Node(s.id, s.text, list(s.depends_on)) for s in plan.order()]
         if len(nodes) > 1:
             nodes.append(Node(len(nodes) + 1, FINAL_TEXT, [n.id for n in nodes], kind="final"))
         return nodes
 
-    def _allocate(self, qid: str, question: str, nodes: list[Node], cancel: threading.Event) -> dict[int, int]:
+    def _allocate(
+        self, qid: str, question: str, nodes: list[Node], emit: Listener, cancel: threading.Event
+    ) -> dict[int, int]:
         """Score each node (one forward pass each) and map scores to tier indexes."""
         policy = ThresholdPolicy(self.thresholds()[0])
         scorer = DifficultyScorer(self.pool.router())
@@ -233,6 +241,7 @@ class Engine:
             )
             node.difficulty = round(score.difficulty, 4)
             self.ledger.save_subtask(qid, node.id, difficulty=node.difficulty)
+            emit(NodeUpdate(qid, node.snapshot()))
             wanted[node.id] = policy.tier_index(score.difficulty)
         return wanted
 

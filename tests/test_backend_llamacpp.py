@@ -135,3 +135,33 @@ def test_thread_budget_caps_concurrent_models(smol_path: Path, total: int, expec
     assert budget.peak == expected_peak
     for m in models:
         m.close()
+
+
+def test_burst_uses_the_whole_budget_for_one_caller(smol_path: Path):
+    budget = CountingBudget(2)
+    model = LlamaCppBackend(smol_path, threads=1, budget=budget)
+    complete(model, MSG, max_tokens=4)
+    assert budget.peak == 1
+    with model.burst(2):
+        complete(model, MSG, max_tokens=4)
+    assert budget.peak == 2
+    with model.burst(8):  # capped at the budget
+        complete(model, MSG, max_tokens=4)
+    assert budget.peak == 2
+    model.close()
+
+
+def test_prompt_cache_restores_a_shared_prefix_exactly(smol_path: Path):
+    model = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)
+    system = {"role": "system", "content": "You are terse. " * 40}
+    a = [system, {"role": "user", "content": "Name a fruit."}]
+    b = [system, {"role": "user", "content": "Name a colour."}]
+    first_b = complete(model, b, max_tokens=12).text
+    complete(model, a, max_tokens=12)
+    other = [{"role": "user", "content": "Something unrelated entirely."}]
+    complete(model, other, max_tokens=4)  # the context now holds an unrelated prompt
+    hits = model.prompt_cache.hits
+    again_b = complete(model, b, max_tokens=12).text
+    assert model.prompt_cache.hits == hits + 1
+    assert again_b == first_b  # restored KV gives the same greedy answer
+    model.close()

@@ -138,3 +138,14 @@ def test_force_tier_refuses_an_unusable_tier(r2home, proxy):
     with pytest.raises(Exception, match="not usable"):
         engine.ask(QUESTION, force_tier="cloud")
     engine.close()
+
+
+def test_threshold_precedence_config_then_calibration_then_default(r2home, proxy):
+    engine = make_engine(r2home, proxy)
+    assert engine.thresholds() == (pytest.approx([1 / 3, 2 / 3]), "default")
+    engine.ledger.save_calibration(0.2, [0.4, 0.6], 50)
+    assert engine.thresholds() == ([0.4, 0.6], "calibration")
+    engine.close()
+    pinned = make_engine(r2home, proxy, router={"thresholds": [0.1, 0.2]})
+    assert pinned.thresholds() == ([0.1, 0.2], "config")
+    pinned.close()

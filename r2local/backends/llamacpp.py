@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
 from .base import Chunk, Message, Usage
+from .kvcache import PromptCache
 
 
 class _Capture:
@@ -61,6 +63,9 @@ class LlamaCppBackend:
         self._llm: Any = None
         self._formatter: Any = None
         self._grammars: dict[str, Any] = {}
+        self.prompt_cache = PromptCache()
+        self._burst = threading.local()
+        self._ctx_threads = threads
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> Any:
@@ -110,6 +115,28 @@ class LlamaCppBackend:
         self._llm = llm
         return llm
 
+    @contextmanager
+    def burst(self, threads: int) -> Iterator[None]:
+        """Calls from this thread use ``threads`` (still held from the shared budget).
+
+        For phases where nothing else computes, like routing before the DAG starts.
+        """
+        self._burst.threads = max(1, threads)
+        try:
+            yield
+        finally:
+            self._burst.threads = None
+
+    def _call_threads(self) -> int:
+        return min(getattr(self._burst, "threads", None) or self.threads, self.budget.total)
+
+    def _use_threads(self, llm: Any, threads: int) -> None:
+        if threads != self._ctx_threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
+            self._ctx_threads = threads
+
     def _chat_tokens(self, messages: list[Message]) -> list[int]:
         llm = self._load()
         result = self._formatter(messages=messages)
@@ -143,8 +170,10 @@ class LlamaCppBackend:
     ) -> Iterator[Chunk]:
         from llama_cpp import LogitsProcessorList, llama_model_get_vocab, llama_vocab_is_eog
 
-        with self._lock, self.budget.hold(self.threads, cancel):
+        threads = self._call_threads()
+        with self._lock, self.budget.hold(threads, cancel):
             llm = self._load()
+            self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             limit = self._check_fit(len(prompt), max_tokens)
             grammar = self._grammar(json_schema) if json_schema else None
@@ -152,11 +181,14 @@ class LlamaCppBackend:
             capture = _Capture()
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             produced, finish = 0, "length"
+            self.prompt_cache.restore(llm, prompt)
             tokens = llm.generate(
                 prompt, temp=temperature, grammar=grammar, logits_processor=LogitsProcessorList([capture])
             )
             try:
                 for token in tokens:
+                    if produced == 0:
+                        self.prompt_cache.save(llm, prompt)
                     if llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
@@ -182,17 +214,21 @@ class LlamaCppBackend:
         import numpy as np
         from llama_cpp import LogitsProcessorList
 
-        with self._lock, self.budget.hold(self.threads):
+        threads = self._call_threads()
+        with self._lock, self.budget.hold(threads):
             llm = self._load()
+            self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             self._check_fit(len(prompt), 1)
             ids = [llm.tokenize(label.encode("utf-8"), add_bos=False, special=False)[0] for label in labels]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"labels {labels} share a first token; choose distinct labels")
             capture = _Capture()
+            self.prompt_cache.restore(llm, prompt)
             tokens = llm.generate(prompt, temp=0.0, logits_processor=LogitsProcessorList([capture]))
             try:
                 next(tokens)
+                self.prompt_cache.save(llm, prompt)
             finally:
                 tokens.close()
             picked = np.array([capture.logits[i] for i in ids], dtype=np.float64)
@@ -207,6 +243,7 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         with self._lock:
+            self.prompt_cache.clear()
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None

@@ -10,17 +10,21 @@ from .plan import Plan, parse_plan, plan_schema
 
 SYSTEM = (
     "You break a question into the few steps needed to answer it. "
-    "Each step is one short, self-contained instruction that can be answered on its own, "
-    "given the results of the steps it depends on. Use as few steps as the question needs; "
-    "a simple question is one step. Do not add a final 'combine' step. "
+    "Each step is one short instruction that states the numbers it needs and can be answered "
+    "given the results of the steps it depends on. Cover every part of the question. "
+    "Use as few steps as the question needs; a simple question is one step. "
+    "Do not add a final 'combine' step. "
     'Reply with JSON only: {"subtasks": [{"id": 1, "text": "...", "depends_on": []}]}.'
 )
 
-EXAMPLE_Q = "A shop sells pens at $3 each. Ana buys 4 pens and pays with a $20 note. How much change does she get?"
+EXAMPLE_Q = (
+    "A cake needs 250 g of flour. How much flour do 6 cakes need, "
+    "and how many 1 kg bags of flour must be bought for them?"
+)
 EXAMPLE_PLAN = {
     "subtasks": [
-        {"id": 1, "text": "Compute the cost of 4 pens at $3 each.", "depends_on": []},
-        {"id": 2, "text": "Subtract that cost from $20 to get the change.", "depends_on": [1]},
+        {"id": 1, "text": "Compute 6 x 250 g of flour.", "depends_on": []},
+        {"id": 2, "text": "Find how many 1 kg bags hold that much flour, rounding up.", "depends_on": [1]},
     ]
 }
 
