@@ -4,20 +4,16 @@ the cloud, a real keyring file backend, a temp R2LOCAL_HOME per test."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from r2local import fetch, paths
 from r2local.config import parse_settings
 from r2local.manifests import load_manifests
 
-from .cloudproxy import FaultProxy
+from r2local.bench.faultproxy import FaultProxy
+from r2local.bench.standin import stand_in_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOUD_KEY = "sk-test-R2LEAKCANARY-7f3a9c"
@@ -65,36 +61,12 @@ def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) ->
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def cloud_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """`python -m llama_cpp.server` on loopback with an API key: the test cloud."""
-    port = _free_port()
     log = tmp_path_factory.mktemp("cloud") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--api_key", CLOUD_KEY, "--n_threads", "1", "--n_threads_batch", "1"]
-    cmd += ["--n_ctx", "4096", "--model_alias", "stand-in-cloud"]
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {CLOUD_KEY}"}, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"stand-in cloud server did not start: {log.read_text()[-2000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with stand_in_server(smol_path, api_key=CLOUD_KEY, log=log) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

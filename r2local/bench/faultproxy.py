@@ -22,9 +22,11 @@ class FaultProxy:
     ``"drop:N"`` (cut the stream after N lines), ``"refuse"`` (close at once).
     """
 
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self.upstream_host, self.upstream_port = parts.hostname, parts.port
+    def __init__(self, upstream: str | list[str]) -> None:
+        # Several upstreams are served round-robin (a cloud with parallel capacity).
+        urls = [upstream] if isinstance(upstream, str) else upstream
+        self.upstreams = [(urlsplit(u).hostname, urlsplit(u).port) for u in urls]
+        self._turn = 0
         self.faults: list[str] = []
         self.requests: list[dict] = []
         self._lock = threading.Lock()
@@ -88,7 +90,10 @@ class FaultProxy:
         self._forward(h, body, int(arg) if kind == "drop" else None)
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes | None, drop_after: int | None) -> None:
-        conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=300)
+        with self._lock:
+            host, port = self.upstreams[self._turn % len(self.upstreams)]
+            self._turn += 1
+        conn = http.client.HTTPConnection(host, port, timeout=300)
         headers = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "content-length", "connection")}
         conn.request(h.command, h.path, body=body, headers=headers)
         resp = conn.getresponse()

@@ -1,0 +1,1 @@
+"""Benchmarks: engine speed (perf) and the cost/accuracy harness."""

@@ -1,0 +1,176 @@
+"""Engine speed benchmarks; prints tables. Not a test.
+
+    python -m r2local.bench.perf [--only gen,router,dag,rss] [--reps 3]
+
+- gen: local generation through r2local vs raw llama-cpp-python (same model, threads).
+- router: plan + allocate time against end-to-end time on the example question.
+- dag: independent cloud subtasks concurrently vs one after another.
+- rss: peak resident memory with the demo pool loaded and one question answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ..config import parse_settings
+from ..fetch import resolve
+from ..manifests import load_manifests
+from ..report import table
+
+EXAMPLE = "A train leaves at 9:40 and the trip takes 2 h 35 min. When does it arrive, and how many minutes after noon is that?"
+SECOND = "Sam reads 12 pages a day. How many days does he need for a 150-page book, and how many pages does he read on the last day?"
+GEN_PROMPT = [{"role": "user", "content": "Explain in about 120 words why the sky is blue."}]
+
+
+def _model(name: str) -> Path:
+    return resolve(load_manifests()[name])
+
+
+def bench_gen(reps: int, tokens: int = 128) -> None:
+    from llama_cpp import Llama
+
+    from ..backends import complete
+    from ..backends.llamacpp import LlamaCppBackend
+
+    path = _model("qwen2.5-coder-0.5b-instruct")
+    raw = Llama(model_path=str(path), n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False)
+    ours = LlamaCppBackend(path, n_ctx=2048, threads=1)
+    rows, rates = [], {"raw": [], "r2local": []}
+    for rep in range(reps):
+        raw.reset()
+        start, n = time.perf_counter(), 0
+        for chunk in raw.create_chat_completion(GEN_PROMPT, max_tokens=tokens, temperature=0, stream=True):
+            n += bool(chunk["choices"][0]["delta"].get("content"))
+        rates["raw"].append(n / (time.perf_counter() - start))
+        ours.prompt_cache.clear()
+        if ours._llm is not None:
+            ours._llm.reset()
+        result = complete(ours, GEN_PROMPT, max_tokens=tokens)
+        rates["r2local"].append(result.usage.output_tokens / (result.latency_ms / 1000))
+    for name, values in rates.items():
+        rows.append([name, f"{statistics.median(values):.1f}", " ".join(f"{v:.1f}" for v in values)])
+    ratio = statistics.median(rates["r2local"]) / statistics.median(rates["raw"])
+    print(f"\n## Local generation, Qwen2.5-Coder-0.5B Q4_K_M, 1 thread, {tokens} tokens, greedy, cold prompt\n")
+    print(table(["path", "median tok/s", "runs"], rows))
+    print(f"\nr2local / raw = {ratio:.3f} (target >= 0.95)")
+    raw.close()
+    ours.close()
+
+
+def _demo_engine(home: Path, threads: int):
+    from ..engine import Engine
+    from ..ledger import Ledger
+
+    cfg = {"pool": "demo", "runtime": {"threads": threads, "threads_per_model": 1}}
+    settings = parse_settings(cfg, home / "config.toml")
+    return Engine(settings, ledger=Ledger(home / "r2local.db"))
+
+
+def bench_router(threads: int) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _demo_engine(Path(tmp), threads)
+        for label, question in (("cold (first question)", EXAMPLE), ("warm (next question)", SECOND), ("warm (example again)", EXAMPLE)):
+            result = engine.ask(question, local_only=True)
+            plan_ms, alloc_ms = result.router_ms["plan"], result.router_ms["allocate"]
+            n = len(result.nodes)
+            share = (plan_ms + alloc_ms) / result.latency_ms
+            rows.append([label, n, f"{plan_ms:.0f}", f"{alloc_ms / n:.0f}", f"{result.latency_ms:.0f}", f"{share:.1%}"])
+        engine.close()
+    print(f"\n## Router overhead, demo pool, local-only, router threads {threads} (burst), tiers 1 thread each\n")
+    print(table(["run", "nodes", "plan ms", "alloc ms/node", "end-to-end ms", "router share"], rows))
+    print("\ntargets: router share <= 10 %, allocation <= 50 ms per subtask")
+
+
+def _dag_once(tmp: str, url: str, parallel: int, delay: float, proxy) -> float:
+    from ..engine import Engine
+    from ..ledger import Ledger
+    from ..router.plan import Plan, Subtask
+
+    plan = Plan(subtasks=[Subtask(id=i, text=f"What is {i * 7} + {i * 11}? Answer with the number.") for i in (1, 2, 3)])
+    cfg = {
+        "tiers": [
+            {"name": "local", "backend": "llamacpp", "model": "smollm2-135m-instruct"},
+            {"name": "cloud", "backend": "openai", "base_url": url, "model": "stand-in-cloud", "max_tokens": 48,
+             "input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6},
+        ],
+        "executor": {"max_parallel": parallel},
+    }
+    engine = Engine(parse_settings(cfg, Path(tmp) / "config.toml"), ledger=Ledger(Path(tmp) / "db.sqlite"))
+    proxy.faults[:] = [f"delay:{delay}"] * 8 if delay else []
+    start = time.perf_counter()
+    engine.ask("Three sums.", plan=plan, force_tier="cloud")
+    elapsed = time.perf_counter() - start
+    engine.close()
+    return elapsed
+
+
+def bench_dag(delays: list[float]) -> None:
+    from contextlib import ExitStack
+
+    from .faultproxy import FaultProxy
+    from .standin import stand_in_server
+
+    key = "sk-bench-0000"
+    rows = []
+    saved = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = key
+    smol = _model("smollm2-135m-instruct")
+    try:
+        for servers in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+                urls = [stack.enter_context(stand_in_server(smol, api_key=key)) for _ in range(servers)]
+                proxy = FaultProxy(urls)
+                stack.callback(proxy.close)
+                for delay in delays:
+                    seq = _dag_once(tmp, proxy.url, 1, delay, proxy)
+                    conc = _dag_once(tmp, proxy.url, 4, delay, proxy)
+                    rows.append([servers, f"{delay:.1f}", f"{seq:.2f}", f"{conc:.2f}", f"{conc / seq:.2f}"])
+    finally:
+        if saved is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = saved
+    print("\n## DAG speed-up: 3 independent cloud subtasks + final synthesis (stand-in servers, SmolLM2)\n")
+    print(table(["servers", "added latency s/request", "sequential s", "concurrent s", "ratio"], rows, right={0, 2, 3, 4}))
+    print("\ntarget: ratio <= 0.6. Each stand-in server decodes one request at a time; the final")
+    print("synthesis must wait for the three steps, so it is on the critical path either way.")
+
+
+def bench_rss(threads: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _demo_engine(Path(tmp), threads)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        engine.ask(EXAMPLE, local_only=True)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        resident = ", ".join(sorted({b.model for b in engine.pool.resident()}))
+        engine.close()
+    print("\n## Peak RSS, demo pool loaded (" + resident + ")\n")
+    print(table(["when", "peak RSS MiB"], [["process start + imports", f"{before:.0f}"], ["after one question", f"{after:.0f}"]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="gen,router,dag,rss")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="thread budget")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if "rss" in parts:  # first, so peak RSS is not inflated by the other benchmarks
+        bench_rss(args.threads)
+    if "gen" in parts:
+        bench_gen(args.reps)
+    if "router" in parts:
+        bench_router(args.threads)
+    if "dag" in parts:
+        bench_dag([0.0, 1.0])
+
+
+if __name__ == "__main__":
+    main()
