@@ -97,6 +97,7 @@ class Executor:
             output_tokens=node.output_tokens,
             cost_usd=node.cost_usd,
             latency_ms=node.latency_ms,
+            prompt_json=node.sent or None,
         )
         run.emit(NodeUpdate(run.question_id, node.snapshot()))
 

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,8 +97,9 @@ class Ledger:
         self.update_question(qid, status=status, finished_at=now_utc(), **fields)
 
     def save_subtask(self, qid: str, subtask_id: int, **fields: Any) -> None:
-        if "depends_on" in fields and not isinstance(fields["depends_on"], str):
-            fields["depends_on"] = json.dumps(fields["depends_on"])
+        for key in ("depends_on", "prompt_json"):
+            if key in fields and fields[key] is not None and not isinstance(fields[key], str):
+                fields[key] = json.dumps(fields[key])
         row = {"question_id": qid, "subtask_id": subtask_id, **fields}
         with self._lock, self.db.conn:
             self.db["subtasks"].upsert(row, pk=("question_id", "subtask_id"), alter=False)
@@ -141,6 +142,7 @@ class Ledger:
         q["subtasks"] = self._query("select * from subtasks where question_id = ? order by subtask_id", (qid,))
         for s in q["subtasks"]:
             s["depends_on"] = json.loads(s["depends_on"] or "[]")
+            s["sent"] = json.loads(s.pop("prompt_json", None) or "[]")
         q["calls"] = self._query("select * from calls where question_id = ? order by id", (qid,))
         return q
 
@@ -153,13 +155,19 @@ class Ledger:
     def iter_calls(self) -> Iterator[dict[str, Any]]:
         yield from self._query("select * from calls order by id")
 
-    def spend(self, days: int = 30) -> dict[str, Any]:
-        """Cloud and total spend: today, this month, by model, by day (local dates)."""
+    def spend(self, days: int = 30, today: date | None = None) -> dict[str, Any]:
+        """Spend: today, this month, by model, by day (local dates).
+
+        Args:
+            days: days in the per-day list, ending today.
+            today: the reference day (default: the local date now).
+        """
+        ref = (today or date.today()).isoformat()
         day = "date(created_at, 'localtime')"
-        today = self._query(f"select coalesce(sum(cost_usd), 0) as usd from calls where {day} = date('now', 'localtime')")
-        month = self._query(
-            "select coalesce(sum(cost_usd), 0) as usd from calls "
-            "where strftime('%Y-%m', created_at, 'localtime') = strftime('%Y-%m', 'now', 'localtime')"
+        today_usd = self._query(f"select coalesce(sum(cost_usd), 0) as usd from calls where {day} = ?", (ref,))
+        month_usd = self._query(
+            "select coalesce(sum(cost_usd), 0) as usd from calls where strftime('%Y-%m', created_at, 'localtime') = ?",
+            (ref[:7],),
         )
         by_model = self._query(
             "select tier, model, count(*) as calls, sum(input_tokens) as input_tokens, "
@@ -168,7 +176,7 @@ class Ledger:
         )
         by_day = self._query(
             f"select {day} as day, count(*) as calls, round(sum(cost_usd), 6) as cost_usd from calls "
-            f"where {day} >= date('now', 'localtime', ?) group by day order by day",
-            (f"-{days - 1} days",),
+            f"where {day} between date(?, ?) and ? group by day order by day",
+            (ref, f"-{days - 1} days", ref),
         )
-        return {"today_usd": today[0]["usd"], "month_usd": month[0]["usd"], "by_model": by_model, "by_day": by_day}
+        return {"today_usd": today_usd[0]["usd"], "month_usd": month_usd[0]["usd"], "by_model": by_model, "by_day": by_day}

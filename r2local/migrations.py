@@ -116,3 +116,10 @@ def m002_calibrations_and_indexes(db: sqlite_utils.Database) -> None:
     db["calibrations"].create(
         {"id": int, "created_at": str, "target_cloud_share": float, "thresholds": str, "n_scores": int}, pk="id"
     )
+
+
+@migration
+def m004_subtask_prompts(db: sqlite_utils.Database) -> None:
+    # What the last attempt of each subtask sent (for cloud tiers: exactly what
+    # left the machine, after redaction), so the history can show it.
+    db["subtasks"].add_column("prompt_json", str)

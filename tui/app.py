@@ -1,10 +1,190 @@
-"""Placeholder until the TUI issue lands: point people at the CLI."""
+"""The r2local Textual app and the factory the CLI and the tests both use."""
 
 from __future__ import annotations
 
-import sys
+from datetime import date
+from typing import Any, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from r2local.errors import R2Error
+
+from .screens.error import StartupError
+from .screens.first_run import FirstRunScreen, Missing
+from .screens.key_dialog import KeyDialog
+from .screens.main import MainScreen
+from .widgets.spend_meter import MeterState, SpendMeter
+
+
+class R2App(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "r2local"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+
+    def __init__(self, engine: Any = None, error: R2Error | None = None, *, first_run_check: bool = True,
+                 today: date | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.startup_error = error
+        self.first_run_check = first_run_check
+        self.today = today
+        self.local_only = self.privacy_mode() == "local-only"
+
+    # -- engine facts for widgets --------------------------------------------------
+    @property
+    def settings(self) -> Any:
+        return self.engine.settings
+
+    def privacy_mode(self) -> str:
+        if self.engine is None:
+            return "auto"
+        privacy = getattr(self.engine.settings, "privacy", None)
+        return getattr(privacy, "mode", "auto")
+
+    def tier_is_local(self, name: str | None) -> bool:
+        for tier in self.engine.pool.tiers if self.engine else []:
+            if tier.name == name:
+                return tier.is_local
+        return name != "cloud"
+
+    def cloud_tier(self) -> str | None:
+        clouds = [t.name for t in self.engine.pool.tiers if not t.is_local] if self.engine else []
+        return clouds[-1] if clouds else None
+
+    def ask_options(self) -> dict[str, Any]:
+        """Extra keyword arguments for Engine.ask from the UI."""
+        return {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.startup_error is not None:
+            self.push_screen(StartupError(self.startup_error.message, self.startup_error.fix))
+            return
+        self.push_screen(MainScreen())
+        if self.first_run_check:
+            self.check_first_run()
+
+    @work(thread=True, exclusive=True, group="first-run")
+    def check_first_run(self) -> None:
+        missing = find_missing(self.engine)
+        if missing.anything:
+            self.call_from_thread(self.push_screen, FirstRunScreen(missing))
+
+    def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    def refresh_meter(self) -> None:
+        from r2local import keys
+
+        if self.engine is None:
+            return
+        spend = self.engine.ledger.spend(days=1, today=self.today)
+        budget = getattr(self.engine.settings, "budget", None)
+        tier = self.cloud_tier()
+        st = keys.status(tier) if tier else None
+        key = "no cloud tier" if st is None else (f"key …{st.last4}" if st.is_set else "no key")
+        online = bool(st and st.is_set) and not self.local_only
+        state = MeterState(
+            spend["today_usd"], spend["month_usd"], getattr(budget, "daily_usd", None), getattr(budget, "monthly_usd", None),
+            key, "local-only" if self.local_only else self.privacy_mode(), online,
+        )
+        for meter in self.query(SpendMeter):
+            meter.show(state)
+        for screen in self.screen_stack:
+            for meter in screen.query(SpendMeter):
+                meter.show(state)
+
+    # -- actions -----------------------------------------------------------------------
+    def action_toggle_local_only(self) -> None:
+        self.local_only = not self.local_only
+        self.notify("Local-only: nothing leaves this machine." if self.local_only else "Cloud allowed again (if a key is set).")
+        self.refresh_meter()
+
+    def action_history(self) -> None:
+        from .screens.history import HistoryScreen
+
+        def reopen(qid: str | None) -> None:
+            if qid:
+                self.call_later(self._reopen, qid)
+
+        self.push_screen(HistoryScreen(self.engine.ledger.questions(200)), reopen)
+
+    async def _reopen(self, qid: str) -> None:
+        q = self.engine.ledger.question(qid)
+        if q is not None:
+            await self.main_screen.show_past(q)
+
+    @property
+    def main_screen(self) -> MainScreen:
+        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
+
+    def action_spend(self) -> None:
+        from .screens.spend import SpendScreen
+
+        budget = getattr(self.engine.settings, "budget", None)
+        limits = (getattr(budget, "daily_usd", None), getattr(budget, "monthly_usd", None))
+        today = self.today or date.today()
+        self.push_screen(SpendScreen(self.engine.ledger.spend(days=30, today=today), today, 30, limits))
+
+    def action_set_key(self) -> None:
+        tier = self.cloud_tier()
+        if tier is None:
+            self.notify("No cloud tier is configured; add one to config.toml.", severity="warning")
+            return
+        self.push_screen(KeyDialog(tier), lambda saved: self.refresh_meter())
+
+    def action_cancel_question(self) -> None:
+        self.main_screen.action_cancel()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.engine is None:
+            return
+        yield SystemCommand("Toggle local-only", "Never contact a non-local tier (Ctrl+O)", self.action_toggle_local_only)
+        yield SystemCommand("Set API key", "Store the cloud key in the OS keyring (F4)", self.action_set_key)
+        yield SystemCommand("History", "Past questions from the ledger (F2)", self.action_history)
+        yield SystemCommand("Spend", "Cost per day and per model (F3)", self.action_spend)
+        yield SystemCommand("Cancel question", "Stop the running question (Esc)", self.action_cancel_question)
+
+
+def find_missing(engine: Any) -> Missing:
+    """Model files not fetched yet, and a cloud tier without a key."""
+    from r2local import keys
+    from r2local.fetch import local_path
+    from r2local.manifests import lookup
+
+    settings = engine.settings
+    refs = [settings.router.model] + [t.model for t in settings.tiers if t.backend in ("llamacpp", "mlx")]
+    models = []
+    for ref in dict.fromkeys(refs):
+        if ref in engine.pool.manifests:
+            manifest = lookup(ref, engine.pool.manifests)
+            if local_path(manifest) is None:
+                models.append((ref, manifest.size_bytes))
+    clouds = [t for t in engine.pool.tiers if not t.is_local and t.config.needs_key]
+    key_tier, problem = None, None
+    if clouds:
+        st = keys.status(clouds[-1].name)
+        if not st.is_set:
+            key_tier, problem = clouds[-1].name, st.problem
+    return Missing(models, key_tier, problem)
+
+
+def make_app(pool: str | None = None, engine: Any = None, **kwargs: Any) -> R2App:
+    """Build the app around an engine (made from config.toml unless given)."""
+    if engine is None:
+        from r2local.engine import Engine
+
+        try:
+            engine = Engine.from_config(pool=pool)
+        except R2Error as exc:
+            return R2App(error=exc, **kwargs)
+    return R2App(engine, **kwargs)
 
 
 def run_app(pool: str | None = None) -> None:
-    sys.stderr.write("The r2local TUI is not built yet; use `r2local ask QUESTION` (see `r2local --help`).\n")
-    sys.exit(2)
+    make_app(pool).run()

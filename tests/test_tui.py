@@ -1,0 +1,176 @@
+"""Pilot tests: the Textual app driving the real engine (SmolLM2 pool, the
+stand-in server as the cloud)."""
+
+import keyring
+import pytest
+from keyring.backends import fail
+from textual.widgets import DataTable, Input
+
+from r2local import keys
+from r2local.engine import Engine
+from r2local.ledger import Ledger
+from tui.app import make_app
+from tui.screens.key_dialog import KeyDialog
+from tui.widgets.plan_tree import PlanTree
+from tui.widgets.transcript import Exchange
+
+from .conftest import CLOUD_KEY, plumbing_config, settings_from, write_config
+
+SIZE = (150, 45)
+
+
+def app_for(r2home, proxy, **extra):
+    engine = Engine(settings_from(plumbing_config(proxy.url, **extra), r2home))
+    return make_app(engine=engine, first_run_check=False)
+
+
+async def ask(pilot, question: str) -> None:
+    await pilot.click("#ask")
+    pilot.app.screen.query_one("#ask", Input).value = question
+    await pilot.press("enter")
+    await pilot.pause(0.2)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+
+
+async def test_ask_fills_plan_tree_transcript_and_ledger(r2home, proxy):
+    keys.set_key("cloud", CLOUD_KEY)
+    app = app_for(r2home, proxy, router={"thresholds": [0.45, 0.6]})
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "Tom has 3 apples and buys 5 more. How many apples does he have?")
+        records = app.screen.query_one(PlanTree).records()
+        ledger = Ledger()
+        q = ledger.questions(1)[0]
+        stored = ledger.question(q["id"])
+        assert q["status"] == "done"
+        assert [(r["id"], r["tier"], r["status"]) for r in records] == [
+            (s["subtask_id"], s["tier"], s["status"]) for s in stored["subtasks"]
+        ]
+        assert all(r["tier"] in ("local-small", "local", "cloud") and r["status"] in ("done", "escalated", "unsure") for r in records)
+        assert any(r["kind"] == "final" for r in records) or len(records) == 1
+        cloud_nodes = [r for r in records if r["tier"] == "cloud"]
+        assert len(proxy.completions) >= len(cloud_nodes)
+        exchange = app.screen.query_one(Exchange)
+        assert exchange.markdown.source.strip() == (q["answer"] or "").strip()
+        assert exchange.question_id == q["id"]
+        # Highlighting a node shows its prompt and answer; cloud prompts are labelled as sent.
+        tree = app.screen.query_one(PlanTree)
+        tree.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        detail = str(app.screen.query_one("#detail-body").render())
+        assert "Subtask 1" in detail and "Answer:" in detail and ("Sent to the cloud" in detail or "stayed on this machine" in detail)
+
+
+async def test_local_only_toggle_keeps_everything_local(r2home, proxy):
+    keys.set_key("cloud", CLOUD_KEY)
+    app = app_for(r2home, proxy, router={"thresholds": [0.0, 0.0]})  # every node would go to the cloud
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        assert app.local_only
+        meter = str(app.screen.query_one("#meter-privacy").render())
+        assert "local-only" in meter and "offline" in str(app.screen.query_one("#meter-online").render())
+        await ask(pilot, "What is 2 + 2?")
+        assert proxy.requests == []
+        assert all(r["tier"] != "cloud" for r in app.screen.query_one(PlanTree).records())
+
+
+async def test_key_dialog_stores_the_key_masked(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "no key" in str(app.screen.query_one("#meter-key").render())
+        await pilot.press("f4")
+        assert isinstance(app.screen, KeyDialog)
+        field = app.screen.query_one("#key-input", Input)
+        assert field.password
+        await pilot.press(*"sk-typed-in-dialog-9876")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, KeyDialog)
+        assert keys.keyring_key("cloud") == "sk-typed-in-dialog-9876"
+        assert "…9876" in str(app.screen.query_one("#meter-key").render())
+
+
+async def test_key_dialog_without_a_keyring_explains_and_stays_open(r2home, proxy):
+    keyring.set_keyring(fail.Keyring())
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await pilot.press(*"sk-nowhere-to-go")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, KeyDialog)
+        error = str(app.screen.query_one("#key-error").render())
+        assert "no usable keyring backend" in error and "keyrings.alt" in error
+
+
+async def test_escape_cancels_a_running_question(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#ask")
+        app.screen.query_one("#ask", Input).value = "Write a long essay about rivers."
+        await pilot.press("enter")
+        for _ in range(200):  # wait until the engine has started
+            await pilot.pause(0.05)
+            if Ledger().questions(1):
+                break
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        assert Ledger().questions(1)[0]["status"] == "cancelled"
+        assert "cancelled" in str(app.screen.query_one(Exchange).query_one(".meta").render())
+        assert not app.screen.busy
+
+
+async def test_history_reopens_a_past_question(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is 10 - 4?")
+        qid = Ledger().questions(1)[0]["id"]
+        await pilot.press("f2")
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        exchanges = list(app.screen.query(Exchange))
+        assert len(exchanges) == 2 and exchanges[-1].question_id == qid
+        assert exchanges[-1].markdown.source == Ledger().question(qid)["answer"]
+        records = app.screen.query_one(PlanTree).records()
+        assert [r["id"] for r in records] == [s["subtask_id"] for s in Ledger().question(qid)["subtasks"]]
+        assert all(r["sent"] for r in records)  # prompts come back from the ledger
+
+
+async def test_spend_screen_and_palette_commands(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Toggle local-only", "Set API key", "History", "Spend", "Cancel question"} <= titles
+        await pilot.press("f3")
+        assert app.screen.id == "spend"
+        await pilot.press("escape")
+        assert app.screen.id == "main"
+
+
+async def test_bad_config_shows_a_screen_not_a_traceback(r2home):
+    write_config(r2home, "[router\n")
+    app = make_app(first_run_check=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.screen.id == "startup-error"
+        text = " ".join(str(w.render()) for w in app.screen.query("Static"))
+        assert "invalid TOML" in text and "fix:" in text
+
+
+async def test_first_run_lists_missing_models_and_key(r2home, proxy, tmp_path, monkeypatch):
+    monkeypatch.setenv("R2LOCAL_MODELS_DIR", str(tmp_path / "empty-store"))
+    engine = Engine(settings_from(plumbing_config(proxy.url), r2home))
+    app = make_app(engine=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        assert app.screen.id == "first-run"
+        text = str(app.screen.query_one("#first-run-text").render())
+        assert "smollm2-135m-instruct" in text and "r2local models pull" in text
+        assert "No API key for the cloud tier 'cloud'" in text
+        await pilot.press("c")
+        assert app.screen.id == "main"

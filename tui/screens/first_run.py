@@ -1,0 +1,121 @@
+"""First run: say what is missing (model files, a cloud key) and exactly what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, ProgressBar, Static
+
+from ..messages import ModelsFetched
+
+
+@dataclass(frozen=True)
+class Missing:
+    models: list[tuple[str, int | None]]  # (manifest name, size in bytes)
+    key_tier: str | None  # a cloud tier without a key
+    key_problem: str | None = None
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.models or self.key_tier)
+
+
+class FirstRunScreen(Screen):
+    BINDINGS = [
+        Binding("d", "download", "Download models"),
+        Binding("k", "key", "Set API key"),
+        Binding("c", "go", "Continue"),
+    ]
+
+    def __init__(self, missing: Missing) -> None:
+        super().__init__(id="first-run")
+        self.missing = missing
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Vertical(id="first-run-box"):
+            yield Static("Welcome to r2local", classes="screen-title")
+            yield Static(self._text(), id="first-run-text")
+            yield ProgressBar(total=100, id="fetch-bar", show_eta=False)
+            yield Static("", id="fetch-status")
+            with Horizontal(classes="buttons"):
+                if self.missing.models:
+                    yield Button("Download models (d)", variant="primary", id="download")
+                if self.missing.key_tier:
+                    yield Button("Set API key (k)", id="key")
+                yield Button("Continue (c)", id="go")
+        yield Footer()
+
+    def _text(self) -> str:
+        lines = []
+        if self.missing.models:
+            total = sum(size or 0 for _, size in self.missing.models)
+            names = ", ".join(name for name, _ in self.missing.models)
+            lines.append(f"• Model files are not on this machine yet: {names} ({total / 2**20:.0f} MiB).")
+            lines.append("  Press d to download them now, or run `r2local models pull` in a terminal.")
+        if self.missing.key_tier:
+            why = f" ({self.missing.key_problem})" if self.missing.key_problem else ""
+            lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}'{why}.")
+            lines.append("  Press k to store one in the OS keyring, or continue: r2local then answers with local models only.")
+        return "\n".join(lines)
+
+    def on_mount(self) -> None:
+        self.query_one("#fetch-bar", ProgressBar).display = False
+
+    def action_download(self) -> None:
+        if self.missing.models:
+            self.query_one("#fetch-bar", ProgressBar).display = True
+            self.fetch_models([name for name, _ in self.missing.models])
+
+    @work(thread=True, exclusive=True, group="fetch")
+    def fetch_models(self, names: list[str]) -> None:
+        from r2local.errors import R2Error
+        from r2local.fetch import resolve
+        from r2local.manifests import load_manifests
+
+        manifests = load_manifests()
+        bar = self.query_one("#fetch-bar", ProgressBar)
+        status = self.query_one("#fetch-status", Static)
+
+        def progress(what: str, done: int, total: int | None) -> None:
+            self.app.call_from_thread(bar.update, total=total or 1, progress=done)
+            self.app.call_from_thread(status.update, f"fetching {what}: {done / 2**20:.0f} MiB")
+
+        try:
+            for name in names:
+                resolve(manifests[name], progress)
+        except R2Error as exc:
+            self.post_message(ModelsFetched(False, f"{exc.message}\nfix: {exc.fix}" if exc.fix else exc.message))
+            return
+        self.post_message(ModelsFetched(True, "all models are here"))
+
+    def on_models_fetched(self, message: ModelsFetched) -> None:
+        self.query_one("#fetch-status", Static).update(message.message)
+        if message.ok:
+            self.missing = Missing([], self.missing.key_tier, self.missing.key_problem)
+            self.query_one("#first-run-text", Static).update(self._text() or "Everything is ready.")
+            for button in self.query("#download"):
+                button.remove()
+
+    def action_key(self) -> None:
+        self.app.action_set_key()
+
+    def action_go(self) -> None:
+        self.app.pop_screen()
+
+    @on(Button.Pressed, "#download")
+    def _download(self) -> None:
+        self.action_download()
+
+    @on(Button.Pressed, "#key")
+    def _key(self) -> None:
+        self.action_key()
+
+    @on(Button.Pressed, "#go")
+    def _go(self) -> None:
+        self.action_go()

@@ -1,0 +1,150 @@
+"""The main screen: transcript and question box on the left, the live plan
+tree and the highlighted node's detail on the right, the spend meter below."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from r2local.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionStarted
+
+from ..messages import EngineEvent, QuestionFailed, QuestionFinished
+from ..widgets.node_detail import NodeDetail
+from ..widgets.plan_tree import PlanTree
+from ..widgets.spend_meter import SpendMeter
+from ..widgets.transcript import Exchange, Transcript, result_meta
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel question"),
+        Binding("ctrl+o", "app.toggle_local_only", "Local-only"),
+        Binding("f2", "app.history", "History"),
+        Binding("f3", "app.spend", "Spend"),
+        Binding("f4", "app.set_key", "API key"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.exchange: Exchange | None = None
+        self.cancel_event: threading.Event | None = None
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="body"):
+            with Vertical(id="chat"):
+                yield Transcript(id="transcript")
+                yield Input(placeholder="Ask a question and press Enter", id="ask")
+            with Vertical(id="side"):
+                yield PlanTree(self.app.tier_is_local, id="plan")
+                yield NodeDetail(id="detail")
+        yield SpendMeter(id="meter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#ask", Input).focus()
+        self.app.refresh_meter()
+
+    # -- asking --------------------------------------------------------------------
+    @on(Input.Submitted, "#ask")
+    async def submit(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self.busy:
+            self.notify("A question is still running; Esc cancels it.", severity="warning")
+            return
+        event.input.value = ""
+        self.busy = True
+        self.exchange = await self.query_one(Transcript).add(question)
+        self.cancel_event = threading.Event()
+        self.run_question(question, self.app.local_only, self.cancel_event)
+
+    @work(thread=True, exclusive=True, group="ask")
+    def run_question(self, question: str, local_only: bool, cancel: threading.Event) -> None:
+        from r2local.errors import Cancelled, R2Error
+
+        try:
+            result = self.app.engine.ask(
+                question, local_only=local_only, cancel=cancel, on_event=lambda e: self.post_message(EngineEvent(e)),
+                **self.app.ask_options(),
+            )
+        except Cancelled:
+            self.post_message(QuestionFailed("cancelled", cancelled=True))
+        except R2Error as exc:
+            self.post_message(QuestionFailed(exc.message, exc.fix))
+        except Exception as exc:  # a bug, not a user mistake: still never a dead UI
+            self.post_message(QuestionFailed(f"internal error: {type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(QuestionFinished(result))
+
+    def action_cancel(self) -> None:
+        if self.busy and self.cancel_event is not None:
+            self.cancel_event.set()
+            self.notify("Cancelling…")
+
+    # -- engine events -------------------------------------------------------------
+    async def on_engine_event(self, message: EngineEvent) -> None:
+        event: Any = message.event
+        tree = self.query_one(PlanTree)
+        if isinstance(event, QuestionStarted) and self.exchange is not None:
+            self.exchange.question_id = event.question_id
+        elif isinstance(event, Notice):
+            self.notify(event.text, title="r2local", timeout=6)
+        elif isinstance(event, PlanReady):
+            tree.show_plan(self.exchange.question if self.exchange else "", event.nodes, event.note)
+            self._progress(f"plan: {len(event.nodes)} node(s); rating difficulty…")
+        elif isinstance(event, NodeUpdate):
+            tree.update_node(event.node)
+            if event.node.status == "running":
+                self._progress(f"running {'final' if event.node.kind == 'final' else '#' + str(event.node.id)} on {event.node.tier}…")
+        elif isinstance(event, AnswerDelta) and self.exchange is not None:
+            await self.exchange.write(event.text, restart=event.restart)
+            self.query_one(Transcript).scroll_end(animate=False)
+
+    async def on_question_finished(self, message: QuestionFinished) -> None:
+        r = message.result
+        if self.exchange is not None:
+            await self.exchange.finish(r.answer or "(no answer)", result_meta(r.cost_usd, r.cloud_share, r.latency_ms, r.status))
+        self._reset()
+
+    async def on_question_failed(self, message: QuestionFailed) -> None:
+        if self.exchange is not None:
+            text = "cancelled" if message.cancelled else f"error: {message.message}"
+            if message.fix:
+                text += f" — fix: {message.fix}"
+            self.exchange.set_meta(text, error=not message.cancelled)
+        if not message.cancelled:
+            self.notify(message.message + (f"\nfix: {message.fix}" if message.fix else ""), severity="error", timeout=10)
+        self._reset()
+
+    def _progress(self, text: str) -> None:
+        if self.exchange is not None and self.busy:
+            self.exchange.set_meta(text)
+
+    def _reset(self) -> None:
+        self.busy = False
+        self.cancel_event = None
+        self.app.refresh_meter()
+        self.query_one("#ask", Input).focus()
+
+    @on(PlanTree.NodeChosen)
+    def show_node(self, message: PlanTree.NodeChosen) -> None:
+        self.query_one(NodeDetail).show(message.record)
+
+    # -- reopening from history ---------------------------------------------------
+    async def show_past(self, q: dict[str, Any]) -> None:
+        """Show a past question from the ledger with its plan and costs."""
+        transcript = self.query_one(Transcript)
+        exchange = await transcript.add(q["question"], q["id"])
+        meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, q["status"])
+        await exchange.finish(q["answer"] or "(no answer)", f"{meta} · from history {q['created_at'][:16].replace('T', ' ')}")
+        self.query_one(PlanTree).show_plan(q["question"], q["subtasks"], q.get("plan_note"))

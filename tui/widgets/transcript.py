@@ -1,0 +1,70 @@
+"""The chat transcript: questions, and answers streamed as Markdown per chunk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Markdown, Static
+
+from .badges import money
+
+
+class Exchange(Vertical):
+    """One question and its (streaming) answer."""
+
+    def __init__(self, question: str, question_id: str | None = None) -> None:
+        super().__init__(classes="exchange")
+        self.question = question
+        self.question_id = question_id
+        self._stream: Any = None
+
+    def compose(self):
+        yield Static(self.question, classes="question")
+        yield Markdown("", classes="answer")
+        yield Static("planning…", classes="meta")
+
+    @property
+    def markdown(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    async def write(self, text: str, restart: bool = False) -> None:
+        """Append a chunk; a restart (escalation, retry) drops what was shown."""
+        if restart and self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+            await self.markdown.update("")
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.markdown)
+        await self._stream.write(text)
+
+    async def finish(self, answer: str, meta: str) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        # The stored answer is authoritative (e.g. placeholders restored).
+        if self.markdown.source != answer:
+            await self.markdown.update(answer)
+        self.set_meta(meta)
+
+    def set_meta(self, meta: str, error: bool = False) -> None:
+        status = self.query_one(".meta", Static)
+        status.update(meta)
+        status.set_class(error, "error")
+
+
+def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str) -> str:
+    return f"{status} · {money(cost)} · cloud share {cloud_share:.0%} · {latency_ms / 1000:.1f} s"
+
+
+class Transcript(VerticalScroll):
+    """All exchanges of this session, newest at the bottom."""
+
+    async def add(self, question: str, question_id: str | None = None) -> Exchange:
+        exchange = Exchange(question, question_id)
+        await self.mount(exchange)
+        self.scroll_end(animate=False)
+        return exchange
+
+    async def clear_all(self) -> None:
+        await self.remove_children()
