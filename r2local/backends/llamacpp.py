@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,13 @@ from ..threads import ThreadBudget
 from . import register
 from .base import Chunk, Message, Usage
 from .kvcache import PromptCache
+
+# llama.cpp's CPU backend runs on OpenMP, whose idle threads spin. When the
+# machine is busier than our thread budget (other apps, a second model process)
+# spinning threads steal the cores the working ones need and generation slows
+# by 10-100x. Passive waiting costs little and avoids that; a user's own
+# setting wins. It must be set before libgomp loads (at `import llama_cpp`).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class _Capture:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -28,7 +29,8 @@ def stand_in_server(model: Path, *, api_key: str, alias: str = "stand-in-cloud",
     cmd += ["--port", str(port), "--api_key", api_key, "--n_threads", str(threads), "--n_threads_batch", str(threads)]
     cmd += ["--n_ctx", str(n_ctx), "--model_alias", alias, "--interrupt_requests", "False"]
     out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 120
