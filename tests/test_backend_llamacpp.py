@@ -165,3 +165,37 @@ def test_prompt_cache_restores_a_shared_prefix_exactly(smol_path: Path):
     assert model.prompt_cache.hits == hits + 1
     assert again_b == first_b  # restored KV gives the same greedy answer
     model.close()
+
+
+def test_lora_adapter_is_loaded_and_changes_the_model(smol_path: Path, tmp_path: Path, smol: LlamaCppBackend):
+    from .loragen import make_lora
+
+    adapter = make_lora(tmp_path / "router-lora.gguf", smol_path)
+    tuned = LlamaCppBackend(smol_path, threads=1, n_ctx=1024, adapter=adapter)
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    base_probs, _ = smol.score_labels(msgs, ["yes", "no"])
+    tuned_probs, _ = tuned.score_labels(msgs, ["yes", "no"])
+    assert abs(base_probs["yes"] - tuned_probs["yes"]) > 0.01
+    tuned.close()
+    with pytest.raises(ModelError, match="adapter not found"):
+        complete(LlamaCppBackend(smol_path, adapter=tmp_path / "missing.gguf"), msgs, max_tokens=2)
+
+
+def test_pool_keeps_an_adapted_router_apart_from_the_plain_tier(smol_path: Path, tmp_path: Path, r2home):
+    from r2local.config import parse_settings
+    from r2local.pool import Pool
+
+    from .loragen import make_lora
+
+    adapter = make_lora(tmp_path / "a.gguf", smol_path)
+    cfg = {
+        "router": {"model": "smollm2-135m-instruct", "adapter": str(adapter)},
+        "tiers": [{"name": "local", "backend": "llamacpp", "model": "smollm2-135m-instruct"}],
+    }
+    pool = Pool(parse_settings(cfg, r2home / "config.toml"))
+    assert pool.router() is not pool.backend(pool.tiers[0])
+    assert pool.router().adapter == adapter and pool.backend(pool.tiers[0]).adapter is None
+    plain = {"router": {"model": "smollm2-135m-instruct"}, "tiers": cfg["tiers"]}
+    shared = Pool(parse_settings(plain, r2home / "config.toml"))
+    assert shared.router() is shared.backend(shared.tiers[0])  # one resident model
+    pool.close(), shared.close()
