@@ -89,12 +89,43 @@ class ExecutorSection(_Section):
     max_parallel: int = Field(4, ge=1, description="Subtasks running at once.")
 
 
+class BudgetSection(_Section):
+    daily_usd: float | None = Field(None, ge=0, description="Cloud spend cap per local calendar day; unset: no cap.")
+    monthly_usd: float | None = Field(None, ge=0, description="Cloud spend cap per local calendar month; unset: no cap.")
+
+
+class PrivacySection(_Section):
+    mode: Literal["local-only", "confirm", "auto"] = Field(
+        "auto",
+        description="local-only: never contact a non-local tier; confirm: ask before each cloud call; auto: send.",
+    )
+    extra_patterns: list[str] = Field(
+        default_factory=list, description="More regular expressions to redact before any cloud call."
+    )
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, v: list[str]) -> list[str]:
+        import re
+
+        for i, pattern in enumerate(v):
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {i} ({pattern!r}) is not a valid regular expression: {exc}") from None
+            if compiled.search(""):
+                raise ValueError(f"pattern {i} ({pattern!r}) matches the empty string")
+        return v
+
+
 class Settings(_Section):
     pool: str = Field("demo", description="Built-in pool used when no [[tiers]] are given.")
     router: RouterSection = Field(default_factory=RouterSection)
     tiers: list[TierSection] = Field(min_length=1)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    privacy: PrivacySection = Field(default_factory=PrivacySection)
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

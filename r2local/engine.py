@@ -11,13 +11,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budget import Budget, BudgetState
 from .config import Settings, load_settings
 from .errors import BackendError, Cancelled, ContextOverflow, R2Error
 from .events import Listener, Node, NodeUpdate, Notice, PlanReady, QuestionStarted, ignore
 from .executor import Executor, Run
 from .fetch import Progress
+from .gates import Confirm, Consent, Gates
 from .ledger import Ledger
 from .pool import Pool, Tier
+from .privacy import Redactor
 from .prompts import FINAL_TEXT
 from .router import Decomposer, DifficultyScorer, Plan, ThresholdPolicy, default_thresholds, single_plan
 
@@ -35,6 +38,7 @@ class AskResult:
     offline: str | None = None
     plan_note: str | None = None
     router_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # why the answer node failed, when status is "failed"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class AskResult:
             "latency_ms": round(self.latency_ms, 1),
             "offline": self.offline,
             "plan_note": self.plan_note,
+            "error": self.error,
             "subtasks": [n.public() for n in self.nodes],
         }
 
@@ -63,7 +68,9 @@ class Engine:
         self.settings = settings
         self.ledger = ledger or Ledger()
         self.pool = pool or Pool(settings, progress=progress)
-        self.executor = Executor(self.pool, self.ledger, settings.executor)
+        self.budget = Budget(self.ledger, settings.budget)
+        gates = Gates(settings.privacy.mode, Redactor(settings.privacy.extra_patterns), self.budget)
+        self.executor = Executor(self.pool, self.ledger, settings.executor, gates)
 
     @classmethod
     def from_config(cls, pool: str | None = None, progress: Progress | None = None) -> "Engine":
@@ -72,6 +79,10 @@ class Engine:
     def close(self) -> None:
         self.pool.close()
         self.ledger.close()
+
+    def budget_state(self) -> BudgetState:
+        """Caps, today's and this month's spend, and what is left (running reservations count)."""
+        return self.budget.state()
 
     # -- policy ------------------------------------------------------------------
     def thresholds(self) -> tuple[list[float], str]:
@@ -110,21 +121,28 @@ class Engine:
         cancel: threading.Event | None = None,
         plan: Plan | None = None,
         force_tier: str | None = None,
+        confirm: Confirm | None = None,
     ) -> AskResult:
         """Answer one question. Raises Cancelled if ``cancel`` is set meanwhile.
 
         Args:
             question: the user's question.
-            local_only: never contact a non-local tier.
+            local_only: never contact a non-local tier (also when [privacy] mode = "local-only").
             on_event: receives progress events (on engine threads).
             cancel: set it to stop; running calls end at their next token.
             plan: use this plan instead of asking the decomposer (baselines, tests).
-            force_tier: run every node on this tier, without scoring or escalation.
+            force_tier: run every node on this tier, without scoring or escalation
+                (a refused or failing cloud call still falls back to the strongest local tier).
+            confirm: for [privacy] mode = "confirm": called (on an engine thread) with a
+                CloudRequest before each cloud call; True sends it. Without it, cloud
+                subtasks stay local.
         """
         question = question.strip()
         if not question:
             raise R2Error("the question is empty", fix='ask something, e.g. r2local ask "What is 17 * 23?"')
         emit, cancel = on_event or ignore, cancel or threading.Event()
+        mode = self.settings.privacy.mode
+        local_only = local_only or mode == "local-only"
         allowed, offline = self.allowed_tiers(local_only)
         if force_tier is not None:
             forced = self.pool.tier(force_tier)
@@ -135,9 +153,12 @@ class Engine:
         emit(QuestionStarted(qid, question))
         if offline:
             emit(Notice(qid, offline))
+        elif mode == "confirm" and confirm is None:
+            emit(Notice(qid, "privacy: confirm mode and nobody to ask; cloud subtasks stay local"))
         start = time.perf_counter()
         try:
-            result = self._answer(qid, question, allowed, emit, cancel, plan, force_tier is not None)
+            consent = Consent(qid, confirm)
+            result = self._answer(qid, question, allowed, emit, cancel, plan, force_tier is not None, consent)
         except Cancelled:
             self.ledger.finish_question(qid, status="cancelled", latency_ms=_ms(start))
             raise
@@ -147,7 +168,7 @@ class Engine:
         result.offline, result.latency_ms = offline, _ms(start)
         self.ledger.finish_question(
             qid, status=result.status, answer=result.answer, cost_usd=result.cost_usd,
-            cloud_share=result.cloud_share, latency_ms=result.latency_ms,
+            cloud_share=result.cloud_share, latency_ms=result.latency_ms, error=result.error,
         )
         return result
 
@@ -160,6 +181,7 @@ class Engine:
         cancel: threading.Event,
         plan: Plan | None,
         forced: bool,
+        consent: Consent,
     ) -> AskResult:
         router = self.pool.router() if not (plan and forced) else None
         # Routing runs before the DAG, when nothing else computes: let the router
@@ -177,7 +199,7 @@ class Engine:
             t1 = time.perf_counter()
             wanted = {} if forced else self._allocate(qid, question, nodes, emit, cancel)
             t_alloc = _ms(t1)
-        run = Run(qid, question, {n.id: n for n in nodes}, allowed, cancel, emit, nodes[-1].id, wanted)
+        run = Run(qid, question, {n.id: n for n in nodes}, allowed, cancel, emit, nodes[-1].id, wanted, consent)
         self.executor.run(run)
         answer_node = nodes[-1]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
@@ -186,6 +208,7 @@ class Engine:
         return AskResult(
             qid, question, answer_node.answer, status, cost, cloud / len(nodes), 0.0, nodes,
             plan_note=plan.note, router_ms={"plan": t_plan, "allocate": t_alloc},
+            error=answer_node.reason if status == "failed" else None,
         )
 
     def _plan(self, qid: str, question: str, cancel: threading.Event) -> Plan:

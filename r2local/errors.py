@@ -83,8 +83,23 @@ class BadRequest(CloudError):
     """The endpoint rejected the request itself."""
 
 
-class BudgetExceeded(R2Error):
+class CloudRefused(R2Error):
+    """A gate kept a call off the cloud; the subtask runs on the strongest local
+    tier instead, its status set to ``mark``."""
+
+    mark = "kept-local"
+
+
+class PrivacyRefused(CloudRefused):
+    """Privacy mode (local-only, or confirm declined / nobody to ask) kept it local."""
+
+    mark = "kept-local"
+
+
+class BudgetExceeded(CloudRefused):
     """A cloud call would overshoot the daily or monthly budget."""
+
+    mark = "budget"
 
 
 class Cancelled(R2Error):

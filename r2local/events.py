@@ -24,7 +24,9 @@ class Node:
     model: str | None = None
     is_local: bool = True
     answer: str = ""
-    status: str = "queued"  # queued, running, done, escalated, unsure, failed, cancelled
+    # queued, running, done, escalated, unsure, failed, cancelled; and, answered on the
+    # strongest local tier instead of the cloud: fallback (cloud failed), budget, kept-local (privacy)
+    status: str = "queued"
     escalated_from: str | None = None
     reason: str | None = None
     confidence: float | None = None
@@ -32,12 +34,14 @@ class Node:
     output_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    redactions: int = 0  # items replaced by placeholders in what was sent to the cloud
     sent: list[Message] = field(default_factory=list)  # the last prompt sent
 
     def public(self) -> dict[str, Any]:
         """The fields of ``r2local ask --json``."""
         keys = ("id", "kind", "text", "depends_on", "difficulty", "tier", "model", "answer", "input_tokens")
         keys += ("output_tokens", "cost_usd", "latency_ms", "escalated_from", "reason", "confidence", "status")
+        keys += ("redactions",)
         data = asdict(self)
         out = {k: data[k] for k in keys}
         out["cost_usd"] = round(out["cost_usd"], 8)

@@ -2,9 +2,12 @@
 
 Everything whose dependencies are done runs at once (cloud calls beside local
 work; each resident local model serialises its own calls). Every attempt is a
-ledger row. A subtask climbs one tier at a time on low confidence, an empty
-answer or an error, as far as policy allows; a failing cloud call falls back
-to the strongest local tier.
+ledger row, written before the call and closed after it. A subtask climbs one
+tier at a time on low confidence, an empty answer or an error, as far as
+policy allows. Each cloud attempt first passes the gates (privacy, redaction,
+budget); a refused or failing cloud call moves the subtask to the strongest
+local tier, marked (``kept-local``, ``budget``, ``fallback``), and the cloud
+stays closed to it.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .backends import Completion, Message, complete
+from .backends.base import flatten
 from .config import ExecutorSection
-from .errors import BackendError, Cancelled
+from .errors import BackendError, Cancelled, CloudRefused, StreamCut
+from .gates import Consent, Gates, Ticket
 from .events import AnswerDelta, Listener, Node, NodeUpdate
 from .ledger import Ledger
 from .pool import Pool, Tier
@@ -25,6 +30,25 @@ from .prompts import final_messages, single_messages, step_messages
 
 BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0
+
+
+@dataclass
+class _Path:
+    """Where one node has been: its tier now, the moves so far, and why."""
+
+    tier: Tier
+    steps: int = 0
+    came_from: str | None = None  # tier of the previous attempt (the ledger's escalated_from)
+    mark: str | None = None  # fallback, budget or kept-local: the cloud is closed to this node
+    answered_on: Tier | None = None  # the tier whose answer node.answer holds
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str | None) -> None:
+        if text and (not self.notes or self.notes[-1] != text):
+            self.notes.append(text)
+
+    def reason(self) -> str | None:
+        return "; ".join(self.notes) or None
 
 
 @dataclass
@@ -39,13 +63,15 @@ class Run:
     emit: Listener
     answer_node: int
     wanted: dict[int, int] = field(default_factory=dict)  # node id -> tier index from the policy
+    consent: Consent = field(default_factory=Consent)  # the confirm callback, for privacy mode "confirm"
 
 
 class Executor:
-    def __init__(self, pool: Pool, ledger: Ledger, settings: ExecutorSection) -> None:
+    def __init__(self, pool: Pool, ledger: Ledger, settings: ExecutorSection, gates: Gates | None = None) -> None:
         self.pool = pool
         self.ledger = ledger
         self.settings = settings
+        self.gates = gates or Gates()
 
     # -- scheduling ------------------------------------------------------------
     def run(self, run: Run) -> None:
@@ -115,10 +141,10 @@ class Executor:
         below = [t for t in run.allowed if t.index <= wanted]
         return below[-1] if below else run.allowed[0]
 
-    def _next_tier(self, run: Run, tier: Tier, steps: int) -> Tier | None:
-        if steps >= self.settings.max_escalations:
-            return None
-        above = [t for t in run.allowed if t.index > tier.index]
+    def _next_tier(self, run: Run, path: _Path) -> Tier | None:
+        if path.mark is not None or path.steps >= self.settings.max_escalations:
+            return None  # the cloud is closed to this node, or it has climbed enough
+        above = [t for t in run.allowed if t.index > path.tier.index]
         return above[0] if above else None
 
     def _judge(self, tier: Tier, result: Completion) -> str | None:
@@ -131,94 +157,133 @@ class Executor:
         return None
 
     def _run_node(self, run: Run, node: Node) -> None:
-        tier = self._initial_tier(run, node)
-        steps, fell_back, escalated_from = 0, False, None
+        path = _Path(self._initial_tier(run, node))
         start = time.perf_counter()
         while True:
+            tier = path.tier
             node.status, node.tier, node.model, node.is_local = "running", tier.name, tier.model, tier.is_local
             self._publish(run, node)
-            messages = self._messages(run, node)
-            node.sent = messages
-            result, failure = None, None
             try:
-                result = self._call(run, node, tier, messages, escalated_from)
-                failure = self._judge(tier, result)
-            except Cancelled:
-                node.status = "cancelled"
-                self._publish(run, node)
-                raise
-            except BackendError as exc:
-                failure = f"{type(exc).__name__}: {exc.message}"
-            if result is not None:
-                node.answer, node.confidence = result.text.strip(), result.confidence
+                failure = self._attempt(run, node, path)
+            except CloudRefused as exc:
+                if self._divert(run, node, path, exc.mark, exc.message):
+                    continue
+                break
             node.latency_ms = (time.perf_counter() - start) * 1000
             if failure is None:
-                node.status = "escalated" if escalated_from else "done"
+                node.status = path.mark or ("escalated" if node.escalated_from else "done")
                 break
-            nxt = self._next_tier(run, tier, steps)
+            nxt = self._next_tier(run, path)
             if nxt is not None:
-                escalated_from, node.escalated_from, node.reason = tier.name, node.escalated_from or tier.name, failure
-                tier, steps = nxt, steps + 1
+                path.note(failure)
+                path.came_from, node.escalated_from = tier.name, node.escalated_from or tier.name
+                path.tier, path.steps = nxt, path.steps + 1
                 continue
-            if result is not None and result.text.strip():
-                node.status, node.reason = "unsure", failure  # kept, and marked
-                break
-            if not tier.is_local and not fell_back:
-                local = self._fallback(run)
-                if local is not None:
-                    escalated_from, node.escalated_from = tier.name, node.escalated_from or tier.name
-                    node.reason, tier, fell_back = f"{failure}; fell back to {local.name}", local, True
+            if not tier.is_local and path.mark is None:
+                if self._divert(run, node, path, "fallback", failure):
                     continue
-            node.status, node.reason = "failed", failure
+                break
+            self._settle(node, path, failure)
             break
+        node.reason = path.reason()
         node.latency_ms = (time.perf_counter() - start) * 1000
         self._publish(run, node)
 
-    def _fallback(self, run: Run) -> Tier | None:
+    def _attempt(self, run: Run, node: Node, path: _Path) -> str | None:
+        """One call on the node's current tier: None if its answer is kept, else why not."""
+        try:
+            result = self._call(run, node, path.tier, self._messages(run, node), path.came_from)
+        except Cancelled:
+            node.status = "cancelled"
+            self._publish(run, node)
+            raise
+        except BackendError as exc:
+            fix = f" (fix: {exc.fix})" if exc.fix and not exc.retryable else ""
+            return f"{type(exc).__name__}: {exc.message}{fix}"
+        if result.text.strip():
+            node.answer, node.confidence, path.answered_on = result.text.strip(), result.confidence, path.tier
+        return self._judge(path.tier, result)
+
+    def _divert(self, run: Run, node: Node, path: _Path, mark: str, why: str) -> bool:
+        """Send the node to the strongest local tier, marked; False if it already has that tier's answer."""
+        local = self._fallback(run)
+        path.mark = mark
+        path.note(f"{why}; {'fell back to' if mark == 'fallback' else 'ran on'} {local.name}")
+        node.escalated_from = node.escalated_from or path.tier.name
+        if path.answered_on is not None and path.answered_on.index == local.index:
+            # It escalated from there: keep that answer rather than ask the same model again.
+            self._settle(node, path, None)
+            return False
+        path.came_from, path.tier = path.tier.name, local
+        return True
+
+    def _settle(self, node: Node, path: _Path, failure: str | None) -> None:
+        """Nowhere better to go: keep the last answer (marked) if there is one, else fail."""
+        path.note(failure)
+        kept = path.answered_on
+        if kept is not None and node.answer:
+            node.tier, node.model, node.is_local = kept.name, kept.model, kept.is_local
+            node.status = path.mark or "unsure"
+        else:
+            node.status = "failed"
+
+    def _fallback(self, run: Run) -> Tier:
         local = [t for t in run.allowed if t.is_local]
-        return local[-1] if local else None
+        return local[-1] if local else self.pool.strongest_local
 
     # -- one call, with retries ------------------------------------------------
-    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], escalated_from: str | None) -> Completion:
-        backend = self.pool.backend(tier)
+    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None) -> Completion:
         attempts = 1 if tier.is_local else tier.config.max_retries + 1
+        role = node.kind if node.kind == "final" else "subtask"
         for attempt in range(1, attempts + 1):
-            on_text = self._streamer(run, node)
-            row = dict(question_id=run.question_id, subtask_id=node.id, role=node.kind if node.kind == "final" else "subtask")
-            row.update(tier=tier.name, backend=tier.backend, model=tier.model, escalated_from=escalated_from, attempt=attempt)
+            ticket = self.gates.admit(run.consent, node.id, tier, messages)  # may raise CloudRefused
+            row = dict(question_id=run.question_id, subtask_id=node.id, role=role, tier=tier.name)
+            row.update(backend=tier.backend, model=tier.model, escalated_from=came_from, attempt=attempt)
+            call_id = self.gates.open(self.ledger, ticket, **row)
+            node.sent = ticket.messages  # exactly what left (redacted)
             started = time.perf_counter()
             try:
-                result = complete(
-                    backend, messages, max_tokens=tier.config.max_tokens, cancel=run.cancel, on_text=on_text
-                )
-            except Cancelled:
-                self.ledger.record_call(**row, status="cancelled", latency_ms=_ms(started))
-                raise
+                result = self._complete(run, node, tier, ticket)
             except BackendError as exc:
-                self.ledger.record_call(
-                    **row, status="error", error=exc.message, error_class=type(exc).__name__, latency_ms=_ms(started)
-                )
+                self.ledger.close_call(call_id, **self._failed(tier, ticket, exc, started))
                 if not exc.retryable or attempt == attempts:
                     raise
                 self._sleep(run, getattr(exc, "retry_after", None) or BACKOFF_S * 2 ** (attempt - 1))
                 continue
+            except BaseException as exc:  # cancelled, or a bug: the row must not stay 'running'
+                status = "cancelled" if isinstance(exc, Cancelled) else "error"
+                self.ledger.close_call(call_id, status=status, error_class=type(exc).__name__, latency_ms=_ms(started))
+                raise
             cost = tier.cost(result.usage)
-            self.ledger.record_call(
-                **row,
-                status="ok",
-                resolved_model=result.model,
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                usage_source=result.usage.source,
-                cost_usd=cost,
-                latency_ms=result.latency_ms,
-                ttft_ms=result.ttft_ms,
+            self.ledger.close_call(
+                call_id, status="ok", resolved_model=result.model, input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens, usage_source=result.usage.source, cost_usd=cost,
+                latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
             )
             node.input_tokens += result.usage.input_tokens
             node.output_tokens += result.usage.output_tokens
             node.cost_usd += cost
+            node.redactions += ticket.redaction.total
             return result
         raise AssertionError("unreachable")
+
+    def _complete(self, run: Run, node: Node, tier: Tier, ticket: Ticket) -> Completion:
+        on_text, flush = ticket.stream(self._streamer(run, node))
+        backend = self.pool.backend(tier)
+        result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, cancel=run.cancel, on_text=on_text)
+        flush()
+        return ticket.restore(result)
+
+    def _failed(self, tier: Tier, ticket: Ticket, exc: BackendError, started: float) -> dict[str, Any]:
+        """The ledger fields of a failed attempt. A stream cut mid-answer is charged
+        for what arrived (counted): the provider may bill it."""
+        fields: dict[str, Any] = dict(status="error", error=exc.message, error_class=type(exc).__name__)
+        fields.update(latency_ms=_ms(started), cost_usd=0.0)
+        if isinstance(exc, StreamCut) and ticket.cloud and ticket.pieces:
+            prompt = self.pool.backend(tier).count_tokens(flatten(ticket.messages))
+            fields.update(input_tokens=prompt, output_tokens=ticket.pieces, usage_source="partial")
+            fields["cost_usd"] = tier.cost(input_tokens=prompt, output_tokens=ticket.pieces)
+        return fields
 
     def _streamer(self, run: Run, node: Node) -> Callable[[str], None] | None:
         """Stream the answer node's text; each attempt's first piece restarts the display."""
@@ -240,3 +305,4 @@ class Executor:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+

@@ -8,6 +8,7 @@ characters are ever shown.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from .errors import KeyringUnavailable, MissingKey
@@ -31,6 +32,35 @@ class KeyStatus:
     @property
     def is_set(self) -> bool:
         return self.source is not None
+
+
+# Every key this process has read, so that any text we write or show can be
+# scrubbed of it (defence in depth: no code path is meant to carry a key).
+_seen: set[str] = set()
+_seen_lock = threading.Lock()
+MIN_SCRUB_LEN = 8  # shorter "keys" (e.g. "none" for keyless servers) are not secrets
+
+
+def remember(key: str | None) -> str | None:
+    if key and len(key) >= MIN_SCRUB_LEN:
+        with _seen_lock:
+            _seen.add(key)
+    return key
+
+
+def known_keys() -> list[str]:
+    with _seen_lock:
+        return sorted(_seen, key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every key this process has read replaced by its mask."""
+    if not isinstance(text, str) or not _seen:
+        return text
+    for key in known_keys():
+        if key in text:
+            text = text.replace(key, mask(key))
+    return text
 
 
 def mask(key: str) -> str:
@@ -65,11 +95,12 @@ def set_key(tier: str, key: str) -> None:
         raise MissingKey("the key is empty", fix="paste the whole key, or pipe it: `echo $KEY | r2local key set`")
     if any(c.isspace() for c in key):
         raise MissingKey("the key contains whitespace", fix="paste the key alone, on one line")
+    remember(key)
     _call("set_password", tier, key)
 
 
 def keyring_key(tier: str) -> str | None:
-    return _call("get_password", tier)
+    return remember(_call("get_password", tier))
 
 
 def delete_key(tier: str) -> bool:
@@ -84,7 +115,7 @@ def delete_key(tier: str) -> bool:
 
 def get_key(tier: str) -> str | None:
     """The key for a tier: the env override, else the keyring, else None."""
-    env = os.environ.get(ENV_KEY)
+    env = remember(os.environ.get(ENV_KEY))
     if env:
         return env
     try:
@@ -101,7 +132,7 @@ def require_key(tier: str) -> str:
 
 
 def status(tier: str) -> KeyStatus:
-    env = os.environ.get(ENV_KEY)
+    env = remember(os.environ.get(ENV_KEY))
     if env:
         return KeyStatus(tier, "env", env[-4:])
     try:

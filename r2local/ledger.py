@@ -14,12 +14,16 @@ import threading
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import sqlite_utils
 
-from . import paths
+from . import keys, paths
 from .migrations import migrate
+
+# What a calls row counts against the budget: its reservation while running,
+# its actual cost once closed.
+_CHARGE = "case when status = 'running' then coalesce(reserved_usd, 0) else coalesce(cost_usd, 0) end"
 
 
 def now_utc() -> str:
@@ -29,6 +33,16 @@ def now_utc() -> str:
 def new_id() -> str:
     """Sortable id: milliseconds since the epoch, then randomness."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    """Scrub any known API key out of text before it is stored."""
+    return {k: keys.scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
+
+
+def _month_start_utc() -> str:
+    local = datetime.now().astimezone().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -71,19 +85,30 @@ class Ledger:
             return [dict(zip(cols, row)) for row in cur.fetchall()]
 
     def _mark_interrupted(self) -> int:
-        """Questions left 'running' by a process that no longer exists were cut off."""
+        """Questions left 'running' by a process that no longer exists were cut off.
+
+        Their calls still 'running' are closed as 'interrupted' and charged their
+        reservation: the provider may have billed a call that was cut off.
+        """
         rows = self._query("select id, pid from questions where status = 'running'")
         dead = [r["id"] for r in rows if not _pid_alive(r["pid"])]
         for qid in dead:
             self._write(
                 "update questions set status = 'interrupted', finished_at = ? where id = ?", (now_utc(), qid)
             )
+        self._write(
+            "update calls set status = 'interrupted', error_class = 'Interrupted', "
+            "error = 'the process ended during this call', cost_usd = coalesce(reserved_usd, 0), "
+            "usage_source = case when coalesce(reserved_usd, 0) > 0 then 'reserved' else usage_source end "
+            "where status = 'running' and (question_id is null or question_id not in "
+            "(select id from questions where status = 'running'))"
+        )
         return len(dead)
 
     # -- writes ----------------------------------------------------------------
     def start_question(self, question: str, *, local_only: bool, pool: str) -> str:
         qid = new_id()
-        row = {"id": qid, "created_at": now_utc(), "question": question, "status": "running"}
+        row = {"id": qid, "created_at": now_utc(), "question": keys.scrub(question), "status": "running"}
         row.update({"local_only": int(local_only), "pool": pool, "pid": os.getpid(), "cost_usd": 0.0})
         with self._lock, self.db.conn:
             self.db["questions"].insert(row)
@@ -91,7 +116,7 @@ class Ledger:
 
     def update_question(self, qid: str, **fields: Any) -> None:
         with self._lock, self.db.conn:
-            self.db["questions"].update(qid, fields)
+            self.db["questions"].update(qid, _clean(fields))
 
     def finish_question(self, qid: str, *, status: str, **fields: Any) -> None:
         self.update_question(qid, status=status, finished_at=now_utc(), **fields)
@@ -100,15 +125,63 @@ class Ledger:
         for key in ("depends_on", "prompt_json"):
             if key in fields and fields[key] is not None and not isinstance(fields[key], str):
                 fields[key] = json.dumps(fields[key])
-        row = {"question_id": qid, "subtask_id": subtask_id, **fields}
+        row = _clean({"question_id": qid, "subtask_id": subtask_id, **fields})
         with self._lock, self.db.conn:
             self.db["subtasks"].upsert(row, pk=("question_id", "subtask_id"), alter=False)
 
     def record_call(self, **fields: Any) -> str:
-        row = {"id": new_id(), "created_at": now_utc(), **fields}
+        """One finished call (router calls): written after the fact."""
+        row = _clean({"id": new_id(), "created_at": now_utc(), **fields})
         with self._lock, self.db.conn:
             self.db["calls"].insert(row)
         return row["id"]
+
+    def open_call(self, admit: Callable[[dict[str, float]], None] | None = None, **fields: Any) -> str:
+        """Write a call's row before the call, status 'running'; returns its id.
+
+        With ``admit``, the row (and the ``reserved_usd`` it carries) is written
+        only if ``admit(charged)`` returns, where ``charged`` is what today and
+        this month have cost so far, running reservations included; to refuse,
+        ``admit`` raises, and nothing is written. The check and the insert are
+        one IMMEDIATE transaction, so concurrent callers, threads or processes,
+        cannot jointly overshoot.
+        """
+        row = _clean({"id": new_id(), "created_at": now_utc(), **fields, "status": "running"})
+        cols = ", ".join(row)
+        sql = f"insert into calls ({cols}) values ({', '.join('?' for _ in row)})"
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if admit is not None:
+                    admit(self._charged())
+                conn.execute(sql, list(row.values()))
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return row["id"]
+
+    def close_call(self, call_id: str, **fields: Any) -> None:
+        """Finish a row written by ``open_call``: status, cost and the rest."""
+        with self._lock, self.db.conn:
+            self.db["calls"].update(call_id, _clean(fields))
+
+    def _charged(self) -> dict[str, float]:
+        rows = self._query(
+            f"select coalesce(sum(case when date(created_at, 'localtime') = date('now', 'localtime') then {_CHARGE} end), 0) "
+            f"as today, coalesce(sum({_CHARGE}), 0) as month, "
+            "coalesce(sum(case when status = 'running' then coalesce(reserved_usd, 0) end), 0) as reserved "
+            "from calls where created_at >= ? "
+            "and strftime('%Y-%m', created_at, 'localtime') = strftime('%Y-%m', 'now', 'localtime')",
+            (_month_start_utc(),),
+        )
+        return rows[0]
+
+    def charged(self) -> dict[str, float]:
+        """Today's and this month's cost, running reservations included (``reserved``)."""
+        with self._lock:
+            return self._charged()
 
     def save_calibration(self, share: float, thresholds: list[float], n_scores: int) -> None:
         row = {"created_at": now_utc(), "target_cloud_share": share, "thresholds": json.dumps(thresholds)}

@@ -119,6 +119,16 @@ def m002_calibrations_and_indexes(db: sqlite_utils.Database) -> None:
 
 
 @migration
+def m003_call_gates(db: sqlite_utils.Database) -> None:
+    # A calls row is now written before the call (status "running") and closed
+    # after it: the budget's reservation lives in the row, so concurrent calls,
+    # even from two processes, see each other's reservations.
+    db["calls"].add_column("reserved_usd", float)  # upper-bound estimate held while running
+    db["calls"].add_column("redactions", int)  # items replaced by placeholders before a cloud call
+    db["calls"].create_index(["status"])
+
+
+@migration
 def m004_subtask_prompts(db: sqlite_utils.Database) -> None:
     # What the last attempt of each subtask sent (for cloud tiers: exactly what
     # left the machine, after redaction), so the history can show it.
