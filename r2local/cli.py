@@ -25,9 +25,20 @@ def _progress(what: str, done: int, total: int | None) -> None:
 
 
 def _fail(exc: R2Error) -> None:
-    click.echo(f"error: {exc.message}", err=True)
+    click.echo(f"error: {keys.scrub(exc.message)}", err=True)
     if exc.fix:
         click.echo(f"  fix: {exc.fix}", err=True)
+    sys.exit(1)
+
+
+def _crash(exc: Exception) -> None:
+    """A bug, not a user's mistake: the traceback helps, scrubbed of any key."""
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    click.echo(keys.scrub(text), err=True)
+    click.echo(f"error: internal error ({type(exc).__name__})", err=True)
+    click.echo("  fix: please report it with the lines above", err=True)
     sys.exit(1)
 
 
@@ -39,6 +50,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except R2Error as exc:
             _fail(exc)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            _crash(exc)
 
 
 @click.group(cls=_Group, invoke_without_command=True)
@@ -70,18 +85,20 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     from .events import Notice
     from .report import subtasks_table, usd
 
+    interactive = question != "-" and sys.stdin.isatty()
     if question == "-":
         question = sys.stdin.read()
     engine = _engine(ctx)
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
 
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
             click.echo(event.text, err=True)
 
     try:
-        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel)
+        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
     except Cancelled:
         click.echo("cancelled", err=True)
         sys.exit(130)
@@ -90,7 +107,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
         engine.close()
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
-        return
+        _report_failure(result.error)
+        sys.exit(0 if result.status == "done" else 2)
     click.echo(result.answer or "(no answer)")
     click.echo("")
     click.echo(subtasks_table([n.public() for n in result.nodes]))
@@ -100,8 +118,48 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     )
     if result.plan_note:
         click.echo(f"plan: {result.plan_note}", err=True)
+    _report_failure(result.error)
     if result.status != "done":
         sys.exit(2)
+
+
+def _report_failure(error: str | None) -> None:
+    if error:
+        message, _, fix = error.partition(" (fix: ")
+        click.echo(f"error: no answer: {message}", err=True)
+        if fix:
+            click.echo(f"  fix: {fix.rstrip(')')}", err=True)
+
+
+def _read_answer(cancel: threading.Event) -> str:
+    """A line from the terminal; gives up when the question is cancelled (Ctrl-C)."""
+    import select
+
+    while not cancel.is_set():
+        try:
+            ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        except (OSError, ValueError):  # no select on this stdin (Windows)
+            return sys.stdin.readline()
+        if ready:
+            return sys.stdin.readline()
+    return ""
+
+
+def _tty_confirm(cancel: threading.Event) -> Any:
+    """The confirm callback of privacy mode "confirm": shows exactly what would leave, and asks."""
+    from .gates import CloudRequest
+    from .report import usd
+
+    def confirm(request: CloudRequest) -> bool:
+        where = f"{request.tier!r} ({request.model}" + (f" at {request.base_url})" if request.base_url else ")")
+        redacted = ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(request.redactions.items())) or "nothing"
+        click.echo(f"\n--- subtask {request.subtask_id} would be sent to {where}, exactly this: ---", err=True)
+        click.echo(request.text(), err=True)
+        click.echo(f"--- redacted: {redacted}; cost at most {usd(request.estimated_usd)} ---", err=True)
+        click.echo("send it? [y/N] ", err=True, nl=False)
+        return _read_answer(cancel).strip().lower() in ("y", "yes")
+
+    return confirm
 
 
 @cli.group()
@@ -109,14 +167,18 @@ def key() -> None:
     """Manage the cloud API key in the OS keyring."""
 
 
-def _default_cloud_tier(ctx: click.Context) -> str:
+def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
+    """The named tier (it must exist and be an openai tier), or the top cloud tier."""
     from .config import load_settings
 
     settings = load_settings(pool=ctx.find_root().obj["pool"])
     clouds = [t.name for t in settings.tiers if t.backend == "openai"]
     if not clouds:
         raise R2Error("no cloud tier is configured", fix="add an [[tiers]] entry with backend = \"openai\"")
-    return clouds[-1]
+    if tier is not None and tier not in clouds:
+        what = "is not an openai tier" if tier in [t.name for t in settings.tiers] else "is not a tier in config.toml"
+        raise R2Error(f"{tier!r} {what}", fix=f"use --tier {' or --tier '.join(clouds)}")
+    return tier or clouds[-1]
 
 
 @key.command("set")
@@ -124,7 +186,7 @@ def _default_cloud_tier(ctx: click.Context) -> str:
 @click.pass_context
 def key_set(ctx: click.Context, tier: str | None) -> None:
     """Store the key (prompted, or read from stdin when it is not a terminal)."""
-    tier = tier or _default_cloud_tier(ctx)
+    tier = _cloud_tier(ctx, tier)
     if sys.stdin.isatty():
         value = click.prompt(f"API key for tier {tier!r}", hide_input=True)
     else:
@@ -138,7 +200,7 @@ def key_set(ctx: click.Context, tier: str | None) -> None:
 @click.pass_context
 def key_status(ctx: click.Context, tier: str | None) -> None:
     """Say whether a key is set (last 4 characters only)."""
-    tier = tier or _default_cloud_tier(ctx)
+    tier = _cloud_tier(ctx, tier)
     st = keys.status(tier)
     if st.is_set:
         where = f"${keys.ENV_KEY}" if st.source == "env" else "the keyring"
@@ -154,7 +216,7 @@ def key_status(ctx: click.Context, tier: str | None) -> None:
 @click.pass_context
 def key_delete(ctx: click.Context, tier: str | None) -> None:
     """Remove the key from the keyring."""
-    tier = tier or _default_cloud_tier(ctx)
+    tier = tier or _cloud_tier(ctx, None)  # any name: the tier may be gone from config.toml
     if keys.delete_key(tier):
         click.echo(f"key for tier {tier!r} deleted")
     else:
@@ -164,13 +226,22 @@ def key_delete(ctx: click.Context, tier: str | None) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--days", default=30, show_default=True, help="Days in the per-day table.")
-def spend(as_json: bool, days: int) -> None:
-    """Spend from the ledger: today, this month, by model, by day."""
+@click.pass_context
+def spend(ctx: click.Context, as_json: bool, days: int) -> None:
+    """Spend from the ledger: what is left of the budget, today, this month, by model, by day."""
+    from .budget import Budget
+    from .config import BudgetSection, load_settings
     from .ledger import Ledger
     from .report import spend_text
 
+    try:
+        section = load_settings(pool=ctx.obj["pool"]).budget
+    except R2Error as exc:  # spend works from the ledger alone; say why the caps are unknown
+        click.echo(f"note: budget caps unknown: {exc.message}", err=True)
+        section = BudgetSection()
     ledger = Ledger()
     data = ledger.spend(days=days)
+    data["budget"] = Budget(ledger, section).state().to_json()
     ledger.close()
     click.echo(json.dumps(data, indent=2) if as_json else spend_text(data))
 

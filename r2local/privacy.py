@@ -39,12 +39,13 @@ ASSIGNED_SECRET = re.compile(
     r"(\s*[:=]\s*)([\"']?)([^\s\"',;]{3,}[^\s\"',;.!?)])\3"
 )
 EMAIL = r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"
-CARD = r"(?<![\d.])\d(?:[ \-]?\d){12,18}(?![\d.])"
-IPV4 = r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])"
+# A run of digit groups (one space or hyphen between groups); cards are found inside it.
+DIGIT_RUN = re.compile(r"(?<!\d)(?<!\d\.)\d+(?:[ \-]\d+)*(?!\d|\.\d)")
+IPV4 = r"(?<!\d)(?<!\d\.)(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\d|\.\d)"
 IPV6 = r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![0-9A-Fa-f:])"
 PHONE = [
+    r"(?<!\w)\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}(?!\w)",  # (555) 123-4567, 555.123.4567
     r"(?<![\w+])\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}(?!\w)",  # +44 20 7946 0958
-    r"(?<![\w(])\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}(?!\w)",  # (555) 123-4567, 555.123.4567
 ]
 PLACEHOLDER = re.compile(r"\[?\b(EMAIL|PHONE|IP|SECRET|CARD|PRIVATE)_(\d+)\b\]?")
 
@@ -59,9 +60,24 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card(match: str) -> bool:
-    digits = re.sub(r"\D", "", match)
-    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+def _cards(run: str, redaction: "Redaction") -> str:
+    """Card numbers (13-19 digits, Luhn-valid) among a run of digit groups: the
+    longest valid span from each group on, so a card next to other numbers is found."""
+    parts = re.split(r"([ \-])", run)
+    groups, seps = parts[0::2], parts[1::2] + [""]
+    out, i = [], 0
+    while i < len(groups):
+        for j in range(len(groups) - 1, i - 1, -1):
+            digits = "".join(groups[i : j + 1])
+            if 13 <= len(digits) <= 19 and luhn_ok(digits):
+                span = "".join(g + s for g, s in zip(groups[i:j], seps[i:j])) + groups[j]
+                out.append(redaction.placeholder("CARD", span) + seps[j])
+                i = j + 1
+                break
+        else:
+            out.append(groups[i] + seps[i])
+            i += 1
+    return "".join(out)
 
 
 def _ipv6(match: str) -> bool:
@@ -117,7 +133,8 @@ class Redactor:
 
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         rules: list[Rule] = [("SECRET", re.compile(p), None) for p in SECRET_PATTERNS]
-        rules += [("EMAIL", re.compile(EMAIL), None), ("CARD", re.compile(CARD), _card)]
+        rules += [("EMAIL", re.compile(EMAIL), None)]
+        self._cards_at = len(rules)  # cards after secrets and e-mail, before IPs and phones
         rules += [("IP", re.compile(IPV4), None), ("IP", re.compile(IPV6), _ipv6)]
         rules += [("PHONE", re.compile(p), _phone) for p in PHONE]
         rules += [("PRIVATE", re.compile(p), None) for p in extra_patterns]
@@ -132,7 +149,10 @@ class Redactor:
             lambda m: m.group(1) + m.group(2) + m.group(3) + redaction.placeholder("SECRET", m.group(4)) + m.group(3),
             text,
         )
-        for kind, pattern, check in self.rules:
+        for kind, pattern, check in self.rules[: self._cards_at]:
+            text = pattern.sub(lambda m, k=kind, c=check: _swap(m, k, c, redaction), text)
+        text = DIGIT_RUN.sub(lambda m: _cards(m.group(0), redaction), text)
+        for kind, pattern, check in self.rules[self._cards_at :]:
             text = pattern.sub(lambda m, k=kind, c=check: _swap(m, k, c, redaction), text)
         return text
 
@@ -144,9 +164,16 @@ class Redactor:
 
 def _swap(m: re.Match[str], kind: str, check: Callable[[str], bool] | None, redaction: Redaction) -> str:
     value = m.group(0)
-    if PLACEHOLDER.fullmatch(value) or (check is not None and not check(value)):
+    if PLACEHOLDER.fullmatch(value):
         return value
-    return redaction.placeholder(kind, value)
+    if check is None or check(value):
+        return redaction.placeholder(kind, value)
+    # A greedy match can swallow a neighbour (a phone number followed by other
+    # digits): try the longest prefix that ends at a separator and passes.
+    for cut in reversed([i for i, ch in enumerate(value) if ch in " .-"]):
+        if check(value[:cut]):
+            return redaction.placeholder(kind, value[:cut]) + value[cut:]
+    return value
 
 
 class StreamRestorer:

@@ -34,8 +34,20 @@ def subtasks_table(nodes: list[dict[str, Any]]) -> str:
     return table(["#", "kind", "tier", "diff", "in/out", "cost", "ms", "status"], rows, right={0, 3, 4, 5, 6})
 
 
+def budget_text(b: dict[str, Any]) -> str:
+    parts = []
+    for name, cap, left in (("today", b["daily_usd"], b["daily_left_usd"]), ("this month", b["monthly_usd"], b["monthly_left_usd"])):
+        if cap is not None:
+            parts.append(f"{name} {usd(max(left, 0.0))} of {usd(cap)}")
+    if not parts:
+        return "budget: no caps (set [budget] daily_usd / monthly_usd in config.toml)"
+    running = f"    (in flight: {usd(b['reserved_usd'])} reserved)" if b["reserved_usd"] else ""
+    return "budget left: " + "    ".join(parts) + running
+
+
 def spend_text(spend: dict[str, Any]) -> str:
-    out = [f"today: {usd(spend['today_usd'])}    this month: {usd(spend['month_usd'])}", "", "by model:"]
+    out = [budget_text(spend["budget"])] if spend.get("budget") else []
+    out += [f"today: {usd(spend['today_usd'])}    this month: {usd(spend['month_usd'])}", "", "by model:"]
     rows = [[r["tier"], r["model"], r["calls"], r["input_tokens"] or 0, r["output_tokens"] or 0, usd(r["cost_usd"])] for r in spend["by_model"]]
     out.append(table(["tier", "model", "calls", "in tok", "out tok", "cost"], rows, right={2, 3, 4, 5}))
     out += ["", "by day:"]
