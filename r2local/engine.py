@@ -108,7 +108,10 @@ class Engine:
             raise R2Error("no local tier is configured", fix="add a llamacpp or mlx tier to config.toml")
         offline = None
         if reasons and not any(not t.is_local for t in allowed):
-            offline = "offline: " + ("--local-only" if local_only else reasons[0]) + "; answering with local models only"
+            why = "--local-only" if local_only else reasons[0]
+            if local_only and self.settings.privacy.mode == "local-only":
+                why = 'local-only ([privacy] mode = "local-only")'
+            offline = f"offline: {why}; answering with local models only"
         return allowed, offline
 
     # -- one question ------------------------------------------------------------
