@@ -54,6 +54,7 @@ class Pool:
         self.manifests = load_manifests()
         self.budget = ThreadBudget(settings.runtime.threads)
         self.tiers = [self._tier(i, t) for i, t in enumerate(settings.tiers)]
+        self._check_names()
         self._resident: dict[tuple[str, str, str], Backend] = {}
         self._remote: dict[str, Backend] = {}
         self._lock = threading.Lock()
@@ -67,6 +68,18 @@ class Pool:
             in_price = manifest.input_usd_per_mtok if in_price is None else in_price
             out_price = manifest.output_usd_per_mtok if out_price is None else out_price
         return Tier(index, cfg.name, cfg.backend, cfg.model, cfg.is_local, in_price or 0.0, out_price or 0.0, cfg)
+
+    def _check_names(self) -> None:
+        """Unknown local model names fail now, not when a subtask first reaches that tier."""
+        refs = [("router.model", self.settings.router.model)]
+        refs += [(f"tier {t.name!r}", t.model) for t in self.settings.tiers if t.backend != "openai"]
+        for where, ref in refs:
+            if _is_path(ref):
+                continue  # a path is checked when loaded (its file may appear later)
+            try:
+                lookup(ref, self.manifests)
+            except ModelError as exc:
+                raise ModelError(f"{where}: {exc.message}", fix=exc.fix) from None
 
     def tier(self, name: str) -> Tier:
         for t in self.tiers:

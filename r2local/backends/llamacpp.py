@@ -103,8 +103,7 @@ class LlamaCppBackend:
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
-                f"cannot load {self.path.name}: not a valid GGUF file, or truncated ({exc})",
-                fix=f"delete {self.path} and fetch it again with `r2local models pull {self.model}`",
+                f"cannot load {self.path.name}: not a valid GGUF file, or truncated ({exc})", fix=self._reload_fix()
             ) from None
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -122,6 +121,13 @@ class LlamaCppBackend:
         )
         self._llm = llm
         return llm
+
+    def _reload_fix(self) -> str:
+        from .. import paths
+
+        if self.path.parent == paths.models_dir():  # ours: the store can fetch it again
+            return f"delete {self.path} and fetch it again with `r2local models pull {self.model}`"
+        return f"replace {self.path} with an intact copy, or point config.toml at another .gguf file"
 
     @contextmanager
     def burst(self, threads: int) -> Iterator[None]:
