@@ -105,11 +105,11 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     finally:
         signal.signal(signal.SIGINT, previous)
         engine.close()
-    if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    if as_json:  # a key pasted into the question is masked here too
+        click.echo(keys.scrub(json.dumps(result.to_json(), indent=2, ensure_ascii=False)))
         _report_failure(result.error)
         sys.exit(0 if result.status == "done" else 2)
-    click.echo(result.answer or "(no answer)")
+    click.echo(keys.scrub(result.answer or "(no answer)"))
     click.echo("")
     click.echo(subtasks_table([n.public() for n in result.nodes]))
     click.echo(
@@ -125,7 +125,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
 
 def _report_failure(error: str | None) -> None:
     if error:
-        message, _, fix = error.partition(" (fix: ")
+        message, _, fix = keys.scrub(error).partition(" (fix: ")
         click.echo(f"error: no answer: {message}", err=True)
         if fix:
             click.echo(f"  fix: {fix.rstrip(')')}", err=True)
