@@ -39,6 +39,10 @@ class CloudRequest:
     redactions: dict[str, int]  # kind -> items replaced, e.g. {"EMAIL": 2}
     estimated_usd: float  # upper bound of this call's cost
 
+    @property
+    def redaction_count(self) -> int:
+        return sum(self.redactions.values())
+
     def text(self) -> str:
         return "\n\n".join(f"[{m['role']}]\n{m.get('content', '')}" for m in self.messages)
 
