@@ -146,12 +146,7 @@ class Engine:
         emit, cancel = on_event or ignore, cancel or threading.Event()
         mode = self.settings.privacy.mode
         local_only = local_only or mode == "local-only"
-        allowed, offline = self.allowed_tiers(local_only)
-        if force_tier is not None:
-            forced = self.pool.tier(force_tier)
-            if forced not in allowed:
-                raise R2Error(f"tier {force_tier!r} is not usable now ({offline})", fix="set its key, or drop --local-only")
-            allowed = [forced]
+        allowed, offline = self._usable(local_only, force_tier)
         qid = self.ledger.start_question(question, local_only=local_only, pool=self.settings.pool)
         emit(QuestionStarted(qid, question))
         if offline:
@@ -174,6 +169,15 @@ class Engine:
             cloud_share=result.cloud_share, latency_ms=result.latency_ms, error=result.error,
         )
         return result
+
+    def _usable(self, local_only: bool, force_tier: str | None) -> tuple[list[Tier], str | None]:
+        allowed, offline = self.allowed_tiers(local_only)
+        if force_tier is not None:
+            forced = self.pool.tier(force_tier)
+            if forced not in allowed:
+                raise R2Error(f"tier {force_tier!r} is not usable now ({offline})", fix="set its key, or drop --local-only")
+            allowed = [forced]
+        return allowed, offline
 
     def _answer(
         self,

@@ -40,9 +40,11 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: keys.scrub(v) if isinstance(v, str) else v for k, v in fields.items()}
 
 
-def _month_start_utc() -> str:
-    local = datetime.now().astimezone().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return local.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+def _local_starts_utc() -> tuple[str, str]:
+    """The start of today and of this month, local time, as UTC strings like created_at."""
+    day = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    return tuple(t.astimezone(timezone.utc).isoformat(timespec="milliseconds") for t in (day, month))  # type: ignore[return-value]
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -168,13 +170,15 @@ class Ledger:
             self.db["calls"].update(call_id, _clean(fields))
 
     def _charged(self) -> dict[str, float]:
+        # Bounds computed here in local time, compared as UTC strings: the
+        # created_at index does the work, no per-row date functions.
+        day, month = _local_starts_utc()
         rows = self._query(
-            f"select coalesce(sum(case when date(created_at, 'localtime') = date('now', 'localtime') then {_CHARGE} end), 0) "
-            f"as today, coalesce(sum({_CHARGE}), 0) as month, "
+            f"select coalesce(sum(case when created_at >= ? then {_CHARGE} end), 0) as today, "
+            f"coalesce(sum({_CHARGE}), 0) as month, "
             "coalesce(sum(case when status = 'running' then coalesce(reserved_usd, 0) end), 0) as reserved "
-            "from calls where created_at >= ? "
-            "and strftime('%Y-%m', created_at, 'localtime') = strftime('%Y-%m', 'now', 'localtime')",
-            (_month_start_utc(),),
+            "from calls where created_at >= ?",
+            (day, month),
         )
         return rows[0]
 
