@@ -54,7 +54,7 @@ def rows(db_path: Path, sql: str) -> list[tuple]:
 
 
 def test_kill_9_during_a_cloud_call_loses_nothing(r2home, proxy):
-    write_config(r2home, cloud_config(proxy.url))
+    write_config(r2home, cloud_config(proxy.url, budget={"daily_usd": 5.0}))
     keys.set_key("cloud", CLOUD_KEY)
     proxy.faults[:] = ["delay:15"]  # the cloud call hangs: kill it in flight
     db_path = r2home / "r2local.db"
@@ -86,6 +86,8 @@ def test_kill_9_during_a_cloud_call_loses_nothing(r2home, proxy):
     assert json.loads(out.stdout)["answer"]
     spend = json.loads(r2("spend", "--json").stdout)
     assert spend["today_usd"] == pytest.approx(cut["cost_usd"]) and spend["budget"]["reserved_usd"] == 0
+    assert spend["budget"]["daily_left_usd"] == pytest.approx(5.0 - cut["cost_usd"])
+    assert "budget left: today $" in r2("spend").stdout
 
 
 def test_the_key_leaks_nowhere(r2home, proxy):
@@ -143,6 +145,33 @@ def _drain_until(fd: int, needle: bytes, timeout: float = 240) -> bytes:
             except OSError:
                 break
     return seen
+
+
+def test_confirm_with_stdin_piped_asks_nobody_and_stays_local(r2home, proxy):
+    write_config(r2home, cloud_config(proxy.url, privacy={"mode": "confirm"}))
+    keys.set_key("cloud", CLOUD_KEY)
+    out = r2("ask", "-", "--json", input="What is 2 + 2?")
+    assert out.returncode == 0, out.stderr
+    assert "nobody to ask" in out.stderr and "send it?" not in out.stderr and proxy.requests == []
+    assert json.loads(out.stdout)["subtasks"][0]["status"] == "kept-local"
+
+
+def test_an_internal_error_is_scrubbed_of_the_key(r2home):
+    from click.testing import CliRunner
+
+    from r2local.cli import cli
+
+    @cli.command("boom")
+    def boom():
+        keys.remember(CLOUD_KEY)
+        raise RuntimeError(f"something printed the key {CLOUD_KEY}")
+
+    try:
+        out = CliRunner().invoke(cli, ["boom"])
+    finally:
+        del cli.commands["boom"]
+    assert out.exit_code == 1 and "internal error (RuntimeError)" in out.output
+    assert "Traceback" in out.output and CANARY not in out.output and "…3a9c" in out.output
 
 
 @pytest.mark.parametrize("answer", ["n", "y"])
