@@ -174,3 +174,37 @@ async def test_first_run_lists_missing_models_and_key(r2home, proxy, tmp_path, m
         assert "No API key for the cloud tier 'cloud'" in text
         await pilot.press("c")
         assert app.screen.id == "main"
+
+
+@pytest.mark.parametrize("answer, sent", [("y", True), ("n", False)])
+async def test_confirm_mode_asks_with_the_redacted_text(r2home, proxy, answer, sent):
+    from tui.screens.confirm import ConfirmCloud
+
+    keys.set_key("cloud", CLOUD_KEY)
+    app = app_for(r2home, proxy, router={"thresholds": [0.0, 0.0]}, privacy={"mode": "confirm"})
+    question = "Write one line to ana.lopez@example.com saying the meeting moved."
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.click("#ask")
+        app.screen.query_one("#ask", Input).value = question
+        await pilot.press("enter")
+        for _ in range(600):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, ConfirmCloud):
+                break
+        assert isinstance(app.screen, ConfirmCloud)
+        shown = app.screen.text
+        assert "ana.lopez@example.com" not in shown and "[EMAIL_1]" in shown
+        assert app.screen.redactions >= 1 and app.screen.cost > 0
+        assert proxy.requests == []  # nothing left before the answer
+        await pilot.press(answer)
+        while app.screen.busy if hasattr(app.screen, "busy") else True:
+            await pilot.pause(0.1)
+            if isinstance(app.screen, ConfirmCloud):
+                await pilot.press(answer)
+        await app.workers.wait_for_complete()
+        bodies = " ".join(str(r["body"]) for r in proxy.completions)
+        assert bool(proxy.completions) == sent
+        assert "ana.lopez@example.com" not in bodies
+        statuses = {r["status"] for r in app.screen.query_one(PlanTree).records()}
+        if not sent:
+            assert "kept-local" in statuses

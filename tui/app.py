@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from typing import Any, Iterable
 
@@ -55,8 +56,27 @@ class R2App(App):
         return clouds[-1] if clouds else None
 
     def ask_options(self) -> dict[str, Any]:
-        """Extra keyword arguments for Engine.ask from the UI."""
-        return {}
+        """Extra keyword arguments for Engine.ask: in privacy mode "confirm" the
+        app is the one who is asked."""
+        return {"confirm": self.confirm_cloud} if self.privacy_mode() == "confirm" else {}
+
+    def confirm_cloud(self, request: Any) -> bool:
+        """Called on an engine thread: show the exact text and cost, block until answered."""
+        from .screens.confirm import ConfirmCloud
+
+        answered = threading.Event()
+        answer = [False]
+
+        def done(ok: bool | None) -> None:
+            answer[0] = bool(ok)
+            answered.set()
+
+        dialog = ConfirmCloud(request.tier, request.model, request.text(), request.estimated_usd, request.redaction_count)
+        self.call_from_thread(self.push_screen, dialog, done)
+        while not answered.wait(0.2):
+            if not self.is_running:  # the app is closing: nobody will answer
+                return False
+        return answer[0]
 
     # -- lifecycle ---------------------------------------------------------------------
     def on_mount(self) -> None:

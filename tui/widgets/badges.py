@@ -11,6 +11,10 @@ STATUS_ICON = {
     "escalated": ("⇡", "bold magenta"),
     "unsure": ("?", "yellow"),
     "failed": ("✗", "bold red"),
+    "fallback": ("↯", "bold yellow"),  # the cloud failed after retries: answered locally
+    "budget": ("$", "bold yellow"),  # over budget: answered locally
+    "kept-local": ("⌂", "bold cyan"),  # privacy: nobody confirmed, or refused
+
     "cancelled": ("⊘", "dim red"),
     "interrupted": ("⊘", "dim red"),
 }
