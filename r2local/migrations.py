@@ -116,3 +116,16 @@ def m002_calibrations_and_indexes(db: sqlite_utils.Database) -> None:
     db["calibrations"].create(
         {"id": int, "created_at": str, "target_cloud_share": float, "thresholds": str, "n_scores": int}, pk="id"
     )
+
+
+@migration
+def m003_call_cache(db: sqlite_utils.Database) -> None:
+    # Identical model calls (same model, prompt, parameters) answered from the
+    # cache are still ledger rows: cached = 1, cost_usd = 0 (nothing was paid),
+    # saved_usd = what the call would have cost.
+    db["calls"].add_column("cached", int)
+    db["calls"].add_column("saved_usd", float)
+    db["call_cache"].create(
+        {"key": str, "created_at": str, "model": str, "completion": str},  # completion: JSON
+        pk="key",
+    )
