@@ -225,7 +225,7 @@ def grade_exact(prediction: str, gold: str, choices: list[str] | None = None) ->
 
 # -- multiple choice -------------------------------------------------------------
 _ANSWER_LETTER = r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*:?\s*\(?([A-J])\b(?!')"
-_LETTER_PATTERNS = [r"\(([A-J])\)", r"(?<![\w.])([A-J])\)", r"^\s*([A-J])\s*(?:[.:)]|$)"]
+_LETTER_PATTERNS = [r"\(([A-Ja-j])\)", r"(?<![\w.])([A-J])\)", r"^\s*([A-J])\s*(?:[.:)]|$)"]
 
 
 def choice_letter(text: str) -> str | None:
@@ -237,7 +237,7 @@ def choice_letter(text: str) -> str | None:
     hits = []
     for pattern in _LETTER_PATTERNS:
         hits += [(x.start(1), x.group(1)) for x in re.finditer(pattern, text, flags=re.MULTILINE)]
-    return max(hits)[1] if hits else None
+    return max(hits)[1].upper() if hits else None
 
 
 def _gold_index(gold: str, choices: list[str] | None) -> int | None:
