@@ -29,9 +29,11 @@ def call_key(kind: str, model: str, messages: list[Message], **params: Any) -> s
 
 
 def tier_key(tier: Tier, messages: list[Message]) -> str:
-    # The tier's name is left out: two tiers on one model give one answer.
-    where = tier.config.base_url if tier.backend == "openai" else tier.config.adapter
-    return call_key(tier.backend, tier.model, messages, where=where, max_tokens=tier.config.max_tokens, temperature=0.0)
+    # The model is named by its model id, not by the tier or the endpoint: two
+    # tiers on one model give one answer, and a loopback server that comes
+    # back on another port still hits the cache.
+    return call_key(tier.backend, tier.model, messages, adapter=tier.config.adapter,
+                    max_tokens=tier.config.max_tokens, temperature=0.0)
 
 
 def completion_json(c: Completion) -> dict[str, Any]:
