@@ -234,6 +234,7 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
 @click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
               help="Calibrate r2local's thresholds to this cloud share on a separate split first.")
 @click.option("--calib-n", default=8, show_default=True, help="Questions in that calibration split.")
+@click.option("--thresholds", default=None, help="Pin r2local's thresholds instead, e.g. 0.2,0.8 (one fewer than tiers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a cost-accuracy PNG (matplotlib).")
 @click.option("--ledger", type=click.Path(dir_okay=False), default=None,

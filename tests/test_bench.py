@@ -29,7 +29,7 @@ def bench_home(r2home, cloud_server):
 
 
 def options(**kw) -> Options:
-    base = dict(dataset="generated", n=3, seed=0, strategies=None, cloud_share=None, calib_n=2, as_json=True,
+    base = dict(dataset="generated", n=3, seed=0, strategies=None, cloud_share=None, thresholds=None, calib_n=2, as_json=True,
                 plot=None, ledger=None, cache=True)
     return Options(**{**base, **kw})
 
@@ -58,6 +58,7 @@ def test_bench_table_shape_and_costs_add_up_to_the_ledger(bench_home):
     assert h["cost_pct_of_all_cloud"] == pytest.approx(100 * stats["r2local"]["cloud_cost_usd"] / stats["all-cloud"]["cloud_cost_usd"])
     assert h["accuracy_gap_points"] == pytest.approx(100 * (stats["r2local"]["accuracy"] - stats["all-cloud"]["accuracy"]))
 
+    assert set(data["losses"]) == {"lost_vs_all_cloud", "decomposition", "allocation", "gained_vs_all_cloud"}
     ledger = Ledger(Path(data["ledger"]))
     everything = list(ledger.iter_calls())
     for name, s in stats.items():

@@ -25,6 +25,7 @@ class Options:
     seed: int
     strategies: str | None
     cloud_share: float | None
+    thresholds: str | None
     calib_n: int
     as_json: bool
     plot: str | None
@@ -63,6 +64,18 @@ def _check_cloud(engine: Any, names: list[str]) -> None:
                       fix="set its key (r2local key set) or drop the cloud strategies from --strategies")
 
 
+def _parse_thresholds(text: str, n_tiers: int) -> list[float]:
+    fix = f"give {n_tiers - 1} ascending numbers in [0, 1], e.g. --thresholds " + ",".join(
+        f"{(i + 1) / n_tiers:.2f}" for i in range(n_tiers - 1))
+    try:
+        values = [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise R2Error(f"--thresholds {text!r} is not a list of numbers", fix=fix) from None
+    if len(values) != n_tiers - 1 or values != sorted(values) or any(not 0 <= v <= 1 for v in values):
+        raise R2Error(f"--thresholds {text!r} does not fit {n_tiers} tiers", fix=fix)
+    return values
+
+
 def execute(pool: str | None, opts: Options, cancel: threading.Event | None = None,
             on_progress: Any = None) -> dict[str, Any]:
     """Run a bench and return its JSON document (the CLI prints or plots it)."""
@@ -72,12 +85,16 @@ def execute(pool: str | None, opts: Options, cancel: threading.Event | None = No
     from .strategies import calibrate, parse_strategies, starting_thresholds
 
     names = parse_strategies(opts.strategies)
+    if opts.thresholds and opts.cloud_share is not None:
+        raise R2Error("--thresholds and --cloud-share both set the thresholds", fix="give one of them")
     calib = opts.calib_n if opts.cloud_share is not None else 0
     items, calib_items = datasets.load(opts.dataset, opts.n, opts.seed, calib=calib, progress=_status)
     engine = _engine(pool, opts)
     try:
         _check_cloud(engine, names)
-        if opts.cloud_share is not None:
+        if opts.thresholds:
+            engine.pinned = (_parse_thresholds(opts.thresholds, len(engine.pool.tiers)), "--thresholds")
+        elif opts.cloud_share is not None:
             if not calib_items:
                 raise R2Error("no questions left for calibration", fix="lower --n, or drop --cloud-share")
             engine.pinned = calibrate(engine, calib_items, opts.cloud_share, cancel)

@@ -38,6 +38,20 @@ def by_difficulty(run: BenchRun) -> dict[str, dict[str, float]]:
     return out
 
 
+def losses(run: BenchRun) -> dict[str, int] | None:
+    """Where r2local loses questions all-cloud gets right: if cot-cloud (the same
+    plan, every step on the cloud) fails them too, the plan did; else the
+    allocation (steps on tiers too weak, escalation not catching it) did."""
+    if not {"r2local", "all-cloud", "cot-cloud"} <= set(run.strategies):
+        return None
+    right = {(o.strategy, o.item_id): o.correct for o in run.outcomes}
+    lost = [i.id for i in run.items if right.get(("all-cloud", i.id)) and right.get(("r2local", i.id)) is False]
+    plan = sum(1 for i in lost if right.get(("cot-cloud", i)) is False)
+    gained = sum(1 for i in run.items if right.get(("all-cloud", i.id)) is False and right.get(("r2local", i.id)))
+    return {"lost_vs_all_cloud": len(lost), "decomposition": plan, "allocation": len(lost) - plan,
+            "gained_vs_all_cloud": gained}
+
+
 def to_json(run: BenchRun, meta: dict[str, Any]) -> dict[str, Any]:
     stats = {s: summarise(run.of(s)) for s in run.strategies}
     items = []
@@ -47,7 +61,8 @@ def to_json(run: BenchRun, meta: dict[str, Any]) -> dict[str, Any]:
                       "meta": it.meta, "results": results})
     return {**meta, "complete": run.complete, "seconds": round(run.seconds, 1),
             "strategies": [{"strategy": s, **stats[s]} for s in run.strategies],
-            "headline": headline(stats), "accuracy_by_difficulty": by_difficulty(run), "items": items}
+            "headline": headline(stats), "losses": losses(run), "accuracy_by_difficulty": by_difficulty(run),
+            "items": items}
 
 
 def _pct(x: float) -> str:
@@ -67,7 +82,18 @@ def text(data: dict[str, Any]) -> str:
         keys = sorted({k for v in levels.values() for k in v})
         lines = [[s] + [_pct(v[k]) if k in v else "" for k in keys] for s, v in levels.items()]
         out += ["", "accuracy by difficulty:", table(["strategy", *keys], lines, right=set(range(1, len(keys) + 1)))]
+    r2 = next((s for s in data["strategies"] if s["strategy"] == "r2local"), None)
+    if r2 and r2.get("nodes_by_tier"):
+        total = sum(r2["nodes_by_tier"].values())
+        by = r2["nodes_by_tier"]
+        split = ", ".join(f"{t['name']} {100 * by[t['name']] / total:.0f}%" for t in data["pool"] if t["name"] in by)
+        out += ["", f"r2local's {total} subtasks ended on: {split}; {r2['escalated']} escalated"]
     out += ["", _headline_text(data["headline"])] if data["headline"] else []
+    lost = data.get("losses")
+    if lost and lost["lost_vs_all_cloud"]:
+        out.append(f"r2local wrong where all-cloud is right: {lost['lost_vs_all_cloud']} "
+                   f"(plan fails on the cloud too: {lost['decomposition']}; plan fine, allocation/escalation: "
+                   f"{lost['allocation']}); right where all-cloud is wrong: {lost['gained_vs_all_cloud']}")
     if not data["complete"]:
         out.append("(partial: the run was stopped before every strategy saw every question)")
     return "\n".join(out)

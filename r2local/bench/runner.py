@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -38,6 +39,8 @@ class Outcome:
     cloud_nodes: int
     latency_ms: float
     error: str | None = None
+    tiers: dict[str, int] = field(default_factory=dict)  # final tier of each node -> nodes
+    escalated: int = 0  # nodes that moved up a tier
 
 
 @dataclass
@@ -79,6 +82,7 @@ def measure(engine: BenchEngine, strategy: str, item: Item, qid: str | None, res
         bool(result) and result.status == "done" and grade(item.grader, prediction, item.answer, list(item.choices or []) or None),
         result.status if result else "failed", cost, paid, tokens, len(nodes),
         sum(1 for n in nodes if not n.is_local), wall + replayed, error,
+        dict(Counter(n.tier for n in nodes if n.tier)), sum(1 for n in nodes if n.escalated_from),
     )
 
 
@@ -151,6 +155,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "cloud_tokens": sum(o.cloud_tokens for o in outcomes),
         "mean_latency_s": sum(o.latency_ms for o in outcomes) / n / 1000 if n else 0.0,
         "failed": sum(o.status != "done" for o in outcomes),
+        "nodes_by_tier": dict(sum((Counter(o.tiers) for o in outcomes), Counter())),
+        "escalated": sum(o.escalated for o in outcomes),
     }
 
 

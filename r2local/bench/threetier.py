@@ -73,7 +73,9 @@ def write_config(home: Path, url: str, max_tokens: int, threads: int) -> Path:
 def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "r2local", "bench", "--dataset", dataset, "--n", str(args.n), "--seed", str(args.seed),
            "--json", "--plot", str(out / f"{dataset}.png")]
-    if args.cloud_share is not None:
+    if args.thresholds:
+        cmd += ["--thresholds", args.thresholds]
+    elif args.cloud_share is not None:
         cmd += ["--cloud-share", str(args.cloud_share), "--calib-n", str(args.calib_n)]
     if args.strategies:
         cmd += ["--strategies", args.strategies]
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default=None, help="default: all seven")
     p.add_argument("--cloud-share", type=float, default=0.1, help="calibration target; -1: pool defaults")
     p.add_argument("--calib-n", type=int, default=8)
+    p.add_argument("--thresholds", default=None, help="pin thresholds instead of calibrating, e.g. 0.05,0.45")
     p.add_argument("--max-tokens", type=int, default=384, help="answer cap on every tier")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the local models")
     p.add_argument("--out", type=Path, default=Path("bench-results/3tier"))
