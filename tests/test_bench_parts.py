@@ -36,6 +36,7 @@ from r2local.errors import R2Error
     ("The film ends at 2:15.", "14:15"),
     ("240 %", "240 %"),
     ("\\boxed{-9}", "-9"),
+    ("7 bags * 6 = 40\n#### 42", "42"),
 ])
 def test_number_grader_accepts(prediction, gold):
     assert grade("number", prediction, gold)

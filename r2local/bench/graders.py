@@ -35,6 +35,7 @@ def register(name: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
 # -- finding the answer in prose ------------------------------------------------
 _MARKERS = [
     r"\\boxed\{([^{}]*)\}",
+    r"^####\s*(.+)",  # GSM8K's answer line
     r"\b(?:final answer|answer)\s*(?:is|:|=)\s*:?\**\s*(.+)",
     r"\*\*([^*]+)\*\*",
 ]
@@ -43,7 +44,7 @@ _MARKERS = [
 def marked(text: str) -> str | None:
     """The text after the last explicit answer marker, or None."""
     for pattern in _MARKERS:
-        hits = [h.strip(" *") for h in re.findall(pattern, text, flags=re.IGNORECASE)]
+        hits = [h.strip(" *") for h in re.findall(pattern, text, flags=re.IGNORECASE | re.MULTILINE)]
         hits = [h for h in hits if h]
         if hits:
             return hits[-1]

@@ -15,15 +15,16 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .. import paths
 from ..engine import AskResult, Engine
 from ..errors import R2Error
-from ..events import Node
+from ..events import Listener, Node, ignore
 from ..ledger import Ledger
 from ..pool import Tier
 from ..router import Plan, calibrate_thresholds, default_thresholds, single_plan
@@ -38,7 +39,7 @@ class BenchEngine(Engine):
     """The engine with the bench's hooks: a call cache (subtasks and plans),
     pinned thresholds, and an allocation override for the random baseline."""
 
-    def __init__(self, *args, cache: bool = True, **kwargs) -> None:
+    def __init__(self, *args: Any, cache: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache = cache
         if cache:
@@ -49,12 +50,14 @@ class BenchEngine(Engine):
     def thresholds(self) -> tuple[list[float], str]:
         return self.pinned if self.pinned is not None else super().thresholds()
 
-    def _allocate(self, qid, question, nodes, emit, cancel):  # type: ignore[no-untyped-def]
+    def _allocate(
+        self, qid: str, question: str, nodes: list[Node], emit: Listener, cancel: threading.Event
+    ) -> dict[int, int]:
         if self.assign is not None:
             return self.assign(nodes)
         return super()._allocate(qid, question, nodes, emit, cancel)
 
-    def _plan(self, qid, question, cancel) -> Plan:  # type: ignore[no-untyped-def]
+    def _plan(self, qid: str, question: str, cancel: threading.Event) -> Plan:
         if not self.cache:
             return super()._plan(qid, question, cancel)
         r = self.settings.router
@@ -204,13 +207,11 @@ def starting_thresholds(engine: Engine) -> tuple[list[float], str]:
     return default_thresholds(n), "default (evenly spaced)"
 
 
-def calibrate(engine: BenchEngine, items: list[Item], share: float, cancel=None) -> tuple[list[float], str]:  # type: ignore[no-untyped-def]
+def calibrate(
+    engine: BenchEngine, items: list[Item], share: float, cancel: threading.Event | None = None
+) -> tuple[list[float], str]:
     """Thresholds that send ``share`` of the subtasks of ``items`` (a split apart
     from the benched questions) to the cloud: plan and score them, no answers."""
-    import threading
-
-    from ..events import ignore
-
     cancel = cancel or threading.Event()
     scores: list[float] = []
     for item in items:

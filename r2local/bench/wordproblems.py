@@ -89,7 +89,8 @@ def ribbon(rng: random.Random) -> tuple[str, str]:
 def train(rng: random.Random) -> tuple[str, str]:
     h, m = rng.randint(8, 11), rng.randrange(0, 60, 5)
     dur = rng.randint(12 * 60 - (h * 60 + m) + 10, 12 * 60 - (h * 60 + m) + 200)
-    q = (f"A train leaves at {h}:{m:02d} in the morning and the trip takes {dur // 60} h {dur % 60} min. "
+    took = f"{dur // 60} h" + (f" {dur % 60} min" if dur % 60 else "")
+    q = (f"A train leaves at {h}:{m:02d} in the morning and the trip takes {took}. "
          "How many minutes after noon does it arrive?")
     return q, str(h * 60 + m + dur - 12 * 60)
 
