@@ -127,12 +127,17 @@ def plot(data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    top = max((s["cloud_cost_usd"] for s in data["strategies"]), default=0) or 1.0
+    seen: dict[tuple[float, float], int] = {}
     for s in data["strategies"]:
         x, y = s["cloud_cost_usd"], 100 * s["accuracy"]
         lo, hi = (100 * v for v in s["ci95"])
         ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=3,
                     color="tab:red" if s["strategy"] == "r2local" else "tab:blue")
-        ax.annotate(s["strategy"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        # Strategies on the same point get their labels stacked, not overprinted.
+        spot = (round(x / top, 2), round(y))
+        seen[spot] = seen.get(spot, -1) + 1
+        ax.annotate(s["strategy"], (x, y), textcoords="offset points", xytext=(6, 4 - 11 * seen[spot]), fontsize=9)
     ax.set_xlabel("cloud cost (USD, as if uncached)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{data['dataset']}: {data['n']} questions")
