@@ -37,6 +37,8 @@ from r2local.errors import R2Error
     ("240 %", "240 %"),
     ("\\boxed{-9}", "-9"),
     ("7 bags * 6 = 40\n#### 42", "42"),
+    ("So she has **24 buttons** in all.", "24"),
+    ("**Step 2: Multiply 6 by 4**\n6 x 4 = 24", "24"),
 ])
 def test_number_grader_accepts(prediction, gold):
     assert grade("number", prediction, gold)

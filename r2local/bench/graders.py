@@ -45,6 +45,10 @@ def marked(text: str) -> str | None:
     """The text after the last explicit answer marker, or None."""
     for pattern in _MARKERS:
         hits = [h.strip(" *") for h in re.findall(pattern, text, flags=re.IGNORECASE | re.MULTILINE)]
+        if pattern == _MARKERS[-1]:
+            # Bold marks answers ("**24 buttons**") but also headings
+            # ("**Step 2: Multiply 6 by 4**"); only short, colon-free spans count.
+            hits = [h for h in hits if ":" not in h and len(h.split()) <= 5]
         hits = [h for h in hits if h]
         if hits:
             return hits[-1]

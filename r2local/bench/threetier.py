@@ -14,6 +14,7 @@ missing).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from .. import fetch, paths
 from ..manifests import load_manifests
+from .report import text
 from .standin import stand_in_server
 
 SMALL, LOCAL, CLOUD = "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
@@ -85,9 +87,6 @@ def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> 
     with (out / f"{dataset}.json").open("w") as fh:
         rc = subprocess.run(cmd, env=env, stdout=fh).returncode
     if rc == 0:
-        from .report import text
-        import json
-
         table = text(json.loads((out / f"{dataset}.json").read_text()))
         (out / f"{dataset}.txt").write_text(table + "\n")
         print(table, flush=True)
@@ -107,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=384, help="answer cap on every tier")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the local models")
     p.add_argument("--out", type=Path, default=Path("bench-results/3tier"))
+    p.add_argument("--home", type=Path, default=None,
+                   help="R2LOCAL_HOME with config.toml and bench.db (the call cache); default OUT/home. "
+                        "Share one between runs so they reuse each other's calls.")
     args = p.parse_args(argv)
     if args.cloud_share is not None and args.cloud_share < 0:
         args.cloud_share = None
     manifests = load_manifests()
     files = {name: fetch.resolve(manifests[name]) for name in (SMALL, LOCAL, CLOUD)}
     out = args.out.resolve()
-    home = out / "home"
+    home = (args.home or out / "home").resolve()
     out.mkdir(parents=True, exist_ok=True)
     rc = 0
     with stand_in_server(files[CLOUD], api_key=KEY, alias=CLOUD, log=out / "cloud-server.log") as url:
