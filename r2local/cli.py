@@ -296,6 +296,29 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
         click.echo("note: router.thresholds in config.toml overrides this; remove it to use the calibration", err=True)
 
 
+@cli.command()
+@click.option("--dataset", required=True, help="generated, champ, strategyqa, elementary_math_qa, or a .jsonl file.")
+@click.option("--n", "n", default=20, show_default=True, help="Questions to bench.")
+@click.option("--seed", default=0, show_default=True, help="Picks (or generates) the questions; seeds the random baseline.")
+@click.option("--strategies", default="all", show_default=True,
+              help="Comma-separated: all-small, all-local, all-cloud, task-level, r2local, cot-cloud, random.")
+@click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
+              help="Calibrate r2local's thresholds to this cloud share on a separate split first.")
+@click.option("--calib-n", default=8, show_default=True, help="Questions in that calibration split.")
+@click.option("--thresholds", default=None, help="Pin r2local's thresholds instead, e.g. 0.2,0.8 (one fewer than tiers).")
+@click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a cost-accuracy PNG (matplotlib).")
+@click.option("--ledger", type=click.Path(dir_okay=False), default=None,
+              help="Ledger for the bench's calls and call cache [default: bench.db beside the main ledger].")
+@click.option("--no-cache", is_flag=True, help="Do not reuse identical model calls.")
+@click.pass_context
+def bench(ctx: click.Context, no_cache: bool, **kw: Any) -> None:
+    """Accuracy and cloud cost of r2local against baselines, on your pool and data."""
+    from .bench.command import Options, run_command
+
+    run_command(ctx.obj["pool"], Options(cache=not no_cache, **kw))
+
+
 @cli.group()
 def models() -> None:
     """List and fetch model files."""

@@ -196,6 +196,16 @@ class Ledger:
     def clear_calibrations(self) -> None:
         self._write("delete from calibrations")
 
+    def cache_put(self, key: str, model: str, completion: dict[str, Any]) -> None:
+        """Remember one model call's result under ``key`` (a hash of model, prompt, parameters)."""
+        row = {"key": key, "created_at": now_utc(), "model": model, "completion": json.dumps(completion)}
+        with self._lock, self.db.conn:
+            self.db["call_cache"].upsert(row, pk="key")
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        rows = self._query("select completion from call_cache where key = ?", (key,))
+        return json.loads(rows[0]["completion"]) if rows else None
+
     # -- reads -----------------------------------------------------------------
     def latest_calibration(self) -> dict[str, Any] | None:
         rows = self._query("select * from calibrations order by id desc limit 1")

@@ -136,3 +136,16 @@ def m004_subtask_prompts(db: sqlite_utils.Database) -> None:
     # What the last attempt of each subtask sent (for cloud tiers: exactly what
     # left the machine, after redaction), so the history can show it.
     db["subtasks"].add_column("prompt_json", str)
+
+
+@migration
+def m005_call_cache(db: sqlite_utils.Database) -> None:
+    # Identical model calls (same model, prompt, parameters) answered from the
+    # cache are still ledger rows: cached = 1, cost_usd = 0 (nothing was paid),
+    # saved_usd = what the call would have cost.
+    db["calls"].add_column("cached", int)
+    db["calls"].add_column("saved_usd", float)
+    db["call_cache"].create(
+        {"key": str, "created_at": str, "model": str, "completion": str},  # completion: JSON
+        pk="key",
+    )

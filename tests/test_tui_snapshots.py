@@ -2,7 +2,6 @@
 spend screen and the first-run screen. Data comes from a seeded ledger with
 fixed dates, so the pictures do not depend on the day or on model timing."""
 
-import json
 import time
 from datetime import date
 

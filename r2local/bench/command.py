@@ -1,0 +1,144 @@
+"""`r2local bench`: set up the engine, calibrate, run, print (cli.py declares the options)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import paths
+from ..config import load_settings
+from ..errors import R2Error
+from ..ledger import Ledger
+
+
+@dataclass
+class Options:
+    dataset: str
+    n: int
+    seed: int
+    strategies: str | None
+    cloud_share: float | None
+    thresholds: str | None
+    calib_n: int
+    as_json: bool
+    plot: str | None
+    ledger: str | None
+    cache: bool
+
+
+def _status(what: str, done: int, total: int | None) -> None:
+    """One-line status for downloads (models, datasets) on a terminal."""
+    if not sys.stderr.isatty():
+        return
+    pct = f"{100 * done / total:5.1f}%" if total else "…"
+    sys.stderr.write(f"\rfetching {what}: {pct}   " + ("\n" if total and done >= total else ""))
+    sys.stderr.flush()
+
+
+def pool_meta(engine: Any) -> list[dict[str, Any]]:
+    return [{"name": t.name, "model": t.model, "backend": t.backend, "local": t.is_local, "priced": t.priced,
+             "input_usd_per_mtok": t.input_usd_per_mtok, "output_usd_per_mtok": t.output_usd_per_mtok}
+            for t in engine.pool.tiers]
+
+
+def _engine(pool: str | None, opts: Options) -> Any:
+    from .strategies import BenchEngine
+
+    ledger = Ledger(Path(opts.ledger) if opts.ledger else paths.user_dir() / "bench.db")
+    return BenchEngine(load_settings(pool=pool), ledger=ledger, progress=_status, cache=opts.cache)
+
+
+def _check_cloud(engine: Any, names: list[str]) -> None:
+    from .strategies import needs_cloud
+
+    _, offline = engine.allowed_tiers(False)
+    if offline and needs_cloud(names):
+        raise R2Error(f"the bench needs the cloud tier, which is unusable: {offline}",
+                      fix="set its key (r2local key set) or drop the cloud strategies from --strategies")
+
+
+def _parse_thresholds(text: str, n_tiers: int) -> list[float]:
+    fix = f"give {n_tiers - 1} ascending numbers in [0, 1], e.g. --thresholds " + ",".join(
+        f"{(i + 1) / n_tiers:.2f}" for i in range(n_tiers - 1))
+    try:
+        values = [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise R2Error(f"--thresholds {text!r} is not a list of numbers", fix=fix) from None
+    if len(values) != n_tiers - 1 or values != sorted(values) or any(not 0 <= v <= 1 for v in values):
+        raise R2Error(f"--thresholds {text!r} does not fit {n_tiers} tiers", fix=fix)
+    return values
+
+
+def execute(pool: str | None, opts: Options, cancel: threading.Event | None = None,
+            on_progress: Any = None) -> dict[str, Any]:
+    """Run a bench and return its JSON document (the CLI prints or plots it)."""
+    from . import datasets
+    from .report import to_json
+    from .runner import run_bench
+    from .strategies import calibrate, parse_strategies, starting_thresholds
+
+    names = parse_strategies(opts.strategies)
+    if opts.thresholds and opts.cloud_share is not None:
+        raise R2Error("--thresholds and --cloud-share both set the thresholds", fix="give one of them")
+    calib = opts.calib_n if opts.cloud_share is not None else 0
+    items, calib_items = datasets.load(opts.dataset, opts.n, opts.seed, calib=calib, progress=_status)
+    engine = _engine(pool, opts)
+    try:
+        _check_cloud(engine, names)
+        if opts.thresholds:
+            engine.pinned = (_parse_thresholds(opts.thresholds, len(engine.pool.tiers)), "--thresholds")
+        elif opts.cloud_share is not None:
+            if not calib_items:
+                raise R2Error("no questions left for calibration", fix="lower --n, or drop --cloud-share")
+            engine.pinned = calibrate(engine, calib_items, opts.cloud_share, cancel)
+        else:
+            engine.pinned = starting_thresholds(engine)
+        run = run_bench(engine, items, names, seed=opts.seed, on_progress=on_progress, cancel=cancel)
+        meta = {"dataset": opts.dataset, "n": len(items), "seed": opts.seed, "router": engine.settings.router.model,
+                "pool": pool_meta(engine), "thresholds": {"values": engine.pinned[0], "source": engine.pinned[1]},
+                "cache": opts.cache, "ledger": str(engine.ledger.path)}
+        return to_json(run, meta)
+    finally:
+        engine.close()
+
+
+def run_command(pool: str | None, opts: Options) -> None:
+    from .report import plot, text
+
+    if opts.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise R2Error("--plot needs matplotlib", fix="pip install 'r2local[bench]'") from None
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bar: Any = None
+
+    def on_progress(done: int, total: int, label: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="bench", file=sys.stderr, show_pos=True, show_eta=True)
+            bar.__enter__()
+        bar.label = f"bench {label:<10}"
+        bar.update(done - bar.pos)
+
+    try:
+        data = execute(pool, opts, cancel, on_progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if opts.plot:
+        plot(data, Path(opts.plot))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if opts.as_json else text(data))
+    if opts.plot and not opts.as_json:
+        click.echo(f"plot: {opts.plot}", err=True)
+    if not data["complete"]:
+        sys.exit(130)

