@@ -358,5 +358,16 @@ def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
         click.echo(f"{name}: {path}")
 
 
+@cli.command()
+def paths() -> None:
+    """Where r2local keeps its config, ledger, caches and model files."""
+    from . import paths as p
+
+    rows = [("config", p.config_path()), ("ledger", p.db_path()), ("cache", p.cache_dir()),
+            ("models", p.models_dir()), ("own manifests", p.user_manifests_dir())]
+    for name, path in rows:
+        click.echo(f"{name:14} {path}")
+
+
 def main() -> None:
     cli(prog_name="r2local")

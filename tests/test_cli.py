@@ -85,3 +85,11 @@ def test_calibrate_from_logged_scores(r2home):
     assert cal["target_cloud_share"] == 0.2 and len(cal["thresholds"]) == 2
     assert r2("calibrate", "--reset").returncode == 0
     assert Ledger().latest_calibration() is None
+
+
+def test_paths_follow_r2local_home(r2home):
+    out = r2("paths")
+    assert out.returncode == 0
+    lines = dict(line.split(None, 1) for line in out.stdout.splitlines() if not line.startswith("own"))
+    assert lines["config"].strip() == str(r2home / "config.toml")
+    assert lines["ledger"].strip() == str(r2home / "r2local.db")
