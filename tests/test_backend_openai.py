@@ -67,3 +67,15 @@ def test_no_connection_before_first_call(proxy):
     assert b._client is None
     b.close()
     assert proxy.requests == []
+
+
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
+def test_transport_errors_of_either_http_client_are_typed(module):
+    # openai 1.x raises httpx exceptions mid-stream, later releases httpx2 ones.
+    lib = pytest.importorskip(module)
+    from r2local.backends.openai_compat import map_error
+    from r2local.errors import CloudTimeout
+
+    assert isinstance(map_error(lib.ReadTimeout("slow"), "cloud"), CloudTimeout)
+    assert isinstance(map_error(lib.ConnectError("refused"), "cloud"), ConnectionFailed)
+    assert isinstance(map_error(lib.RemoteProtocolError("cut"), "cloud"), StreamCut)

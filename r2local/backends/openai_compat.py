@@ -6,6 +6,7 @@ a ledger row. No connection is opened before the first call.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from typing import Any, Callable, Iterator
 
@@ -43,15 +44,26 @@ def _error_code(exc: Any) -> str | None:
     return None
 
 
+def _transport(name: str) -> tuple[type, ...]:
+    """An exception class from every HTTP client the SDK may use: openai 1.x
+    runs on httpx, later releases on httpx2; their classes are unrelated."""
+    found = []
+    for module in ("httpx", "httpx2"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def map_error(exc: Exception, tier: str) -> CloudError:
     """Turn an SDK or transport exception into a typed r2local error (by type, not text)."""
-    import httpx
     import openai
 
     where = f"tier {tier!r}"
-    if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, (openai.APITimeoutError, *_transport("TimeoutException"))):
         return CloudTimeout(f"{where}: the request timed out", fix="retry later, or raise timeout_s for this tier")
-    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (openai.APIConnectionError, *_transport("ConnectError"))):
         return ConnectionFailed(f"{where}: cannot connect to the endpoint", fix="check base_url and your network")
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return AuthFailed(f"{where}: the endpoint rejected the API key", fix=f"run `r2local key set --tier {tier}`")
@@ -63,7 +75,7 @@ def map_error(exc: Exception, tier: str) -> CloudError:
         return ContextOverflow(f"{where}: the prompt exceeds the model's context", fix="shorten the question")
     if isinstance(exc, openai.APIStatusError):
         return BadRequest(f"{where}: request rejected (HTTP {exc.status_code})", fix="check the tier's model name")
-    if isinstance(exc, httpx.TransportError | openai.APIError):
+    if isinstance(exc, (openai.APIError, *_transport("TransportError"))):
         return StreamCut(f"{where}: the connection broke mid-answer ({type(exc).__name__})")
     raise exc
 
