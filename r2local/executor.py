@@ -21,7 +21,7 @@ from typing import Any, Callable
 from .backends import Completion, Message, complete
 from .backends.base import flatten
 from .config import ExecutorSection
-from .errors import BackendError, Cancelled, CloudRefused, StreamCut
+from .errors import BackendError, Cancelled, CloudRefused, CloudTimeout, ConnectionFailed, StreamCut
 from .gates import Consent, Gates, Ticket
 from .events import AnswerDelta, Listener, Node, NodeUpdate
 from .ledger import Ledger
@@ -64,6 +64,9 @@ class Run:
     answer_node: int
     wanted: dict[int, int] = field(default_factory=dict)  # node id -> tier index from the policy
     consent: Consent = field(default_factory=Consent)  # the confirm callback, for privacy mode "confirm"
+    # Cloud tiers found unreachable in this question (after their retries): the
+    # other subtasks go local at once instead of each waiting out the retries.
+    down: dict[str, str] = field(default_factory=dict)
 
 
 class Executor:
@@ -161,6 +164,10 @@ class Executor:
         start = time.perf_counter()
         while True:
             tier = path.tier
+            if tier.name in run.down and path.mark is None:
+                if self._divert(run, node, path, "fallback", run.down[tier.name]):
+                    continue
+                break
             node.status, node.tier, node.model, node.is_local = "running", tier.name, tier.model, tier.is_local
             self._publish(run, node)
             try:
@@ -198,6 +205,8 @@ class Executor:
             self._publish(run, node)
             raise
         except BackendError as exc:
+            if isinstance(exc, (ConnectionFailed, CloudTimeout)) and not path.tier.is_local:
+                run.down.setdefault(path.tier.name, f"{path.tier.name} unreachable earlier in this question")
             fix = f" (fix: {exc.fix})" if exc.fix and not exc.retryable else ""
             return f"{type(exc).__name__}: {exc.message}{fix}"
         if result.text.strip():

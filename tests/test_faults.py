@@ -136,3 +136,21 @@ def test_mixed_faults_each_a_row_then_recovery(r2home, proxy):
     assert [r["attempt"] for r in rows] == [1, 2, 3, 4] and result.nodes[0].tier == "cloud"
     check_nothing_lost(engine, result, 4)
     engine.close()
+
+
+@pytest.mark.parametrize("fault, error_class, tier", [("refuse", "ConnectionFailed", {}), ("delay:2", "CloudTimeout", {"timeout_s": 0.5})])
+def test_an_unreachable_cloud_is_tried_once_per_question(r2home, proxy, fault, error_class, tier):
+    """After one subtask used up its retries on an unreachable cloud, the other
+    subtasks of that question go local at once instead of each waiting it out."""
+    engine = engine_for(r2home, proxy.url, **tier)
+    engine.settings.executor.max_parallel = 1  # one after another, so the order is known
+    proxy.faults[:] = [fault] * 9
+    plan = Plan(subtasks=[Subtask(id=i, text=f"What is {i} + {i}?") for i in (1, 2, 3)])
+    result = engine.ask("Three sums.", plan=plan, force_tier="cloud")
+    assert len(proxy.completions) == 3  # the first subtask's three attempts, nothing after
+    assert [n.status for n in result.nodes] == ["fallback"] * 4 and result.answer
+    first, *rest = result.nodes
+    assert first.reason.startswith(error_class)
+    assert all("cloud unreachable earlier in this question" in n.reason for n in rest)
+    check_nothing_lost(engine, result, 3)
+    engine.close()
