@@ -55,6 +55,59 @@ def test_json_schema_is_enforced_by_grammar(smol: LlamaCppBackend):
     assert parse_plan(result.text, "q", 3).subtasks
 
 
+def _greedy_run(llm, tokens_iter, limit: int = 120) -> tuple[list[int], list[float]]:
+    from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
+
+    vocab = llama_model_get_vocab(llm.model)
+    out, logprobs = [], []
+    try:
+        for token, logprob in tokens_iter:
+            if llama_vocab_is_eog(vocab, token) or len(out) >= limit:
+                break
+            out.append(token)
+            logprobs.append(logprob)
+    finally:
+        tokens_iter.close()
+    return out, logprobs
+
+
+def test_fast_grammar_path_picks_the_same_tokens_as_the_full_mask(smol: LlamaCppBackend):
+    """Greedy + grammar checks only greedy's own pick; the result must equal
+    llama-cpp-python masking the whole vocabulary, including where the model's
+    top token is not allowed (the prompt asks for prose, the grammar for JSON)."""
+    from llama_cpp import LogitsProcessorList
+
+    from r2local.backends.grammar_decode import greedy_grammar_tokens
+    from r2local.backends.llamacpp import _Capture
+
+    llm = smol._load()
+    grammar = smol._grammar(plan_schema(3))
+    prompt = smol._chat_tokens([{"role": "user", "content": "Split 'what is 2+2 times 3' into steps."}])
+
+    def full_mask():
+        capture = _Capture()
+        gen = llm.generate(prompt, temp=0.0, grammar=grammar, logits_processor=LogitsProcessorList([capture]))
+        try:
+            for token in gen:
+                yield token, float(capture.logits[token]) - capture.lse
+        finally:
+            gen.close()
+
+    with smol._lock:
+        llm.reset()
+        free_first = next(iter(llm.generate(prompt, temp=0.0)))
+        llm.reset()
+        slow, slow_lp = _greedy_run(llm, full_mask())
+        llm.reset()
+        fast, fast_lp = _greedy_run(llm, greedy_grammar_tokens(llm, prompt, grammar))
+        warm, _ = _greedy_run(llm, greedy_grammar_tokens(llm, prompt, grammar))  # reuses the held prefix
+        llm.reset()
+    assert free_first != slow[0]  # the model wanted prose first: the rejection path ran
+    assert fast == slow == warm
+    assert fast_lp == pytest.approx(slow_lp, abs=1e-4)
+    assert llm.detokenize(fast).decode().lstrip().startswith("{")
+
+
 def test_label_scoring_is_one_forward_pass_and_sums_to_one(smol: LlamaCppBackend):
     msgs = [{"role": "user", "content": "Is the sky blue? Answer yes or no."}]
     probs, n_prompt = smol.score_labels(msgs, ["yes", "no"])

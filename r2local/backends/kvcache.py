@@ -28,7 +28,10 @@ def _common(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class PromptCache:
-    def __init__(self, max_entries: int = 8, max_bytes: int = 256 << 20) -> None:
+    # One question can save 2n + 2 snapshots on the router's model (plan, n
+    # scores, answers when it is also a tier); 24 keep the plan prompt of the
+    # last few questions. Bytes bound the memory: ~3.5 MB per 300-token prompt.
+    def __init__(self, max_entries: int = 24, max_bytes: int = 256 << 20) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[int, ...], bytes] = OrderedDict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +18,23 @@ from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
 from .base import Chunk, Message, Usage
+from .grammar_decode import greedy_grammar_tokens
 from .kvcache import PromptCache
 
-# llama.cpp's CPU backend runs on OpenMP, whose idle threads spin. When the
-# machine is busier than our thread budget (other apps, a second model process)
-# spinning threads steal the cores the working ones need and generation slows
-# by 10-100x. Passive waiting costs little and avoids that; a user's own
-# setting wins. It must be set before libgomp loads (at `import llama_cpp`).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# llama.cpp's CPU backend runs on OpenMP. libgomp's idle threads spin ~300k
+# rounds before they sleep: when the machine is busier than our thread budget
+# (other apps, a second model process) the spinning threads steal the cores the
+# working ones need and generation slows 10-100x. Never spinning
+# (OMP_WAIT_POLICY=PASSIVE) is safe but halves 2-thread decoding on an idle
+# machine; a short spin keeps most of both (Qwen 0.5B, 2 threads, 2 cores:
+# 44 tok/s idle and 18-20 with one or two busy cores, against 23 and 11-23
+# passive, and 12 with libgomp's default under load). A user's own setting
+# wins. It must be set before libgomp loads (at `import llama_cpp`).
+if "OMP_WAIT_POLICY" not in os.environ:
+    if sys.platform == "win32":  # MSVC's OpenMP knows only the policy
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 
 class _Capture:
@@ -41,6 +51,22 @@ class _Capture:
         self.lse = peak + float(np.log(np.exp(logits - peak).sum()))
         self.logits = logits
         return logits
+
+
+def _tokens(llm: Any, prompt: list[int], temperature: float, grammar: Any) -> Iterator[tuple[int, float]]:
+    """(token, log-probability) pairs for a prompt; greedy grammar calls take the fast path."""
+    if grammar is not None and temperature == 0:
+        yield from greedy_grammar_tokens(llm, prompt, grammar)
+        return
+    from llama_cpp import LogitsProcessorList
+
+    capture = _Capture()
+    tokens = llm.generate(prompt, temp=temperature, grammar=grammar, logits_processor=LogitsProcessorList([capture]))
+    try:
+        for token in tokens:
+            yield token, float(capture.logits[token]) - capture.lse
+    finally:
+        tokens.close()
 
 
 @register("llamacpp")
@@ -182,7 +208,7 @@ class LlamaCppBackend:
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        from llama_cpp import LogitsProcessorList, llama_model_get_vocab, llama_vocab_is_eog
+        from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
 
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads, cancel):
@@ -192,22 +218,18 @@ class LlamaCppBackend:
             limit = self._check_fit(len(prompt), max_tokens)
             grammar = self._grammar(json_schema) if json_schema else None
             vocab = llama_model_get_vocab(llm.model)
-            capture = _Capture()
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             produced, finish = 0, "length"
             self.prompt_cache.restore(llm, prompt)
-            tokens = llm.generate(
-                prompt, temp=temperature, grammar=grammar, logits_processor=LogitsProcessorList([capture])
-            )
+            tokens = _tokens(llm, prompt, temperature, grammar)
             try:
-                for token in tokens:
+                for token, logprob in tokens:
                     if produced == 0:
                         self.prompt_cache.save(llm, prompt)
                     if llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
                     produced += 1
-                    logprob = float(capture.logits[token]) - capture.lse
                     text = decoder.decode(llm.detokenize([token]))
                     yield Chunk(text=text, logprob=logprob)
                     if cancel is not None and cancel.is_set():
