@@ -75,29 +75,18 @@ def test_fast_grammar_path_picks_the_same_tokens_as_the_full_mask(smol: LlamaCpp
     """Greedy + grammar checks only greedy's own pick; the result must equal
     llama-cpp-python masking the whole vocabulary, including where the model's
     top token is not allowed (the prompt asks for prose, the grammar for JSON)."""
-    from llama_cpp import LogitsProcessorList
-
     from r2local.backends.grammar_decode import greedy_grammar_tokens
-    from r2local.backends.llamacpp import _Capture
+    from r2local.backends.llamacpp import _generated_tokens
 
     llm = smol._load()
     grammar = smol._grammar(plan_schema(3))
     prompt = smol._chat_tokens([{"role": "user", "content": "Split 'what is 2+2 times 3' into steps."}])
 
-    def full_mask():
-        capture = _Capture()
-        gen = llm.generate(prompt, temp=0.0, grammar=grammar, logits_processor=LogitsProcessorList([capture]))
-        try:
-            for token in gen:
-                yield token, float(capture.logits[token]) - capture.lse
-        finally:
-            gen.close()
-
     with smol._lock:
         llm.reset()
         free_first = next(iter(llm.generate(prompt, temp=0.0)))
         llm.reset()
-        slow, slow_lp = _greedy_run(llm, full_mask())
+        slow, slow_lp = _greedy_run(llm, _generated_tokens(llm, prompt, 0.0, grammar))
         llm.reset()
         fast, fast_lp = _greedy_run(llm, greedy_grammar_tokens(llm, prompt, grammar))
         warm, _ = _greedy_run(llm, greedy_grammar_tokens(llm, prompt, grammar))  # reuses the held prefix

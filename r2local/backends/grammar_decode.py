@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Iterator, Sequence
 
+from .kvcache import common_prefix
+
 _TOKEN_DATA = [("id", "i4"), ("logit", "f4"), ("p", "f4")]
 
 
@@ -38,16 +40,19 @@ class _Candidates:
         self.array.sorted = False
 
 
+def logsumexp(logits: Any) -> float:
+    """log(sum(exp(logits))), computed stably: a token's log-probability is its logit minus this."""
+    import numpy as np
+
+    peak = float(logits.max())
+    return peak + float(np.log(np.exp(logits - peak).sum()))
+
+
 def _prefill(llm: Any, prompt: Sequence[int]) -> None:
     """Evaluate the prompt, reusing the prefix the context already holds
     (as llama-cpp-python's generate does); the last token is always evaluated
     so its logits are fresh."""
-    held = llm.input_ids[: llm.n_tokens].tolist()
-    common = 0
-    for a, b in zip(held, prompt):
-        if a != b:
-            break
-        common += 1
+    common = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
     llm.n_tokens = min(common, len(prompt) - 1)
     llm.eval(list(prompt[llm.n_tokens :]))
 
@@ -79,8 +84,7 @@ def greedy_grammar_tokens(llm: Any, prompt: Sequence[int], grammar: Any) -> Iter
                 if not np.isfinite(masked.max()):
                     return  # nothing is allowed: the grammar is stuck
                 token = int(full.data["id"][int(masked.argmax())])
-            peak = float(logits.max())
-            logprob = float(logits[token]) - (peak + float(np.log(np.exp(logits - peak).sum())))
+            logprob = float(logits[token]) - logsumexp(logits)
             llama_cpp.llama_sampler_accept(sampler, token)
             yield token, logprob
             llm.eval([token])

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 MIN_GAIN = 32  # tokens a restore must save to be worth it
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b):
         if x != y:
@@ -44,10 +44,10 @@ class PromptCache:
     def restore(self, llm: Any, prompt: Sequence[int]) -> int:
         """Load the snapshot sharing the longest prefix with ``prompt``, if it beats
         the context's own. Returns the tokens of prefix that will be reused."""
-        live = _common(llm.input_ids[: llm.n_tokens].tolist(), prompt)
+        live = common_prefix(llm.input_ids[: llm.n_tokens].tolist(), prompt)
         best, best_len = None, live
         for key in self._entries:
-            shared = _common(key, prompt)
+            shared = common_prefix(key, prompt)
             if shared > best_len + MIN_GAIN:
                 best, best_len = key, shared
         if best is None:

@@ -18,7 +18,7 @@ from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
 from .base import Chunk, Message, Usage
-from .grammar_decode import greedy_grammar_tokens
+from .grammar_decode import greedy_grammar_tokens, logsumexp
 from .kvcache import PromptCache
 
 # llama.cpp's CPU backend runs on OpenMP. libgomp's idle threads spin ~300k
@@ -45,10 +45,7 @@ class _Capture:
         self.lse: float = 0.0
 
     def __call__(self, input_ids: Any, logits: Any) -> Any:
-        import numpy as np
-
-        peak = float(logits.max())
-        self.lse = peak + float(np.log(np.exp(logits - peak).sum()))
+        self.lse = logsumexp(logits)
         self.logits = logits
         return logits
 
@@ -56,8 +53,12 @@ class _Capture:
 def _tokens(llm: Any, prompt: list[int], temperature: float, grammar: Any) -> Iterator[tuple[int, float]]:
     """(token, log-probability) pairs for a prompt; greedy grammar calls take the fast path."""
     if grammar is not None and temperature == 0:
-        yield from greedy_grammar_tokens(llm, prompt, grammar)
-        return
+        return greedy_grammar_tokens(llm, prompt, grammar)
+    return _generated_tokens(llm, prompt, temperature, grammar)
+
+
+def _generated_tokens(llm: Any, prompt: list[int], temperature: float, grammar: Any) -> Iterator[tuple[int, float]]:
+    """llama-cpp-python's own sampling (a grammar masks the whole vocabulary)."""
     from llama_cpp import LogitsProcessorList
 
     capture = _Capture()
