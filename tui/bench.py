@@ -40,11 +40,6 @@ FIRST_RUN_MARKER = b"Welcome to r2local"
 LONG_PROMPT = "Write a long story, about 300 words, about a lighthouse keeper and a lost cat."
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def cold_start_once(home: Path, key: bool, timeout: float = 60.0) -> float:
     """Seconds from spawning `r2local` to its first screen on the terminal."""
     master, slave = pty.openpty()
@@ -171,7 +166,7 @@ async def _stream_once(tokens: int) -> dict[str, float]:
         "chunks": len(emitted),
         "rate": (len(emitted) - 1) / (emitted[-1] - emitted[0]),
         "median": statistics.median(lags),
-        "p95": _pct(lags, 0.95),
+        "p95": statistics.quantiles(lags, n=20)[-1],
         "max": max(lags),
         "first_half": statistics.median(lags[:half]),
         "second_half": statistics.median(lags[half:]),
