@@ -171,12 +171,14 @@ def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
     """The named tier (it must exist and be an openai tier), or the top cloud tier."""
     from .config import load_settings
 
+    from .backends import backend_class
+
     settings = load_settings(pool=ctx.find_root().obj["pool"])
-    clouds = [t.name for t in settings.tiers if t.backend == "openai"]
+    clouds = [t.name for t in settings.tiers if backend_class(t.backend).uses_key]
     if not clouds:
         raise R2Error("no cloud tier is configured", fix="add an [[tiers]] entry with backend = \"openai\"")
     if tier is not None and tier not in clouds:
-        what = "is not an openai tier" if tier in [t.name for t in settings.tiers] else "is not a tier in config.toml"
+        what = "is not a tier with an API key" if tier in [t.name for t in settings.tiers] else "is not a tier in config.toml"
         raise R2Error(f"{tier!r} {what}", fix=f"use --tier {' or --tier '.join(clouds)}")
     return tier or clouds[-1]
 
@@ -348,10 +350,12 @@ def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
     from .fetch import resolve
     from .manifests import load_manifests, lookup
 
+    from .backends import backend_class
+
     manifests = load_manifests()
     if not names:
         settings = load_settings(pool=ctx.find_root().obj["pool"])
-        refs = [settings.router.model] + [t.model for t in settings.tiers if t.backend != "openai"]
+        refs = [settings.router.model] + [t.model for t in settings.tiers if backend_class(t.backend).loads_file]
         names = tuple(dict.fromkeys(r for r in refs if r in manifests))
     for name in names:
         path = resolve(lookup(name, manifests), _progress)

@@ -21,8 +21,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-LOCAL_BACKENDS = {"llamacpp", "mlx"}
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -30,7 +28,7 @@ class _Section(BaseModel):
 
 class RouterSection(_Section):
     model: str = Field("qwen2.5-coder-0.5b-instruct", description="Manifest name or .gguf path of the router model.")
-    backend: Literal["llamacpp", "mlx"] = Field("llamacpp", description="Runtime for the router model.")
+    backend: str = Field("llamacpp", description="Runtime for the router model: a local one that can score labels.")
     adapter: str | None = Field(None, description="LoRA adapter file for the router.")
     max_subtasks: int = Field(6, ge=1, le=16, description="Cap on the number of subtasks in a plan.")
     thresholds: list[float] | None = Field(
@@ -69,7 +67,9 @@ class TierSection(_Section):
 
     @property
     def is_local(self) -> bool:
-        return self.local if self.local is not None else self.backend in LOCAL_BACKENDS
+        from .backends import BACKENDS
+
+        return self.local if self.local is not None else bool(getattr(BACKENDS.get(self.backend), "local_by_default", False))
 
 
 class RuntimeSection(_Section):
@@ -140,6 +140,10 @@ class Settings(_Section):
                 raise ValueError(
                     f"tier {tier.name!r}: unknown backend {tier.backend!r}; use one of {', '.join(sorted(BACKENDS))}"
                 )
+        router = BACKENDS.get(self.router.backend)
+        if router is None or not router.loads_file or not hasattr(router, "score_labels"):
+            usable = sorted(n for n, c in BACKENDS.items() if c.loads_file and hasattr(c, "score_labels"))
+            raise ValueError(f"router.backend {self.router.backend!r} cannot route; use one of {', '.join(usable)}")
         th = self.router.thresholds
         if th is not None and len(th) != len(self.tiers) - 1:
             raise ValueError(

@@ -6,6 +6,8 @@ branch on types, never on message text.
 
 from __future__ import annotations
 
+from .vocab import Status
+
 
 class R2Error(Exception):
     """Root of r2local's errors; ``fix`` names what the user should do."""
@@ -87,19 +89,19 @@ class CloudRefused(R2Error):
     """A gate kept a call off the cloud; the subtask runs on the strongest local
     tier instead, its status set to ``mark``."""
 
-    mark = "kept-local"
+    mark = Status.KEPT_LOCAL
 
 
 class PrivacyRefused(CloudRefused):
     """Privacy mode (local-only, or confirm declined / nobody to ask) kept it local."""
 
-    mark = "kept-local"
+    mark = Status.KEPT_LOCAL
 
 
 class BudgetExceeded(CloudRefused):
     """A cloud call would overshoot the daily or monthly budget."""
 
-    mark = "budget"
+    mark = Status.BUDGET
 
 
 class Cancelled(R2Error):

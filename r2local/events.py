@@ -36,12 +36,17 @@ class Node:
     latency_ms: float = 0.0
     redactions: int = 0  # items replaced by placeholders in what was sent to the cloud
     sent: list[Message] = field(default_factory=list)  # the last prompt sent
+    # What the allocator decided from, and how (see records.Decision).
+    label_probs: dict[str, float] | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    decision_source: str | None = None
+    decided_tier: str | None = None
 
     def public(self) -> dict[str, Any]:
         """The fields of ``r2local ask --json``."""
         keys = ("id", "kind", "text", "depends_on", "difficulty", "tier", "model", "answer", "input_tokens")
         keys += ("output_tokens", "cost_usd", "latency_ms", "escalated_from", "reason", "confidence", "status")
-        keys += ("redactions",)
+        keys += ("redactions", "decision_source", "decided_tier")
         data = asdict(self)
         out = {k: data[k] for k in keys}
         out["cost_usd"] = round(out["cost_usd"], 8)
@@ -49,7 +54,8 @@ class Node:
         return out
 
     def snapshot(self) -> "Node":
-        return Node(**{**asdict(self), "depends_on": list(self.depends_on), "sent": list(self.sent)})
+        return Node(**{**asdict(self), "depends_on": list(self.depends_on), "sent": list(self.sent),
+                       "features": dict(self.features)})
 
 
 @dataclass(frozen=True)

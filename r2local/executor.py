@@ -16,17 +16,20 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .backends import Completion, Message, complete
 from .backends.base import flatten
 from .config import ExecutorSection
 from .errors import BackendError, Cancelled, CloudRefused, CloudTimeout, ConnectionFailed, StreamCut
-from .gates import Consent, Gates, Ticket
 from .events import AnswerDelta, Listener, Node, NodeUpdate
+from .gates import Consent, Gates, Ticket
 from .ledger import Ledger
 from .pool import Pool, Tier
-from .prompts import final_messages, single_messages, step_messages
+from .prompts import final_messages, prompt_version, single_messages, step_messages
+from .recorder import CallSpec, Recorder
+from .records import CallEnd, CallRecord, Decision
+from .vocab import NodeKind, Role, Status
 
 BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0
@@ -62,7 +65,7 @@ class Run:
     cancel: threading.Event
     emit: Listener
     answer_node: int
-    wanted: dict[int, int] = field(default_factory=dict)  # node id -> tier index from the policy
+    decisions: dict[int, Decision] = field(default_factory=dict)  # node id -> the allocator's decision
     consent: Consent = field(default_factory=Consent)  # the confirm callback, for privacy mode "confirm"
     # Cloud tiers found unreachable in this question (after their retries): the
     # other subtasks go local at once instead of each waiting out the retries.
@@ -70,11 +73,12 @@ class Run:
 
 
 class Executor:
-    def __init__(self, pool: Pool, ledger: Ledger, settings: ExecutorSection, gates: Gates | None = None) -> None:
+    def __init__(self, pool: Pool, settings: ExecutorSection, gates: Gates, recorder: Recorder, ledger: Ledger) -> None:
         self.pool = pool
-        self.ledger = ledger
         self.settings = settings
-        self.gates = gates or Gates()
+        self.gates = gates
+        self.recorder = recorder
+        self.ledger = ledger
 
     # -- scheduling ------------------------------------------------------------
     def run(self, run: Run) -> None:
@@ -107,44 +111,33 @@ class Executor:
 
     def _cancel_rest(self, run: Run, pending: dict[int, Node]) -> None:
         for node in run.nodes.values():
-            if node.status in ("queued", "running"):
-                node.status = "cancelled"
+            if node.status in (Status.QUEUED, Status.RUNNING):
+                node.status = Status.CANCELLED
                 self._publish(run, node)
 
     def _publish(self, run: Run, node: Node) -> None:
-        self.ledger.save_subtask(
-            run.question_id,
-            node.id,
-            tier=node.tier,
-            model=node.model,
-            answer=node.answer,
-            status=node.status,
-            escalated_from=node.escalated_from,
-            reason=node.reason,
-            confidence=node.confidence,
-            input_tokens=node.input_tokens,
-            output_tokens=node.output_tokens,
-            cost_usd=node.cost_usd,
-            latency_ms=node.latency_ms,
-            prompt_json=node.sent or None,
-        )
+        self.ledger.save_node(run.question_id, node)
         run.emit(NodeUpdate(run.question_id, node.snapshot()))
 
     # -- one node --------------------------------------------------------------
     def _messages(self, run: Run, node: Node) -> list[Message]:
         deps = [run.nodes[d] for d in node.depends_on]
-        if node.kind == "final":
+        if node.kind == NodeKind.FINAL:
             return final_messages(run.question, deps)
         if len(run.nodes) == 1:
             return single_messages(run.question)
         return step_messages(run.question, node, deps)
 
     def _initial_tier(self, run: Run, node: Node) -> Tier:
-        wanted = run.wanted.get(node.id, 0)
+        decision = run.decisions.get(node.id)
+        wanted = decision.tier if decision is not None else 0
         below = [t for t in run.allowed if t.index <= wanted]
         return below[-1] if below else run.allowed[0]
 
-    def _next_tier(self, run: Run, path: _Path) -> Tier | None:
+    def _next_tier(self, run: Run, node: Node, path: _Path) -> Tier | None:
+        decision = run.decisions.get(node.id)
+        if decision is not None and not decision.escalate:
+            return None  # a forced or drawn tier stays where it was put
         if path.mark is not None or path.steps >= self.settings.max_escalations:
             return None  # the cloud is closed to this node, or it has climbed enough
         above = [t for t in run.allowed if t.index > path.tier.index]
@@ -165,10 +158,10 @@ class Executor:
         while True:
             tier = path.tier
             if tier.name in run.down and path.mark is None:
-                if self._divert(run, node, path, "fallback", run.down[tier.name]):
+                if self._divert(run, node, path, Status.FALLBACK, run.down[tier.name]):
                     continue
                 break
-            node.status, node.tier, node.model, node.is_local = "running", tier.name, tier.model, tier.is_local
+            node.status, node.tier, node.model, node.is_local = Status.RUNNING, tier.name, tier.model, tier.is_local
             self._publish(run, node)
             try:
                 failure = self._attempt(run, node, path)
@@ -178,16 +171,16 @@ class Executor:
                 break
             node.latency_ms = (time.perf_counter() - start) * 1000
             if failure is None:
-                node.status = path.mark or ("escalated" if node.escalated_from else "done")
+                node.status = path.mark or (Status.ESCALATED if node.escalated_from else Status.DONE)
                 break
-            nxt = self._next_tier(run, path)
+            nxt = self._next_tier(run, node, path)
             if nxt is not None:
                 path.note(failure)
                 path.came_from, node.escalated_from = tier.name, node.escalated_from or tier.name
                 path.tier, path.steps = nxt, path.steps + 1
                 continue
             if not tier.is_local and path.mark is None:
-                if self._divert(run, node, path, "fallback", failure):
+                if self._divert(run, node, path, Status.FALLBACK, failure):
                     continue
                 break
             self._settle(node, path, failure)
@@ -201,7 +194,7 @@ class Executor:
         try:
             result = self._call(run, node, path.tier, self._messages(run, node), path.came_from)
         except Cancelled:
-            node.status = "cancelled"
+            node.status = Status.CANCELLED
             self._publish(run, node)
             raise
         except BackendError as exc:
@@ -217,7 +210,7 @@ class Executor:
         """Send the node to the strongest local tier, marked; False if it already has that tier's answer."""
         local = self._fallback(run)
         path.mark = mark
-        path.note(f"{why}; {'fell back to' if mark == 'fallback' else 'ran on'} {local.name}")
+        path.note(f"{why}; {'fell back to' if mark == Status.FALLBACK else 'ran on'} {local.name}")
         node.escalated_from = node.escalated_from or path.tier.name
         if path.answered_on is not None and path.answered_on.index == local.index:
             # It escalated from there: keep that answer rather than ask the same model again.
@@ -232,9 +225,9 @@ class Executor:
         kept = path.answered_on
         if kept is not None and node.answer:
             node.tier, node.model, node.is_local = kept.name, kept.model, kept.is_local
-            node.status = path.mark or "unsure"
+            node.status = path.mark or Status.UNSURE
         else:
-            node.status = "failed"
+            node.status = Status.FAILED
 
     def _fallback(self, run: Run) -> Tier:
         local = [t for t in run.allowed if t.is_local]
@@ -242,36 +235,37 @@ class Executor:
 
     # -- one call, with retries ------------------------------------------------
     def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None) -> Completion:
+        """One call through the gates and the recorder; a cloud call retries transient errors."""
         attempts = 1 if tier.is_local else tier.config.max_retries + 1
-        role = node.kind if node.kind == "final" else "subtask"
+        role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
         for attempt in range(1, attempts + 1):
             ticket = self.gates.admit(run.consent, node.id, tier, messages)  # may raise CloudRefused
-            row = dict(question_id=run.question_id, subtask_id=node.id, role=role, tier=tier.name)
-            row.update(backend=tier.backend, model=tier.model, escalated_from=came_from, attempt=attempt)
-            call_id = self.gates.open(self.ledger, ticket, **row)
             node.sent = ticket.messages  # exactly what left (redacted)
-            started = time.perf_counter()
+            record = CallRecord(
+                role, tier.name, tier.backend, tier.model, run.question_id, node.id, came_from, attempt,
+                adapter=tier.config.adapter, prompt_version=prompt_version(messages), temperature=0.0,
+                reserved_usd=ticket.estimate if ticket.cloud else None,
+                redactions=ticket.redaction.total if ticket.cloud else None,
+            )
+            params = {"max_tokens": tier.config.max_tokens, "temperature": 0.0}
+            spec = CallSpec(record, ticket.messages, params, self.gates.admission(ticket), tier.cost)
             try:
-                result = self._complete(run, node, tier, ticket)
+                result = self.recorder.call(
+                    spec, lambda: self._complete(run, node, tier, ticket),
+                    lambda exc, ms: self._failed(tier, ticket, exc, ms),
+                )
             except BackendError as exc:
-                self.ledger.close_call(call_id, **self._failed(tier, ticket, exc, started))
                 if not exc.retryable or attempt == attempts:
                     raise
                 self._sleep(run, getattr(exc, "retry_after", None) or BACKOFF_S * 2 ** (attempt - 1))
                 continue
-            except BaseException as exc:  # cancelled, or a bug: the row must not stay 'running'
-                status = "cancelled" if isinstance(exc, Cancelled) else "error"
-                self.ledger.close_call(call_id, status=status, error_class=type(exc).__name__, latency_ms=_ms(started))
-                raise
-            cost = tier.cost(result.usage)
-            self.ledger.close_call(
-                call_id, status="ok", resolved_model=result.model, input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens, usage_source=result.usage.source, cost_usd=cost,
-                latency_ms=result.latency_ms, ttft_ms=result.ttft_ms,
-            )
+            if run.cancel.is_set():
+                raise Cancelled("cancelled")
+            if ticket.pieces == 0 and node.id == run.answer_node and result.text:
+                run.emit(AnswerDelta(run.question_id, result.text, restart=True))  # answered without a stream (cache)
             node.input_tokens += result.usage.input_tokens
             node.output_tokens += result.usage.output_tokens
-            node.cost_usd += cost
+            node.cost_usd += tier.cost(result.usage) if ticket.ran else 0.0  # a cache hit paid nothing
             node.redactions += ticket.redaction.total
             return result
         raise AssertionError("unreachable")
@@ -281,18 +275,18 @@ class Executor:
         backend = self.pool.backend(tier)
         result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, cancel=run.cancel, on_text=on_text)
         flush()
+        ticket.ran = True
         return ticket.restore(result)
 
-    def _failed(self, tier: Tier, ticket: Ticket, exc: BackendError, started: float) -> dict[str, Any]:
-        """The ledger fields of a failed attempt. A stream cut mid-answer is charged
+    def _failed(self, tier: Tier, ticket: Ticket, exc: BackendError, ms: float) -> CallEnd:
+        """How a failed attempt's row closes. A stream cut mid-answer is charged
         for what arrived (counted): the provider may bill it."""
-        fields: dict[str, Any] = dict(status="error", error=exc.message, error_class=type(exc).__name__)
-        fields.update(latency_ms=_ms(started), cost_usd=0.0)
         if isinstance(exc, StreamCut) and ticket.cloud and ticket.pieces:
             prompt = self.pool.backend(tier).count_tokens(flatten(ticket.messages))
-            fields.update(input_tokens=prompt, output_tokens=ticket.pieces, usage_source="partial")
-            fields["cost_usd"] = tier.cost(input_tokens=prompt, output_tokens=ticket.pieces)
-        return fields
+            cost = tier.cost(input_tokens=prompt, output_tokens=ticket.pieces)
+            return CallEnd.failed(exc, ms, input_tokens=prompt, output_tokens=ticket.pieces, usage_source="partial",
+                                  cost_usd=cost)
+        return CallEnd.failed(exc, ms)
 
     def _streamer(self, run: Run, node: Node) -> Callable[[str], None] | None:
         """Stream the answer node's text; each attempt's first piece restarts the display."""

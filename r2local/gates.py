@@ -14,12 +14,11 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .backends import Completion, Message
 from .budget import Budget
 from .errors import PrivacyRefused
-from .ledger import Ledger
 from .pool import Tier
 from .privacy import Redaction, Redactor, StreamRestorer
 
@@ -69,6 +68,7 @@ class Ticket:
     redaction: Redaction = field(default_factory=Redaction)
     estimate: float = 0.0
     pieces: int = 0  # text pieces received (a cut stream is charged for them)
+    ran: bool = False  # the backend was called (not answered from the call cache)
 
     def stream(self, emit: Callable[[str], None] | None) -> tuple[Callable[[str], None], Callable[[], None]]:
         """An ``on_text`` that counts pieces and restores placeholders before ``emit``; and its flush."""
@@ -129,9 +129,9 @@ class Gates:
         if not consent.decided[digest]:
             raise PrivacyRefused(f"privacy: sending to {request.tier!r} was declined")
 
-    def open(self, ledger: Ledger, ticket: Ticket, **row: Any) -> str:
-        """Write the call's row (status running) before the call; a cloud call reserves its cost bound."""
-        if not ticket.cloud:
-            return ledger.open_call(**row)
-        admit = self.budget.admit(ticket.estimate) if self.budget is not None else None
-        return ledger.open_call(admit, reserved_usd=ticket.estimate, redactions=ticket.redaction.total, **row)
+    def admission(self, ticket: Ticket) -> Callable[[dict[str, float]], None] | None:
+        """The budget check a cloud call's row runs in its opening transaction (it
+        reserves ``ticket.estimate``); None for local calls or without caps."""
+        if not ticket.cloud or self.budget is None:
+            return None
+        return self.budget.admit(ticket.estimate)

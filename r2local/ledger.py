@@ -19,7 +19,11 @@ from typing import Any, Callable, Iterator
 import sqlite_utils
 
 from . import keys, paths
+from .errors import R2Error
+from .events import Node
 from .migrations import migrate
+from .records import CallEnd, CallRecord, Feedback, QuestionEnd, subtask_row
+from .vocab import CallStatus, QuestionStatus
 
 # What a calls row counts against the budget: its reservation while running,
 # its actual cost once closed.
@@ -98,6 +102,10 @@ class Ledger:
             self._write(
                 "update questions set status = 'interrupted', finished_at = ? where id = ?", (now_utc(), qid)
             )
+            self._write(
+                "update subtasks set status = 'interrupted' where question_id = ? and status in ('queued', 'running')",
+                (qid,),
+            )
         self._write(
             "update calls set status = 'interrupted', error_class = 'Interrupted', "
             "error = 'the process ended during this call', cost_usd = coalesce(reserved_usd, 0), "
@@ -108,37 +116,38 @@ class Ledger:
         return len(dead)
 
     # -- writes ----------------------------------------------------------------
-    def start_question(self, question: str, *, local_only: bool, pool: str) -> str:
+    def start_question(self, question: str, *, local_only: bool, pool: str, strategy: str | None = None) -> str:
         qid = new_id()
-        row = {"id": qid, "created_at": now_utc(), "question": keys.scrub(question), "status": "running"}
+        row = {"id": qid, "created_at": now_utc(), "question": keys.scrub(question), "status": QuestionStatus.RUNNING}
         row.update({"local_only": int(local_only), "pool": pool, "pid": os.getpid(), "cost_usd": 0.0})
+        if strategy:
+            row["strategy"] = strategy
         with self._lock, self.db.conn:
             self.db["questions"].insert(row)
         return qid
 
     def update_question(self, qid: str, **fields: Any) -> None:
+        """Plan, route and strategy columns of a running question."""
         with self._lock, self.db.conn:
             self.db["questions"].update(qid, _clean(fields))
 
-    def finish_question(self, qid: str, *, status: str, **fields: Any) -> None:
-        self.update_question(qid, status=status, finished_at=now_utc(), **fields)
+    def finish_question(self, qid: str, end: QuestionEnd) -> None:
+        self.update_question(qid, finished_at=now_utc(), **end.row())
 
-    def save_subtask(self, qid: str, subtask_id: int, **fields: Any) -> None:
-        for key in ("depends_on", "prompt_json"):
-            if key in fields and fields[key] is not None and not isinstance(fields[key], str):
-                fields[key] = json.dumps(fields[key])
-        row = _clean({"question_id": qid, "subtask_id": subtask_id, **fields})
+    def save_node(self, qid: str, node: Node) -> None:
+        """The node's whole ``subtasks`` row, as it stands now."""
+        row = _clean(subtask_row(qid, node))
         with self._lock, self.db.conn:
             self.db["subtasks"].upsert(row, pk=("question_id", "subtask_id"), alter=False)
 
-    def record_call(self, **fields: Any) -> str:
-        """One finished call (router calls): written after the fact."""
-        row = _clean({"id": new_id(), "created_at": now_utc(), **fields})
+    def record_call(self, record: CallRecord, end: CallEnd) -> str:
+        """A call that is over as it is written (a call-cache hit: no model ran)."""
+        row = _clean({"id": new_id(), "created_at": now_utc(), **record.row(), **end.row()})
         with self._lock, self.db.conn:
             self.db["calls"].insert(row)
         return row["id"]
 
-    def open_call(self, admit: Callable[[dict[str, float]], None] | None = None, **fields: Any) -> str:
+    def open_call(self, record: CallRecord, admit: Callable[[dict[str, float]], None] | None = None) -> str:
         """Write a call's row before the call, status 'running'; returns its id.
 
         With ``admit``, the row (and the ``reserved_usd`` it carries) is written
@@ -148,7 +157,7 @@ class Ledger:
         one IMMEDIATE transaction, so concurrent callers, threads or processes,
         cannot jointly overshoot.
         """
-        row = _clean({"id": new_id(), "created_at": now_utc(), **fields, "status": "running"})
+        row = _clean({"id": new_id(), "created_at": now_utc(), **record.row(), "status": CallStatus.RUNNING})
         cols = ", ".join(row)
         sql = f"insert into calls ({cols}) values ({', '.join('?' for _ in row)})"
         with self._lock:
@@ -164,10 +173,22 @@ class Ledger:
                 raise
         return row["id"]
 
-    def close_call(self, call_id: str, **fields: Any) -> None:
+    def close_call(self, call_id: str, end: CallEnd) -> None:
         """Finish a row written by ``open_call``: status, cost and the rest."""
         with self._lock, self.db.conn:
-            self.db["calls"].update(call_id, _clean(fields))
+            self.db["calls"].update(call_id, _clean(end.row()))
+
+    def add_feedback(self, feedback: Feedback) -> int:
+        if self.question(feedback.question_id) is None:
+            raise R2Error(f"no question {feedback.question_id!r} in {self.path}", fix="see `r2local logs` for ids")
+        row = _clean({"created_at": now_utc(), **feedback.row()})
+        with self._lock, self.db.conn:
+            return int(self.db["feedback"].insert(row).last_pk)
+
+    def feedback(self, question_id: str | None = None) -> list[dict[str, Any]]:
+        if question_id is None:
+            return self._query("select * from feedback order by id")
+        return self._query("select * from feedback where question_id = ? order by id", (question_id,))
 
     def _charged(self) -> dict[str, float]:
         # Bounds computed here in local time, compared as UTC strings: the
@@ -230,6 +251,8 @@ class Ledger:
         for s in q["subtasks"]:
             s["depends_on"] = json.loads(s["depends_on"] or "[]")
             s["sent"] = json.loads(s.pop("prompt_json", None) or "[]")
+            s["label_probs"] = json.loads(s["label_probs"]) if s.get("label_probs") else None
+            s["features"] = json.loads(s["features"]) if s.get("features") else {}
         q["calls"] = self._query("select * from calls where question_id = ? order by id", (qid,))
         return q
 

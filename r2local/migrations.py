@@ -149,3 +149,40 @@ def m005_call_cache(db: sqlite_utils.Database) -> None:
         {"key": str, "created_at": str, "model": str, "completion": str},  # completion: JSON
         pk="key",
     )
+
+
+@migration
+def m006_learning(db: sqlite_utils.Database) -> None:
+    # What router training needs, kept from every day of use.
+    calls = db["calls"]
+    calls.add_column("adapter", str)  # LoRA adapter that made the call ("name@version"), or null
+    calls.add_column("prompt_version", str)  # short hash of the prompt template
+    calls.add_column("output", str)  # the call's text (every attempt's answer is kept); label probs for allocate
+    calls.add_column("temperature", float)
+    calls.add_column("sample", int)  # index within an agreement group (0 = the greedy answer)
+    calls.create_index(["question_id", "subtask_id"])
+    subtasks = db["subtasks"]
+    subtasks.add_column("label_probs", str)  # JSON: the allocator's label probabilities
+    subtasks.add_column("features", str)  # JSON: what the allocator decided from
+    subtasks.add_column("decision_source", str)  # policy, forced, exploration
+    subtasks.add_column("decided_tier", str)  # the tier the allocator chose, before any escalation
+    db["questions"].add_column("route", str)  # how the question was answered: whole-local, decompose, whole-cloud
+    db["questions"].add_column("route_reason", str)
+    db["questions"].add_column("strategy", str)  # the planner/allocator pair that answered it
+    db["feedback"].create(
+        {"id": int, "created_at": str, "question_id": str, "subtask_id": int, "tier": str, "verdict": str,
+         "source": str, "note": str},
+        pk="id",
+    )
+    db["feedback"].create_index(["question_id"])
+    db["training_runs"].create(
+        {"id": str, "created_at": str, "finished_at": str, "kind": str, "status": str, "base_model": str,
+         "examples": int, "params_json": str, "metrics_json": str, "adapter_id": str, "error": str},
+        pk="id",
+    )
+    db["adapters"].create(
+        {"id": str, "name": str, "version": int, "created_at": str, "kind": str, "base_model": str, "path": str,
+         "peft_path": str, "mlx_path": str, "status": str, "metrics_json": str, "training_run_id": str,
+         "adopted_at": str},
+        pk="id",
+    )

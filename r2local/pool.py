@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import keys
-from .backends import BACKENDS, Backend, Usage
+from .backends import Backend, BackendSpec, Usage, backend_class
 from .config import RouterSection, Settings, TierSection
 from .errors import ConfigError, ModelError
 from .fetch import Progress, resolve
@@ -72,7 +71,7 @@ class Pool:
     def _check_names(self) -> None:
         """Unknown local model names fail now, not when a subtask first reaches that tier."""
         refs = [("router.model", self.settings.router.model)]
-        refs += [(f"tier {t.name!r}", t.model) for t in self.settings.tiers if t.backend != "openai"]
+        refs += [(f"tier {t.name!r}", t.model) for t in self.settings.tiers if backend_class(t.backend).loads_file]
         for where, ref in refs:
             if _is_path(ref):
                 continue  # a path is checked when loaded (its file may appear later)
@@ -96,7 +95,7 @@ class Pool:
 
     def unavailable_reason(self, tier: Tier) -> str | None:
         """Why a tier cannot be used now (no key), or None if it can."""
-        if tier.backend != "openai" or not tier.config.needs_key:
+        if not backend_class(tier.backend).uses_key or not tier.config.needs_key:
             return None
         st = keys.status(tier.name)
         if st.is_set:
@@ -123,38 +122,49 @@ class Pool:
 
     def _local(self, backend: str, ref: str, adapter: str | None) -> Backend:
         key = (backend, ref, adapter or "")
+        cls = backend_class(backend)
+        if adapter and not cls.supports_lora:
+            raise ConfigError(f"the {backend} backend cannot load a LoRA adapter ({adapter})",
+                              fix="remove `adapter` for this model in config.toml, or use a backend that supports LoRA")
         with self._lock:
             if key not in self._resident:
-                cls: Any = BACKENDS[backend]
-                self._resident[key] = cls(
-                    self.model_file(ref),
-                    model=ref if not _is_path(ref) else Path(ref).stem,
-                    n_ctx=self._ctx_for(ref),
-                    threads=self.settings.runtime.threads_per_model,
-                    budget=self.budget,
+                spec = BackendSpec(
+                    model=ref if not _is_path(ref) else Path(ref).stem, path=self.model_file(ref),
+                    n_ctx=self._ctx_for(ref), threads=self.settings.runtime.threads_per_model, budget=self.budget,
                     adapter=adapter,
                 )
+                self._resident[key] = cls.build(spec)
             return self._resident[key]
 
     def backend(self, tier: Tier) -> Backend:
-        if tier.backend == "openai":
-            with self._lock:
-                if tier.name not in self._remote:
-                    needs_key = tier.config.needs_key
-                    self._remote[tier.name] = BACKENDS["openai"](
-                        model=tier.model,
-                        base_url=tier.config.base_url,
-                        api_key=(lambda n=tier.name: keys.require_key(n)) if needs_key else (lambda: "none"),
-                        tier=tier.name,
-                        is_local=tier.is_local,
-                        timeout_s=tier.config.timeout_s,
-                    )
-                return self._remote[tier.name]
-        return self._local(tier.backend, tier.model, tier.config.adapter)
+        cls = backend_class(tier.backend)
+        if cls.loads_file:
+            return self._local(tier.backend, tier.model, tier.config.adapter)
+        with self._lock:
+            if tier.name not in self._remote:
+                key = (lambda n=tier.name: keys.require_key(n)) if cls.uses_key and tier.config.needs_key else None
+                spec = BackendSpec(model=tier.model, tier=tier.name, is_local=tier.is_local, base_url=tier.config.base_url,
+                                   api_key=key, timeout_s=tier.config.timeout_s)
+                self._remote[tier.name] = cls.build(spec)
+            return self._remote[tier.name]
 
     def router(self) -> Backend:
         r: RouterSection = self.settings.router
         return self._local(r.backend, r.model, r.adapter)
+
+    def use_router_adapter(self, adapter: str | None) -> Backend:
+        """Route with another LoRA adapter (None: the plain model). The instance it
+        replaces is unloaded unless a tier still uses it: an adapter swap never
+        keeps two copies of the router resident for nothing."""
+        r = self.settings.router
+        old = (r.backend, r.model, r.adapter or "")
+        self.settings.router = r.model_copy(update={"adapter": adapter})
+        in_use = {(t.backend, t.model, t.config.adapter or "") for t in self.tiers}
+        with self._lock:
+            replaced = self._resident.pop(old, None) if old not in in_use and (adapter or "") != old[2] else None
+        if replaced is not None:
+            replaced.close()
+        return self.router()
 
     def resident(self) -> list[Backend]:
         return list(self._resident.values())

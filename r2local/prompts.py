@@ -49,3 +49,12 @@ def final_messages(question: str, deps: list[Node]) -> list[Message]:
 
 
 FINAL_TEXT = "Combine the step results into the final answer."
+
+
+def prompt_version(messages: list[Message]) -> str:
+    """A short hash of a prompt's template: every message but the last (the question-specific one)."""
+    import hashlib
+    import json
+
+    fixed = messages[:-1] if len(messages) > 1 else messages
+    return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:10]

@@ -9,6 +9,7 @@ import pytest
 from r2local import keys
 from r2local.engine import Engine
 from r2local.errors import ConfigError
+from r2local.routing import forced
 
 from .conftest import CLOUD_KEY, SMOL, plumbing_config, settings_from, to_toml, write_config
 from .test_cli import r2
@@ -65,7 +66,7 @@ def test_unknown_tier_and_model_names(r2home):
     no_traceback(out)
     assert out.returncode == 1 and "'clod' is not a tier in config.toml" in out.stderr and "--tier cloud" in out.stderr
     out = r2("key", "status", "--tier", "local")
-    assert out.returncode == 1 and "'local' is not an openai tier" in out.stderr
+    assert out.returncode == 1 and "'local' is not a tier with an API key" in out.stderr
     cfg["tiers"][0]["model"] = "smollm3-9000b"
     write_config(r2home, to_toml(cfg))
     out = r2("ask", "hi")
@@ -73,7 +74,7 @@ def test_unknown_tier_and_model_names(r2home):
     assert out.returncode == 1 and "unknown model 'smollm3-9000b'" in out.stderr and "fix:" in out.stderr
     engine = Engine(settings_from(plumbing_config("http://127.0.0.1:9/v1"), r2home))
     with pytest.raises(ConfigError, match="unknown tier 'gpu'"):
-        engine.ask("hi", force_tier="gpu")
+        engine.ask("hi", strategy=forced(None, "gpu"))
     engine.close()
 
 

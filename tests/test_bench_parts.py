@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from r2local.bench import datasets, sources
-from r2local.bench.graders import choice_letter, default_grader, grade
+from r2local.tasks import datasets, sources
+from r2local.tasks.graders import choice_letter, default_grader, grade
 from r2local.bench.runner import wilson
 from r2local.bench.strategies import ORDER, parse_strategies
-from r2local.bench.wordproblems import generate
+from r2local.tasks.wordproblems import generate
 from r2local.errors import R2Error
 
 

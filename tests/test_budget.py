@@ -15,8 +15,15 @@ from r2local.errors import BudgetExceeded
 from r2local.ledger import Ledger
 from r2local.prompts import step_messages
 from r2local.router.plan import Plan, Subtask
+from r2local.routing import forced
+from r2local.records import CallEnd, CallRecord
+from r2local.vocab import CallStatus, Role
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
+
+
+def cloud_call(qid: str, reserved: float | None = None) -> CallRecord:
+    return CallRecord(Role.SUBTASK, "cloud", "openai", "gpt", question_id=qid, reserved_usd=reserved)
 
 
 def _reserve_many(path, qid: str, cap: float, estimate: float, workers: int, tries: int) -> list[str]:
@@ -31,7 +38,7 @@ def _reserve_many(path, qid: str, cap: float, estimate: float, workers: int, tri
         start.wait()
         for _ in range(tries):
             try:
-                cid = ledger.open_call(budget.admit(estimate), question_id=qid, tier="cloud", reserved_usd=estimate)
+                cid = ledger.open_call(cloud_call(qid, estimate), budget.admit(estimate))
             except BudgetExceeded:
                 continue
             with lock:
@@ -58,12 +65,12 @@ def test_concurrent_reservations_on_separate_connections_never_overshoot(tmp_pat
     assert budget.state().reserved_usd == pytest.approx(0.9) and budget.state().daily_left == pytest.approx(0.1)
     # Settling replaces each reservation by the actual cost.
     for cid in won:
-        ledger.close_call(cid, status="ok", cost_usd=0.2)
+        ledger.close_call(cid, CallEnd(CallStatus.OK, cost_usd=0.2))
     state = budget.state()
     assert state.reserved_usd == 0 and state.today_usd == pytest.approx(0.6)
-    assert ledger.open_call(budget.admit(0.4), question_id="q", tier="cloud", reserved_usd=0.4)
+    assert ledger.open_call(cloud_call("q", 0.4), budget.admit(0.4))
     with pytest.raises(BudgetExceeded) as info:
-        ledger.open_call(budget.admit(0.01), question_id="q", tier="cloud", reserved_usd=0.01)
+        ledger.open_call(cloud_call("q", 0.01), budget.admit(0.01))
     assert "daily budget ($1.00)" in str(info.value) and "daily_usd" in info.value.fix
     rows = ledger.db.execute("select count(*) from calls").fetchone()[0]
     assert rows == 4  # a refused reservation writes nothing
@@ -71,7 +78,7 @@ def test_concurrent_reservations_on_separate_connections_never_overshoot(tmp_pat
 
 def test_monthly_cap_counts_earlier_days(tmp_path):
     ledger = Ledger(tmp_path / "m.db")
-    ledger.record_call(question_id="q", tier="cloud", cost_usd=0.7, status="ok")
+    ledger.record_call(cloud_call("q"), CallEnd(CallStatus.OK, cost_usd=0.7))
     budget = Budget(ledger, BudgetSection(daily_usd=5.0, monthly_usd=1.0))
     assert budget.state().monthly_left == pytest.approx(0.3)
     with pytest.raises(BudgetExceeded, match="monthly budget"):
@@ -84,7 +91,7 @@ def test_interrupted_call_is_charged_its_reservation(tmp_path):
     path = tmp_path / "i.db"
     ledger = Ledger(path)
     qid = ledger.start_question("q", local_only=False, pool="demo")
-    ledger.open_call(question_id=qid, tier="cloud", reserved_usd=0.05)
+    ledger.open_call(cloud_call(qid, 0.05))
     ledger.update_question(qid, pid=2**22 + 4321)  # a process that no longer exists
     ledger.close()
     again = Ledger(path)
@@ -135,7 +142,7 @@ def test_concurrent_cloud_subtasks_never_overshoot_and_the_rest_run_local(r2home
     engine = Engine(settings)
     cloud = engine.pool.tier("cloud")
     plan = Plan(subtasks=[Subtask(id=i, text=t) for i, t in enumerate(STEPS, 1)])
-    nodes = engine._nodes(plan)
+    nodes = engine.nodes(plan)
     bounds = [Budget.estimate(cloud, step_messages(QUESTION, n, [])) for n in nodes[:4]]
     assert len(set(bounds)) == 1
     cap = 2.5 * bounds[0]  # room for two reservations at once, not three
@@ -144,7 +151,7 @@ def test_concurrent_cloud_subtasks_never_overshoot_and_the_rest_run_local(r2home
     settings = settings_from(plumbing_config(proxy.url, budget={"daily_usd": cap}), r2home)
     engine = Engine(settings)
     proxy.faults[:] = ["delay:1.5"] * 4  # hold the admitted calls in flight while the others ask
-    result = engine.ask(QUESTION, plan=plan, force_tier="cloud")
+    result = engine.ask(QUESTION, strategy=forced(plan, "cloud"))
     steps = result.nodes[:4]
     on_cloud = [n for n in steps if n.tier == "cloud"]
     held = [n for n in steps if n.status == "budget"]

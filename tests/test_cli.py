@@ -71,12 +71,13 @@ def test_invalid_config_is_a_message_not_a_traceback(r2home):
 
 
 def test_calibrate_from_logged_scores(r2home):
+    from r2local.events import Node
     from r2local.ledger import Ledger
 
     ledger = Ledger()
     qid = ledger.start_question("q", local_only=False, pool="demo")
     for i in range(20):
-        ledger.save_subtask(qid, i + 1, difficulty=i / 20)
+        ledger.save_node(qid, Node(i + 1, f"step {i + 1}", [], difficulty=i / 20))
     ledger.close()
     out = r2("calibrate", "--cloud-share", "0.2")
     assert out.returncode == 0, out.stderr

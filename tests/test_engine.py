@@ -11,6 +11,7 @@ from r2local.errors import Cancelled
 from r2local.events import AnswerDelta, NodeUpdate, PlanReady
 from r2local.ledger import Ledger
 from r2local.router.plan import Plan, Subtask
+from r2local.routing import forced, fixed
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 
@@ -79,7 +80,7 @@ def test_low_confidence_escalates_one_tier_at_a_time(r2home, proxy, with_key):
         r2home, proxy, router={"thresholds": [0.99, 0.999]}, executor={"escalate_below": 0.9999, "max_escalations": 2}
     )
     plan = Plan(subtasks=[Subtask(id=1, text=QUESTION)])
-    result = engine.ask(QUESTION, plan=plan)
+    result = engine.ask(QUESTION, strategy=fixed(plan))
     node = result.nodes[0]
     assert node.tier == "cloud" and node.escalated_from == "local-small" and node.status == "escalated"
     assert node.reason.startswith("low confidence")
@@ -93,7 +94,7 @@ def test_cloud_failure_retries_then_falls_back_to_local(r2home, proxy, with_key)
     engine = make_engine(r2home, proxy, router={"thresholds": [0.0, 0.0]})
     proxy.faults[:] = ["500", "503", "500"]  # three attempts (max_retries = 2), all fail
     plan = Plan(subtasks=[Subtask(id=1, text=QUESTION)])
-    result = engine.ask(QUESTION, plan=plan)
+    result = engine.ask(QUESTION, strategy=fixed(plan))
     node = result.nodes[0]
     assert node.tier == "local" and node.escalated_from == "cloud" and result.answer
     assert "ServerError" in node.reason and "fell back to local" in node.reason
@@ -108,7 +109,7 @@ def test_independent_cloud_subtasks_run_concurrently(r2home, proxy, with_key):
     engine = make_engine(r2home, proxy)
     plan = Plan(subtasks=[Subtask(id=i, text=f"What is {i} + {i}?") for i in (1, 2, 3)])
     proxy.faults[:] = ["delay:1.5"] * 3
-    result = engine.ask("Add some numbers.", plan=plan, force_tier="cloud")
+    result = engine.ask("Add some numbers.", strategy=forced(plan, "cloud"))
     starts = sorted(r["time"] for r in proxy.completions[:3])
     assert starts[-1] - starts[0] < 1.0  # all three were in flight together
     assert [n.id for n in result.nodes] == [1, 2, 3, 4] and result.nodes[-1].depends_on == [1, 2, 3]
@@ -136,7 +137,7 @@ def test_cancel_stops_the_question_and_marks_it(r2home, proxy, with_key):
 def test_force_tier_refuses_an_unusable_tier(r2home, proxy):
     engine = make_engine(r2home, proxy)
     with pytest.raises(Exception, match="not usable"):
-        engine.ask(QUESTION, force_tier="cloud")
+        engine.ask(QUESTION, strategy=forced(None, "cloud"))
     engine.close()
 
 

@@ -10,6 +10,7 @@ from r2local import keys
 from r2local.engine import Engine
 from r2local.events import AnswerDelta
 from r2local.router.plan import Plan, Subtask
+from r2local.routing import forced
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 
@@ -55,7 +56,7 @@ def test_persistent_fault_retries_then_falls_back(r2home, proxy, name, faults, e
     engine = engine_for(r2home, proxy.url, **tier)
     proxy.faults[:] = list(faults)
     question = LONG if error_class == "StreamCut" else QUESTION
-    result = engine.ask(question, plan=Plan(subtasks=[Subtask(id=1, text=question)]), force_tier="cloud")
+    result = engine.ask(question, strategy=forced(Plan(subtasks=[Subtask(id=1, text=question)]), "cloud"))
     node = result.nodes[0]
     assert node.status == "fallback" and node.tier == "local" and node.is_local and node.escalated_from == "cloud"
     assert node.reason.startswith(error_class) and "fell back to local" in node.reason
@@ -73,10 +74,10 @@ def test_persistent_fault_retries_then_falls_back(r2home, proxy, name, faults, e
 
 
 def test_connection_refused_falls_back(r2home):
-    from r2local.bench.standin import free_port
+    from r2local.testing.standin import free_port
 
     engine = engine_for(r2home, f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
-    result = engine.ask(QUESTION, plan=PLAN, force_tier="cloud")
+    result = engine.ask(QUESTION, strategy=forced(PLAN, "cloud"))
     node = result.nodes[0]
     assert node.status == "fallback" and node.tier == "local" and "ConnectionFailed" in node.reason
     assert [r["error_class"] for r in cloud_rows(engine, result.question_id)] == ["ConnectionFailed"] * 3
@@ -87,7 +88,7 @@ def test_connection_refused_falls_back(r2home):
 def test_rejected_key_is_not_retried_and_falls_back(r2home, proxy):
     keys.set_key("cloud", "sk-wrong-key-0123456789abcdef")
     engine = engine_for(r2home, proxy.url)
-    result = engine.ask(QUESTION, plan=PLAN, force_tier="cloud")
+    result = engine.ask(QUESTION, strategy=forced(PLAN, "cloud"))
     node = result.nodes[0]
     assert node.status == "fallback" and "AuthFailed" in node.reason and "r2local key set --tier cloud" in node.reason
     assert [r["error_class"] for r in cloud_rows(engine, result.question_id)] == ["AuthFailed"]
@@ -98,7 +99,7 @@ def test_rejected_key_is_not_retried_and_falls_back(r2home, proxy):
 def test_429_honours_retry_after_then_succeeds(r2home, proxy):
     engine = engine_for(r2home, proxy.url)
     proxy.faults[:] = ["429:2"]
-    result = engine.ask(QUESTION, plan=PLAN, force_tier="cloud")
+    result = engine.ask(QUESTION, strategy=forced(PLAN, "cloud"))
     node = result.nodes[0]
     assert node.status == "done" and node.tier == "cloud" and node.reason is None
     first, second = proxy.completions[:2]
@@ -113,7 +114,7 @@ def test_cut_stream_then_success_shows_only_the_complete_answer(r2home, proxy):
     engine = engine_for(r2home, proxy.url)
     proxy.faults[:] = ["drop:4", "delay:1"]
     events = []
-    result = engine.ask(LONG, plan=Plan(subtasks=[Subtask(id=1, text=LONG)]), force_tier="cloud", on_event=events.append)
+    result = engine.ask(LONG, strategy=forced(Plan(subtasks=[Subtask(id=1, text=LONG)]), "cloud"), on_event=events.append)
     deltas = [e for e in events if isinstance(e, AnswerDelta)]
     restarts = [i for i, e in enumerate(deltas) if e.restart]
     assert len(restarts) == 2  # the cut attempt's text was shown, then dropped for the retry's
@@ -129,7 +130,7 @@ def test_mixed_faults_each_a_row_then_recovery(r2home, proxy):
     engine = engine_for(r2home, proxy.url, max_retries=3)
     proxy.faults[:] = ["429:1", "500", "refuse"]
     started = time.perf_counter()
-    result = engine.ask(QUESTION, plan=PLAN, force_tier="cloud")
+    result = engine.ask(QUESTION, strategy=forced(PLAN, "cloud"))
     assert time.perf_counter() - started >= 1.0 + 1.0  # Retry-After 1, then backoff 1.0 after attempt 2
     rows = cloud_rows(engine, result.question_id)
     assert [r["error_class"] for r in rows] == ["RateLimited", "ServerError", "ConnectionFailed", None]
@@ -146,7 +147,7 @@ def test_an_unreachable_cloud_is_tried_once_per_question(r2home, proxy, fault, e
     engine.settings.executor.max_parallel = 1  # one after another, so the order is known
     proxy.faults[:] = [fault] * 9
     plan = Plan(subtasks=[Subtask(id=i, text=f"What is {i} + {i}?") for i in (1, 2, 3)])
-    result = engine.ask("Three sums.", plan=plan, force_tier="cloud")
+    result = engine.ask("Three sums.", strategy=forced(plan, "cloud"))
     assert len(proxy.completions) == 3  # the first subtask's three attempts, nothing after
     assert [n.status for n in result.nodes] == ["fallback"] * 4 and result.answer
     first, *rest = result.nodes

@@ -11,6 +11,7 @@ from r2local.engine import Engine
 from r2local.events import AnswerDelta, Notice
 from r2local.gates import CloudRequest
 from r2local.router.plan import Plan, Subtask
+from r2local.routing import forced, fixed
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 
@@ -39,7 +40,7 @@ def bodies(proxy) -> str:
 def test_auto_mode_sends_only_placeholders_and_restores_the_reply(r2home, proxy):
     engine = make_engine(r2home, proxy, "auto")
     events = []
-    result = engine.ask(COPY, plan=one(COPY), force_tier="cloud", on_event=events.append)
+    result = engine.ask(COPY, strategy=forced(one(COPY), "cloud"), on_event=events.append)
     sent = bodies(proxy)
     assert EMAIL not in sent and "[EMAIL_1]" in sent
     # The stand-in model copies the placeholder; the user sees the address again.
@@ -55,7 +56,7 @@ def test_auto_mode_sends_only_placeholders_and_restores_the_reply(r2home, proxy)
 
 def test_every_kind_is_redacted_before_the_cloud_and_counted(r2home, proxy):
     engine = make_engine(r2home, proxy, "auto")
-    result = engine.ask(PRIVATE_Q, plan=one(PRIVATE_Q), force_tier="cloud")
+    result = engine.ask(PRIVATE_Q, strategy=forced(one(PRIVATE_Q), "cloud"))
     sent = bodies(proxy)
     for secret in (EMAIL, "123-4567", "10.0.0.7", CLOUD_KEY, "R2LEAKCANARY"):
         assert secret not in sent
@@ -67,7 +68,7 @@ def test_every_kind_is_redacted_before_the_cloud_and_counted(r2home, proxy):
 def test_local_only_mode_in_config_never_connects(r2home, proxy):
     engine = make_engine(r2home, proxy, "local-only", router={"thresholds": [0.0, 0.0]})
     notices = []
-    result = engine.ask("What is 2 + 3?", plan=one("What is 2 + 3?"), on_event=lambda e: notices.append(e))
+    result = engine.ask("What is 2 + 3?", strategy=fixed(one("What is 2 + 3?")), on_event=lambda e: notices.append(e))
     assert proxy.requests == [] and engine.pool._remote == {}
     assert all(n.is_local for n in result.nodes) and result.answer
     assert any(isinstance(e, Notice) and "local-only" in e.text for e in notices)
@@ -78,7 +79,7 @@ def test_local_only_mode_in_config_never_connects(r2home, proxy):
 def test_confirm_with_nobody_to_ask_stays_local_and_says_why(r2home, proxy):
     engine = make_engine(r2home, proxy, "confirm", router={"thresholds": [0.0, 0.0]})
     notices = []
-    result = engine.ask("What is 2 + 3?", plan=one("What is 2 + 3?"), on_event=notices.append)
+    result = engine.ask("What is 2 + 3?", strategy=fixed(one("What is 2 + 3?")), on_event=notices.append)
     node = result.nodes[0]
     assert proxy.requests == [] and engine.pool._remote == {}
     assert node.status == "kept-local" and node.tier == "local" and node.answer
@@ -95,7 +96,7 @@ def test_confirm_shows_the_redacted_text_and_cost_and_a_no_keeps_it_local(r2home
         asked.append(request)
         return False
 
-    result = engine.ask(COPY, plan=one(COPY), force_tier="cloud", confirm=decline)
+    result = engine.ask(COPY, strategy=forced(one(COPY), "cloud"), confirm=decline)
     [request] = asked
     assert request.tier == "cloud" and request.model == "stand-in-cloud" and request.redactions == {"EMAIL": 1}
     assert EMAIL not in request.text() and "[EMAIL_1]" in request.text()
@@ -116,7 +117,7 @@ def test_confirm_yes_sends_exactly_what_was_shown_and_asks_once_across_retries(r
         asked.append(request)
         return True
 
-    result = engine.ask(COPY, plan=one(COPY), force_tier="cloud", confirm=accept)
+    result = engine.ask(COPY, strategy=forced(one(COPY), "cloud"), confirm=accept)
     assert len(asked) == 1 and len(proxy.completions) == 2
     for req in proxy.completions:
         assert req["body"]["messages"] == asked[0].messages
@@ -130,6 +131,6 @@ def test_a_confirm_callback_that_breaks_sends_nothing(r2home, proxy):
     def broken(request: CloudRequest) -> bool:
         raise RuntimeError("the dialog crashed")
 
-    result = engine.ask("What is 2 + 3?", plan=one("What is 2 + 3?"), force_tier="cloud", confirm=broken)
+    result = engine.ask("What is 2 + 3?", strategy=forced(one("What is 2 + 3?"), "cloud"), confirm=broken)
     assert proxy.requests == [] and result.nodes[0].status == "kept-local" and result.answer
     engine.close()

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from r2local.engine import Engine
+from r2local.events import Node
 from r2local.ledger import Ledger
 
 from .conftest import plumbing_config, settings_from
@@ -39,9 +40,9 @@ def seed(ledger: Ledger) -> str:
     ]
     for (sid, kind, text, deps, diff, tier, model, answer, status, esc, reason, tin, tout, cost, ms) in nodes:
         sent = [{"role": "system", "content": "You answer one step of a larger question."}, {"role": "user", "content": f"Question: {QUESTION}\n\nStep to answer now: {text}"}]
-        ledger.save_subtask(qid, sid, kind=kind, text=text, depends_on=deps, difficulty=diff, tier=tier, model=model, answer=answer,
-                            status=status, escalated_from=esc, reason=reason, input_tokens=tin, output_tokens=tout,
-                            cost_usd=cost, latency_ms=ms, prompt_json=sent)
+        ledger.save_node(qid, Node(sid, text, deps, kind=kind, difficulty=diff, tier=tier, model=model, answer=answer,
+                                   status=status, escalated_from=esc, reason=reason, input_tokens=tin, output_tokens=tout,
+                                   cost_usd=cost, latency_ms=ms, sent=sent))
         ledger.db["calls"].insert({"id": f"019a00000000000000{sid:04d}", "created_at": f"2026-11-{17 + sid}T09:00:0{sid}.000+00:00",
                                    "question_id": qid, "subtask_id": sid, "role": "subtask", "tier": tier, "model": model,
                                    "input_tokens": tin, "output_tokens": tout, "cost_usd": cost * 40 + 0.001 * sid * (tier == "cloud"),

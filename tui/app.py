@@ -178,7 +178,9 @@ def find_missing(engine: Any) -> Missing:
     from r2local.manifests import lookup
 
     settings = engine.settings
-    refs = [settings.router.model] + [t.model for t in settings.tiers if t.backend in ("llamacpp", "mlx")]
+    from r2local.backends import backend_class
+
+    refs = [settings.router.model] + [t.model for t in settings.tiers if backend_class(t.backend).loads_file]
     models = []
     for ref in dict.fromkeys(refs):
         if ref in engine.pool.manifests:

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import termios
 import time
+from r2local.routing import fixed
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def _instrument(engine: Any, emitted: list[float], handled: list[float]) -> None
             on_event(event)
 
         # One subtask, so the whole answer is one stream from one model.
-        return original_ask(question, on_event=stamped, plan=single_plan(question), **kwargs)
+        return original_ask(question, on_event=stamped, strategy=fixed(single_plan(question)), **kwargs)
 
     engine.ask = ask
     original_write = Exchange.write

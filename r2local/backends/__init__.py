@@ -6,13 +6,13 @@ would use; their heavy libraries are imported only when a model is loaded.
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
-from .base import Backend, Chunk, Completion, LabelScorer, Message, Usage, complete
+from .base import Backend, BackendSpec, Chunk, Completion, LabelScorer, Message, Usage, complete
 
 T = TypeVar("T")
 
-BACKENDS: dict[str, type] = {}
+BACKENDS: dict[str, Any] = {}  # name -> backend class (with build(spec) and capability flags)
 
 
 def register(name: str) -> Callable[[type[T]], type[T]]:
@@ -26,4 +26,13 @@ def register(name: str) -> Callable[[type[T]], type[T]]:
 # Imported for their @register side effect; each is cheap to import.
 from . import llamacpp, mlx, openai_compat  # noqa: E402,F401
 
-__all__ = ["BACKENDS", "Backend", "Chunk", "Completion", "LabelScorer", "Message", "Usage", "complete", "register"]
+__all__ = ["BACKENDS", "Backend", "BackendSpec", "backend_class", "Chunk", "Completion", "LabelScorer", "Message", "Usage", "complete", "register"]
+
+
+def backend_class(name: str) -> Any:
+    """The registered backend class called ``name``; an unknown name is an error, never a default."""
+    from ..errors import ConfigError
+
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown backend {name!r}", fix=f"use one of: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name]

@@ -10,6 +10,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 Message = dict[str, str]
@@ -42,11 +43,36 @@ class Completion:
     latency_ms: float
     ttft_ms: float | None
     confidence: float | None = None
+    probs: dict[str, float] | None = None  # label probabilities, for a scoring call
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What the pool knows when it builds a backend; each runtime takes what it needs."""
+
+    model: str  # manifest name, file stem, or the endpoint's model id
+    path: Path | None = None  # the model file or folder (runtimes that load one)
+    n_ctx: int = 4096
+    threads: int = 1
+    budget: Any = None  # the pool's ThreadBudget
+    adapter: str | None = None  # LoRA adapter (runtimes that support one)
+    tier: str = ""
+    is_local: bool = True
+    base_url: str | None = None
+    api_key: Callable[[], str] | None = None
+    timeout_s: float = 60.0
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every runtime implements. Heavy libraries load on first use."""
+    """What every runtime implements. Heavy libraries load on first use.
+
+    Class-level capabilities the pool reads from the registry: ``loads_file``
+    (a local runtime with a resident model file; else a remote endpoint),
+    ``local_by_default`` (a tier on it counts as local unless configured),
+    ``uses_key`` (needs an API key from the keyring), ``supports_lora``,
+    ``supports_json_schema``; and ``build(spec)``, the constructor the pool calls.
+    """
 
     model: str
     is_local: bool

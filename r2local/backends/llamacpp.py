@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
-from .base import Chunk, Message, Usage
+from .base import BackendSpec, Chunk, Message, Usage
 from .grammar_decode import greedy_grammar_tokens, logsumexp
 from .kvcache import PromptCache
 
@@ -75,6 +75,14 @@ class LlamaCppBackend:
     is_local = True
     supports_json_schema = True
     supports_lora = True
+    loads_file = True
+    local_by_default = True
+    uses_key = False
+
+    @classmethod
+    def build(cls, spec: "BackendSpec") -> "LlamaCppBackend":
+        return cls(spec.path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads, budget=spec.budget,
+                   adapter=spec.adapter)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
-from .base import Chunk, Message, Usage
+from .base import BackendSpec, Chunk, Message, Usage
 
 
 @register("mlx")
@@ -21,6 +21,14 @@ class MlxBackend:
     is_local = True
     supports_json_schema = False
     supports_lora = True
+    loads_file = True
+    local_by_default = True
+    uses_key = False
+
+    @classmethod
+    def build(cls, spec: "BackendSpec") -> "MlxBackend":
+        return cls(spec.path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads, budget=spec.budget,
+                   adapter=spec.adapter)
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from ..errors import (
     StreamCut,
 )
 from . import register
-from .base import Chunk, Message, Usage, flatten
+from .base import BackendSpec, Chunk, Message, Usage, flatten
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -84,6 +84,14 @@ def map_error(exc: Exception, tier: str) -> CloudError:
 class OpenAIBackend:
     supports_json_schema = True
     supports_lora = False
+    loads_file = False
+    local_by_default = False
+    uses_key = True
+
+    @classmethod
+    def build(cls, spec: BackendSpec) -> "OpenAIBackend":
+        return cls(model=spec.model, base_url=spec.base_url, api_key=spec.api_key or (lambda: "none"),
+                   tier=spec.tier, is_local=spec.is_local, timeout_s=spec.timeout_s)
 
     def __init__(
         self,

@@ -48,11 +48,33 @@ def pool_meta(engine: Any) -> list[dict[str, Any]]:
             for t in engine.pool.tiers]
 
 
-def _engine(pool: str | None, opts: Options) -> Any:
-    from .strategies import BenchEngine
+def _engine(settings: Any, opts: Options) -> Any:
+    """The everyday engine (same gates: privacy, redaction, budget) with the call cache as its recorder."""
+    from ..engine import Engine
+    from ..recorder import CachingRecorder, LedgerRecorder
 
     ledger = Ledger(Path(opts.ledger) if opts.ledger else paths.user_dir() / "bench.db")
-    return BenchEngine(load_settings(pool=pool), ledger=ledger, progress=_status, cache=opts.cache)
+    recorder = CachingRecorder(LedgerRecorder(ledger)) if opts.cache else None
+    return Engine(settings, ledger=ledger, progress=_status, recorder=recorder)
+
+
+def _confirm(settings: Any, names: list[str]) -> Any:
+    """Who answers privacy mode's questions; the bench refuses to start when it cannot honour the mode."""
+    from .strategies import needs_cloud
+
+    mode = settings.privacy.mode
+    if mode == "local-only" and needs_cloud(names):
+        raise R2Error('[privacy] mode is "local-only", and the cloud strategies would send every question to the cloud',
+                      fix="drop all-cloud and cot-cloud from --strategies, or change [privacy] mode in config.toml")
+    if mode != "confirm":
+        return None
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise R2Error('[privacy] mode is "confirm" and nobody is here to confirm each cloud call (no terminal)',
+                      fix='run the bench in a terminal to answer each prompt, or set [privacy] mode = "auto" '
+                          "in config.toml for the bench's home (R2LOCAL_HOME)")
+    from ..cli import _tty_confirm
+
+    return _tty_confirm(threading.Event())
 
 
 def _check_cloud(engine: Any, names: list[str]) -> None:
@@ -79,7 +101,7 @@ def _parse_thresholds(text: str, n_tiers: int) -> list[float]:
 def execute(pool: str | None, opts: Options, cancel: threading.Event | None = None,
             on_progress: Any = None) -> dict[str, Any]:
     """Run a bench and return its JSON document (the CLI prints or plots it)."""
-    from . import datasets
+    from ..tasks import datasets
     from .report import to_json
     from .runner import run_bench
     from .strategies import calibrate, parse_strategies, starting_thresholds
@@ -88,22 +110,26 @@ def execute(pool: str | None, opts: Options, cancel: threading.Event | None = No
     if opts.thresholds and opts.cloud_share is not None:
         raise R2Error("--thresholds and --cloud-share both set the thresholds", fix="give one of them")
     calib = opts.calib_n if opts.cloud_share is not None else 0
+    settings = load_settings(pool=pool)
+    confirm = _confirm(settings, names)
     items, calib_items = datasets.load(opts.dataset, opts.n, opts.seed, calib=calib, progress=_status)
-    engine = _engine(pool, opts)
+    engine = _engine(settings, opts)
     try:
         _check_cloud(engine, names)
         if opts.thresholds:
-            engine.pinned = (_parse_thresholds(opts.thresholds, len(engine.pool.tiers)), "--thresholds")
+            pinned = (_parse_thresholds(opts.thresholds, len(engine.pool.tiers)), "--thresholds")
         elif opts.cloud_share is not None:
             if not calib_items:
                 raise R2Error("no questions left for calibration", fix="lower --n, or drop --cloud-share")
-            engine.pinned = calibrate(engine, calib_items, opts.cloud_share, cancel)
+            pinned = calibrate(engine, calib_items, opts.cloud_share, cancel)
         else:
-            engine.pinned = starting_thresholds(engine)
-        run = run_bench(engine, items, names, seed=opts.seed, on_progress=on_progress, cancel=cancel)
+            pinned = starting_thresholds(engine)
+        run = run_bench(engine, items, names, seed=opts.seed, thresholds=pinned[0], confirm=confirm,
+                        on_progress=on_progress, cancel=cancel)
         meta = {"dataset": opts.dataset, "n": len(items), "seed": opts.seed, "router": engine.settings.router.model,
-                "pool": pool_meta(engine), "thresholds": {"values": engine.pinned[0], "source": engine.pinned[1]},
-                "cache": opts.cache, "ledger": str(engine.ledger.path)}
+                "pool": pool_meta(engine), "thresholds": {"values": pinned[0], "source": pinned[1]},
+                "cache": opts.cache, "ledger": str(engine.ledger.path), "privacy": settings.privacy.mode,
+                "budget": engine.budget_state().to_json()}
         return to_json(run, meta)
     finally:
         engine.close()

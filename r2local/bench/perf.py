@@ -22,6 +22,7 @@ from ..config import parse_settings
 from ..fetch import resolve
 from ..manifests import load_manifests
 from ..report import table
+from ..routing import forced
 
 EXAMPLE = "A train leaves at 9:40 and the trip takes 2 h 35 min. When does it arrive, and how many minutes after noon is that?"
 SECOND = "Sam reads 12 pages a day. How many days does he need for a 150-page book, and how many pages does he read on the last day?"
@@ -105,7 +106,7 @@ def _dag_once(tmp: str, url: str, parallel: int, delay: float, proxy) -> float:
     engine = Engine(parse_settings(cfg, Path(tmp) / "config.toml"), ledger=Ledger(Path(tmp) / "db.sqlite"))
     proxy.faults[:] = [f"delay:{delay}"] * 8 if delay else []
     start = time.perf_counter()
-    engine.ask("Three sums.", plan=plan, force_tier="cloud")
+    engine.ask("Three sums.", strategy=forced(plan, "cloud"))
     elapsed = time.perf_counter() - start
     engine.close()
     return elapsed
@@ -114,8 +115,8 @@ def _dag_once(tmp: str, url: str, parallel: int, delay: float, proxy) -> float:
 def bench_dag(delays: list[float]) -> None:
     from contextlib import ExitStack
 
-    from .faultproxy import FaultProxy
-    from .standin import stand_in_server
+    from ..testing.faultproxy import FaultProxy
+    from ..testing.standin import stand_in_server
 
     key = "sk-bench-0000"
     rows = []

@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..engine import AskResult
+from ..engine import AskResult, Engine
 from ..errors import BackendError, Cancelled
-from .datasets import Item
-from .graders import grade
-from .strategies import STRATEGIES, BenchEngine, Context
+from ..gates import Confirm
+from ..tasks.datasets import Item
+from ..tasks.graders import grade
+from .strategies import STRATEGIES, Context
 
 OnProgress = Callable[[int, int, str], None]  # (done, total, label)
 
@@ -65,7 +66,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def measure(engine: BenchEngine, strategy: str, item: Item, qid: str | None, result: AskResult | None,
+def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: AskResult | None,
             error: str | None) -> Outcome:
     q = engine.ledger.question(qid) if qid else None
     calls = q["calls"] if q else []
@@ -90,35 +91,42 @@ def _ask(ctx: Context, strategy: str, item: Item) -> Outcome:
     engine = ctx.engine
     last = [q["id"] for q in engine.ledger.questions(1)]
     try:
-        result = STRATEGIES[strategy](ctx, item)
+        result = engine.ask(item.question, strategy=STRATEGIES[strategy](ctx), confirm=ctx.confirm)
     except BackendError as exc:
         # A model that fails on one question makes a wrong answer, not the end
         # of the run; setup errors (config, model files, keys) still stop it.
         now = [q["id"] for q in engine.ledger.questions(1)]
         return measure(engine, strategy, item, now[0] if now != last else None, None, exc.message)
+    if strategy == "r2local":  # the random baseline spends with r2local's tier shares
+        by_name = {t.name: t.index for t in engine.pool.tiers}
+        ctx.used.update(by_name[n.tier] for n in result.nodes if n.tier in by_name)
     return measure(engine, strategy, item, result.question_id, result, None)
 
 
 def run_bench(
-    engine: BenchEngine,
+    engine: Engine,
     items: list[Item],
     strategies: list[str],
     *,
     seed: int = 0,
+    thresholds: list[float] | None = None,
+    confirm: Confirm | None = None,
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
 ) -> BenchRun:
     """Every strategy on every item, strategy by strategy (r2local before random).
 
     Args:
-        engine: a BenchEngine on the pool to measure.
+        engine: the engine on the pool to measure (its gates apply to every call).
         items: the questions.
         strategies: names from STRATEGIES, in run order.
         seed: seeds the random baseline.
+        thresholds: pins the policy's thresholds (None: the engine's own).
+        confirm: asks before each cloud call in privacy mode "confirm".
         on_progress: called before and after each answer.
         cancel: set it to stop after the current answer; the run is then partial.
     """
-    ctx = Context(engine, seed)
+    ctx = Context(engine, seed, thresholds, confirm=confirm)
     run = BenchRun(items, strategies)
     total, done, start = len(items) * len(strategies), 0, time.perf_counter()
     cancel = cancel or threading.Event()

@@ -37,6 +37,12 @@ class Score:
     input_tokens: int
 
 
+def difficulty(probs: dict[str, float]) -> float:
+    """The scorer: expected label value, easy = 0, medium = 0.5, hard = 1."""
+    value = sum(probs.get(label, 0.0) * v for label, v in zip(LABELS, VALUES))
+    return min(1.0, max(0.0, value))
+
+
 class DifficultyScorer:
     """Difficulty from ONE forward pass: probability mass on the label tokens."""
 
@@ -46,8 +52,7 @@ class DifficultyScorer:
     def score(self, question: str, text: str) -> Score:
         start = time.perf_counter()
         probs, n_tokens = self.backend.score_labels(score_messages(question, text), list(LABELS))
-        difficulty = sum(probs[label] * value for label, value in zip(LABELS, VALUES))
-        return Score(min(1.0, max(0.0, difficulty)), probs, (time.perf_counter() - start) * 1000, n_tokens)
+        return Score(difficulty(probs), probs, (time.perf_counter() - start) * 1000, n_tokens)
 
 
 def default_thresholds(n_tiers: int) -> list[float]:
