@@ -1,0 +1,214 @@
+"""Every subtask status, exactly, on the scripted backend (fast; no model runs).
+
+The real-model tests cover the same paths end to end; these pin down each
+status with scripted answers, confidences, errors and delays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from r2local.engine import Engine
+from r2local.errors import Cancelled, ServerError
+from r2local.ledger import Ledger
+from r2local.records import Decision
+from r2local.router.plan import single_plan
+from r2local.routing import FixedPlan, Strategy
+from r2local.testing.fake import SCRIPTS, Step
+from r2local.vocab import CallStatus, Status
+
+from .conftest import SMOL, settings_from
+
+QUESTION = "What is 6 times 7?"
+
+
+def scripted_config(**extra) -> dict:
+    cfg = {
+        "router": {"model": SMOL},  # never loaded: these strategies do not route
+        "tiers": [
+            {"name": "small", "backend": "scripted", "model": "small"},
+            {"name": "big", "backend": "scripted", "model": "big"},
+            {"name": "cloud", "backend": "scripted", "model": "cloud", "local": False, "max_retries": 1,
+             "input_usd_per_mtok": 1000.0, "output_usd_per_mtok": 1000.0, "max_tokens": 50},
+        ],
+        "runtime": {"threads": 2},
+    }
+    for section, values in extra.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    return cfg
+
+
+class Decided:
+    """Allocator: the given tier index for every node, escalation as policy allows."""
+
+    def __init__(self, tier: int) -> None:
+        self.tier = tier
+
+    def allocate(self, job, nodes):
+        return {n.id: Decision(self.tier) for n in nodes}
+
+
+def on(tier: int) -> Strategy:
+    return Strategy(f"scripted:{tier}", FixedPlan(single_plan(QUESTION)), Decided(tier))
+
+
+@pytest.fixture
+def scripts():
+    SCRIPTS.reset()
+    yield SCRIPTS
+    SCRIPTS.reset()
+
+
+def engine_for(r2home, **extra) -> Engine:
+    return Engine(settings_from(scripted_config(**extra), r2home))
+
+
+def calls(engine: Engine, qid: str) -> list[dict]:
+    return engine.ledger.question(qid)["calls"]
+
+
+def test_done(r2home, scripts):
+    scripts.by_model["small"] = [Step("The answer is 42.", confidence=0.9)]
+    engine = engine_for(r2home)
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.tier, node.answer, node.escalated_from) == (Status.DONE, "small", "The answer is 42.", None)
+    [call] = calls(engine, result.question_id)
+    assert call["status"] == CallStatus.OK and call["output"] == "The answer is 42." and call["role"] == "subtask"
+    assert call["prompt_version"] and call["temperature"] == 0.0
+
+
+def test_escalated_keeps_the_cheaper_answer_beside_the_final_one(r2home, scripts):
+    scripts.by_model["small"] = [Step("It is 13.", confidence=0.1)]
+    scripts.by_model["big"] = [Step("It is 42.", confidence=0.9)]
+    engine = engine_for(r2home)
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.tier, node.escalated_from, node.answer) == (Status.ESCALATED, "big", "small", "It is 42.")
+    assert "low confidence (0.10 < 0.35)" in node.reason
+    rows = calls(engine, result.question_id)
+    assert [(c["tier"], c["output"], c["escalated_from"]) for c in rows] == [("small", "It is 13.", None),
+                                                                            ("big", "It is 42.", "small")]
+
+
+def test_unsure_when_there_is_nowhere_to_climb(r2home, scripts):
+    scripts.by_model["big"] = [Step("Maybe 41.", confidence=0.2)]
+    engine = engine_for(r2home)
+    result = engine.ask(QUESTION, strategy=on(1), local_only=True)
+    [node] = result.nodes
+    assert (node.status, node.tier, node.answer) == (Status.UNSURE, "big", "Maybe 41.")
+    assert result.status == "done"  # a marked answer is still an answer
+
+
+def test_failed_when_every_tier_fails(r2home, scripts):
+    from r2local.errors import ModelError
+
+    class Broken(ModelError, ServerError):  # a BackendError that does not retry
+        retryable = False
+
+    scripts.by_model["big"] = [Step(error=Broken("the model file is corrupt", fix="pull it again"))]
+    engine = engine_for(r2home)
+    result = engine.ask(QUESTION, strategy=on(1), local_only=True)
+    [node] = result.nodes
+    assert node.status == Status.FAILED and "the model file is corrupt" in node.reason and "pull it again" in node.reason
+    assert result.status == "failed" and result.error == node.reason
+    assert engine.ledger.question(result.question_id)["status"] == "failed"
+
+
+def test_fallback_after_the_cloud_keeps_failing(r2home, scripts):
+    scripts.by_model["cloud"] = [Step(error=ServerError("tier 'cloud': server error (HTTP 503)"))] * 2
+    scripts.by_model["big"] = [Step("42")]
+    engine = engine_for(r2home)
+    started = time.perf_counter()
+    result = engine.ask(QUESTION, strategy=on(2))
+    [node] = result.nodes
+    assert (node.status, node.tier, node.escalated_from) == (Status.FALLBACK, "big", "cloud")
+    assert "ServerError" in node.reason and "fell back to big" in node.reason
+    rows = calls(engine, result.question_id)
+    assert [(c["tier"], c["status"], c["attempt"]) for c in rows] == [("cloud", "error", 1), ("cloud", "error", 2),
+                                                                       ("big", "ok", 1)]
+    assert time.perf_counter() - started < 5  # one 0.5 s backoff, no more
+
+
+def test_budget_keeps_it_local_and_sends_nothing(r2home, scripts):
+    scripts.by_model["big"] = [Step("42")]
+    engine = engine_for(r2home, budget={"daily_usd": 0.0001})
+    result = engine.ask(QUESTION, strategy=on(2))
+    [node] = result.nodes
+    assert (node.status, node.tier) == (Status.BUDGET, "big") and "daily budget" in node.reason
+    assert scripts.calls["cloud"] == []  # the refused call never started: no row, no request
+    assert [c["tier"] for c in calls(engine, result.question_id)] == ["big"]
+
+
+def test_kept_local_when_confirm_is_declined(r2home, scripts):
+    scripts.by_model["big"] = [Step("42")]
+    asked = []
+    engine = engine_for(r2home, privacy={"mode": "confirm"})
+    result = engine.ask(QUESTION, strategy=on(2), confirm=lambda req: asked.append(req) or False)
+    [node] = result.nodes
+    assert (node.status, node.tier) == (Status.KEPT_LOCAL, "big") and "declined" in node.reason
+    assert len(asked) == 1 and asked[0].messages[-1]["content"] == QUESTION and scripts.calls["cloud"] == []
+
+
+def test_cancelled_mid_call(r2home, scripts):
+    scripts.by_model["small"] = [Step("slow", delay_s=10)]
+    engine = engine_for(r2home)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.perf_counter()
+    with pytest.raises(Cancelled):
+        engine.ask(QUESTION, strategy=on(0), cancel=cancel)
+    assert time.perf_counter() - started < 3
+    q = engine.ledger.questions(1)[0]
+    full = engine.ledger.question(q["id"])
+    assert full["status"] == "cancelled" and full["subtasks"][0]["status"] == Status.CANCELLED
+    assert [c["status"] for c in full["calls"]] == [CallStatus.CANCELLED]
+
+
+def test_interrupted_when_the_process_dies_mid_call(r2home, tmp_path):
+    """A real process killed with SIGKILL while a scripted call runs: the next open marks it all."""
+    cfg = json.dumps(scripted_config())
+    script = textwrap.dedent(f"""
+        import json, pathlib
+        from r2local.config import parse_settings
+        from r2local.engine import Engine
+        from r2local.testing.fake import SCRIPTS, Step
+        from tests.test_statuses import on, QUESTION
+        SCRIPTS.by_model["small"] = [Step("never", delay_s=60)]
+        engine = Engine(parse_settings(json.loads({cfg!r}), pathlib.Path("config.toml")))
+        engine.ask(QUESTION, strategy=on(0))
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": root})
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if (r2home / "r2local.db").exists():
+                try:  # read-only peek: the child owns the writes
+                    with sqlite3.connect(f"file:{r2home / 'r2local.db'}?mode=ro", uri=True, timeout=1) as db:
+                        running = db.execute("select count(*) from calls where status = 'running'").fetchone()[0]
+                except sqlite3.OperationalError:  # not created yet, or mid-migration
+                    running = 0
+                if running:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the call never started")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    ledger = Ledger(r2home / "r2local.db")
+    assert ledger.interrupted == 1
+    q = ledger.question(ledger.questions(1)[0]["id"])
+    assert q["status"] == "interrupted" and q["subtasks"][0]["status"] == Status.INTERRUPTED
+    assert [c["status"] for c in q["calls"]] == [CallStatus.INTERRUPTED]
