@@ -169,9 +169,8 @@ def key() -> None:
 
 def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
     """The named tier (it must exist and be an openai tier), or the top cloud tier."""
-    from .config import load_settings
-
     from .backends import backend_class
+    from .config import load_settings
 
     settings = load_settings(pool=ctx.find_root().obj["pool"])
     clouds = [t.name for t in settings.tiers if backend_class(t.backend).uses_key]
@@ -346,11 +345,10 @@ def models_list() -> None:
 @click.pass_context
 def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
     """Fetch model files (default: every local model of the pool)."""
+    from .backends import backend_class
     from .config import load_settings
     from .fetch import resolve
     from .manifests import load_manifests, lookup
-
-    from .backends import backend_class
 
     manifests = load_manifests()
     if not names:

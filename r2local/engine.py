@@ -16,7 +16,15 @@ from typing import Any
 from .budget import Budget, BudgetState
 from .config import Settings, load_settings
 from .errors import Cancelled, R2Error
-from .events import Listener, Node, NodeUpdate, Notice, PlanReady, QuestionStarted, ignore
+from .events import (
+    Listener,
+    Node,
+    NodeUpdate,
+    Notice,
+    PlanReady,
+    QuestionStarted,
+    ignore,
+)
 from .executor import Executor, Run
 from .fetch import Progress
 from .gates import Confirm, Consent, Gates

@@ -21,7 +21,14 @@ from typing import Callable
 from .backends import Completion, Message, complete
 from .backends.base import flatten
 from .config import ExecutorSection
-from .errors import BackendError, Cancelled, CloudRefused, CloudTimeout, ConnectionFailed, StreamCut
+from .errors import (
+    BackendError,
+    Cancelled,
+    CloudRefused,
+    CloudTimeout,
+    ConnectionFailed,
+    StreamCut,
+)
 from .events import AnswerDelta, Listener, Node, NodeUpdate
 from .gates import Consent, Gates, Ticket
 from .ledger import Ledger

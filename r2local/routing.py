@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from .errors import Cancelled, ConfigError
 from .events import Listener, Node
 from .records import Decision
+from .registry import registrar
 from .router import Plan, ThresholdPolicy, single_plan
 from .vocab import DecisionSource
 
@@ -150,12 +151,7 @@ StrategyFactory = Callable[..., Strategy]
 STRATEGIES: dict[str, StrategyFactory] = {}
 
 
-def register(name: str) -> Callable[[StrategyFactory], StrategyFactory]:
-    def deco(fn: StrategyFactory) -> StrategyFactory:
-        STRATEGIES[name] = fn
-        return fn
-
-    return deco
+register = registrar(STRATEGIES)
 
 
 @register("r2local")

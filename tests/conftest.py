@@ -11,7 +11,6 @@ import pytest
 from r2local import fetch, paths
 from r2local.config import parse_settings
 from r2local.manifests import load_manifests
-
 from r2local.testing.faultproxy import FaultProxy
 from r2local.testing.standin import stand_in_server
 

@@ -1,6 +1,10 @@
 import pytest
 
-from r2local.router.allocator import ThresholdPolicy, calibrate_thresholds, default_thresholds
+from r2local.router.allocator import (
+    ThresholdPolicy,
+    calibrate_thresholds,
+    default_thresholds,
+)
 
 
 def test_policy_maps_scores_to_tiers():

@@ -4,7 +4,13 @@ import pytest
 
 from r2local.backends import complete
 from r2local.backends.openai_compat import OpenAIBackend
-from r2local.errors import AuthFailed, ConnectionFailed, RateLimited, ServerError, StreamCut
+from r2local.errors import (
+    AuthFailed,
+    ConnectionFailed,
+    RateLimited,
+    ServerError,
+    StreamCut,
+)
 from r2local.router.plan import plan_schema
 
 from .conftest import CLOUD_KEY

@@ -11,7 +11,14 @@ from r2local.engine import Engine
 from r2local.errors import ConfigError
 from r2local.routing import forced
 
-from .conftest import CLOUD_KEY, SMOL, plumbing_config, settings_from, to_toml, write_config
+from .conftest import (
+    CLOUD_KEY,
+    SMOL,
+    plumbing_config,
+    settings_from,
+    to_toml,
+    write_config,
+)
 from .test_cli import r2
 
 LONG = "word " * 6000  # ~6000 tokens: beyond the router's 2048 and the stand-in cloud's 4096

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from r2local.tasks import datasets, sources
-from r2local.tasks.graders import choice_letter, default_grader, grade
 from r2local.bench.runner import wilson
 from r2local.bench.strategies import ORDER, parse_strategies
-from r2local.tasks.wordproblems import generate
 from r2local.errors import R2Error
+from r2local.tasks import datasets, sources
+from r2local.tasks.graders import choice_letter, default_grader, grade
+from r2local.tasks.wordproblems import generate
 
 
 @pytest.mark.parametrize("prediction, gold", [

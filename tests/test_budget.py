@@ -14,9 +14,9 @@ from r2local.engine import Engine
 from r2local.errors import BudgetExceeded
 from r2local.ledger import Ledger
 from r2local.prompts import step_messages
+from r2local.records import CallEnd, CallRecord
 from r2local.router.plan import Plan, Subtask
 from r2local.routing import forced
-from r2local.records import CallEnd, CallRecord
 from r2local.vocab import CallStatus, Role
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from

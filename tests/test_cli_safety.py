@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from r2local import keys
-from r2local.testing.standin import free_port
 from r2local.ledger import Ledger
+from r2local.testing.standin import free_port
 
 from .conftest import CLOUD_KEY, plumbing_config, to_toml, write_config
 from .test_cli import r2

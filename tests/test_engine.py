@@ -11,7 +11,7 @@ from r2local.errors import Cancelled
 from r2local.events import AnswerDelta, NodeUpdate, PlanReady
 from r2local.ledger import Ledger
 from r2local.router.plan import Plan, Subtask
-from r2local.routing import forced, fixed
+from r2local.routing import fixed, forced
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 

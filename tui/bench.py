@@ -29,9 +29,10 @@ import sys
 import tempfile
 import termios
 import time
-from r2local.routing import fixed
 from pathlib import Path
 from typing import Any
+
+from r2local.routing import fixed
 
 # What the first paint shows: the question box's placeholder (its first letter
 # carries the cursor, so it is matched from the second word), or, with no key,

@@ -6,21 +6,24 @@ would use; their heavy libraries are imported only when a model is loaded.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-from .base import Backend, BackendSpec, Chunk, Completion, LabelScorer, Message, Usage, complete
-
-T = TypeVar("T")
+from ..registry import registrar
+from .base import (
+    Backend,
+    BackendSpec,
+    Chunk,
+    Completion,
+    LabelScorer,
+    Message,
+    Usage,
+    complete,
+)
 
 BACKENDS: dict[str, Any] = {}  # name -> backend class (with build(spec) and capability flags)
 
 
-def register(name: str) -> Callable[[type[T]], type[T]]:
-    def deco(cls: type[T]) -> type[T]:
-        BACKENDS[name] = cls
-        return cls
-
-    return deco
+register = registrar(BACKENDS)
 
 
 # Imported for their @register side effect; each is cheap to import.

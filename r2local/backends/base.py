@@ -63,6 +63,21 @@ class BackendSpec:
     timeout_s: float = 60.0
 
 
+class FileRuntime:
+    """Capabilities and constructor shared by local runtimes that load a model file or folder."""
+
+    is_local = True
+    loads_file = True
+    local_by_default = True
+    uses_key = False
+    supports_lora = True
+
+    @classmethod
+    def build(cls, spec: BackendSpec) -> Any:
+        return cls(spec.path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads,  # type: ignore[call-arg]
+                   budget=spec.budget, adapter=spec.adapter)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What every runtime implements. Heavy libraries load on first use.

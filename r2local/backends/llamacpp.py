@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
-from .base import BackendSpec, Chunk, Message, Usage
+from .base import Chunk, FileRuntime, Message, Usage
 from .grammar_decode import greedy_grammar_tokens, logsumexp
 from .kvcache import PromptCache
 
@@ -71,18 +71,8 @@ def _generated_tokens(llm: Any, prompt: list[int], temperature: float, grammar: 
 
 
 @register("llamacpp")
-class LlamaCppBackend:
-    is_local = True
+class LlamaCppBackend(FileRuntime):
     supports_json_schema = True
-    supports_lora = True
-    loads_file = True
-    local_by_default = True
-    uses_key = False
-
-    @classmethod
-    def build(cls, spec: "BackendSpec") -> "LlamaCppBackend":
-        return cls(spec.path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads, budget=spec.budget,
-                   adapter=spec.adapter)
 
     def __init__(
         self,

@@ -13,22 +13,12 @@ from typing import Any, Iterator
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
 from . import register
-from .base import BackendSpec, Chunk, Message, Usage
+from .base import Chunk, FileRuntime, Message, Usage
 
 
 @register("mlx")
-class MlxBackend:
-    is_local = True
+class MlxBackend(FileRuntime):
     supports_json_schema = False
-    supports_lora = True
-    loads_file = True
-    local_by_default = True
-    uses_key = False
-
-    @classmethod
-    def build(cls, spec: "BackendSpec") -> "MlxBackend":
-        return cls(spec.path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads, budget=spec.budget,
-                   adapter=spec.adapter)
 
     def __init__(
         self,

@@ -26,10 +26,18 @@ from ..errors import R2Error
 from ..gates import Confirm
 from ..ledger import Ledger
 from ..records import QuestionEnd
+from ..registry import registrar
 from ..router import calibrate_thresholds, default_thresholds
-from ..routing import ForcedAllocator, PolicyAllocator, RandomAllocator, RouterPlanner, Strategy, WholeQuestion
-from ..vocab import QuestionStatus
+from ..routing import (
+    ForcedAllocator,
+    PolicyAllocator,
+    RandomAllocator,
+    RouterPlanner,
+    Strategy,
+    WholeQuestion,
+)
 from ..tasks.datasets import Item
+from ..vocab import QuestionStatus
 
 ORDER = ["all-small", "all-local", "all-cloud", "task-level", "r2local", "cot-cloud", "random"]
 
@@ -64,12 +72,7 @@ StrategyFactory = Callable[[Context], Strategy]
 STRATEGIES: dict[str, StrategyFactory] = {}
 
 
-def register(name: str) -> Callable[[StrategyFactory], StrategyFactory]:
-    def deco(fn: StrategyFactory) -> StrategyFactory:
-        STRATEGIES[name] = fn
-        return fn
-
-    return deco
+register = registrar(STRATEGIES)
 
 
 @register("all-small")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from .. import fetch, paths
 from ..manifests import load_manifests
-from .report import text
 from ..testing.standin import stand_in_server
+from .report import text
 
 SMALL, LOCAL, CLOUD = "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
 PRICES = (0.15, 0.60)  # USD per million input / output tokens, as gpt-4o-mini

@@ -1,6 +1,11 @@
 """The router: decomposer (question -> plan) and allocator (subtask -> tier)."""
 
-from .allocator import DifficultyScorer, ThresholdPolicy, calibrate_thresholds, default_thresholds
+from .allocator import (
+    DifficultyScorer,
+    ThresholdPolicy,
+    calibrate_thresholds,
+    default_thresholds,
+)
 from .decomposer import Decomposer
 from .plan import Plan, Subtask, parse_plan, single_plan
 

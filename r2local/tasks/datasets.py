@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..errors import R2Error
 from ..fetch import Progress
+from ..registry import registrar
 from . import sources
 from .graders import GRADERS, default_grader
 from .wordproblems import generate
@@ -35,12 +36,7 @@ Loader = Callable[["Progress | None"], list[Item]]  # every item of a dataset
 DATASETS: dict[str, Loader] = {}
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
-    def deco(fn: Loader) -> Loader:
-        DATASETS[name] = fn
-        return fn
-
-    return deco
+register = registrar(DATASETS)
 
 
 def _item(d: dict[str, Any]) -> Item:

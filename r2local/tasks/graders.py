@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
+from ..registry import registrar
+
 GRADERS: dict[str, Callable[..., bool]] = {}
 
 
-def register(name: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
-    def deco(fn: Callable[..., bool]) -> Callable[..., bool]:
-        GRADERS[name] = fn
-        return fn
-
-    return deco
+register = registrar(GRADERS)
 
 
 # -- finding the answer in prose ------------------------------------------------
