@@ -313,7 +313,8 @@ def run_program(source: str, limits: Limits, modules: dict[str, SafeModule]) -> 
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        return _reply(Status.ERROR, error=f"SyntaxError: {exc.msg} (line {exc.lineno})")
+        where = f" (line {exc.lineno})" if exc.lineno else ""
+        return _reply(Status.ERROR, error=f"SyntaxError: {exc.msg}{where}")
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
         return _reply(Status.ERROR, error=f"{type(exc).__name__}: {exc}")
     reason = check_tree(tree)
@@ -337,7 +338,7 @@ def run_program(source: str, limits: Limits, modules: dict[str, SafeModule]) -> 
     value = pick_answer(interp.symtable, output, interp.last_print, last, limits.max_output_chars)
     if value is None:
         return _reply(Status.NO_ANSWER, output=output,
-                      error="no `answer` variable, nothing printed and no final value")
+                      error="no `answer` variable, no printed line (other than None), no final value")
     return _reply(Status.OK, value=value, output=output)
 
 
@@ -348,6 +349,8 @@ def _classify(interp: SandboxInterpreter, exc: Exception, limits: Limits) -> tup
     if issubclass(kind, MemoryError):
         return Status.MEMORY, f"out of memory (limit {limits.max_memory_mb} MB)"
     message = (holder.msg if holder is not None and holder.msg else str(exc)).strip()
+    if issubclass(kind, NotImplementedError):  # asteval's word for unsupported syntax
+        message = f"{message.strip(chr(39))} is not supported in the sandbox"
     line = getattr(holder, "lineno", None)
     text = f"{kind.__name__}: {message}" + (f" (line {line})" if line else "")
     return Status.ERROR, text[:300]

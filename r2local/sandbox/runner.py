@@ -193,6 +193,11 @@ class Sandbox:
                 self._idle.put(worker)
 
     @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers now running (for monitoring and tests)."""
+        return [w.proc.pid for w in self._workers if w.proc is not None and w.alive]
+
+    @property
     def os_limits(self) -> list[str]:
         """The OS limits the workers applied (empty where `resource` is missing)."""
         return sorted({name for w in self._workers for name in getattr(w, "os_limits", [])})
