@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -100,7 +101,22 @@ def format_decimal(d: Decimal) -> str:
 def normalise_line(args: tuple, sep: str) -> str:
     """A printed line rebuilt with its numbers normalised, as print() would
     join them: print(0.1 + 0.2) -> '0.3', print('total', 2.50) -> 'total 2.5'."""
-    return sep.join(_norm(a) if is_number(a) else str(a) for a in args)
+    return sep.join(_norm(a) if is_number(a) else denoise(str(a)) for a in args)
+
+
+_FLOAT_TEXT = re.compile(r"-?\d+\.\d+(e[-+]?\d+)?|-?\d+e[-+]?\d+")
+
+
+def denoise(text: str) -> str:
+    """Round text that is exactly a noisy float's repr, as f'{0.1 + 0.2}'
+    prints it; any other text (a 28-digit Decimal, words) is left alone."""
+    if not _FLOAT_TEXT.fullmatch(text):
+        return text
+    value = float(text)
+    digits = len(text.split("e")[0].replace("-", "").replace(".", "").lstrip("0"))
+    if repr(value) != text or digits < 16:
+        return text
+    return format_float(value)
 
 
 def pick_answer(
@@ -133,7 +149,7 @@ def pick_answer(
     if line is not None and line != "None":
         if last_print is not None and _last_line(last_print[0]) == line:
             line = _last_line(last_print[1]) or line
-        return line[:limit]
+        return denoise(line)[:limit]
     if last_value is not None and is_data(last_value):
         return normalise(last_value, limit)
     return None
