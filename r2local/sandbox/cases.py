@@ -123,6 +123,7 @@ BAD: tuple[Case, ...] = (
     Case("Decimal precision 10**9", "from decimal import Decimal, getcontext\ngetcontext().prec = 10**9\n"
          "print(Decimal(1) / Decimal(7))", Status.MEMORY),
     Case("deep recursion", _RECURSE, Status.ERROR),
+    Case("recursion through map() in C", "def f(x):\n    return list(map(f, [x]))\nf(1)", Status.ERROR),
     Case("print flood", _FLOOD, Status.OUTPUT),
     Case("one huge print", "print('x' * 5_000_000)", Status.OUTPUT),
     Case("NUL byte in source", "print(1)\x00", Status.ERROR),

@@ -55,6 +55,11 @@ class Limits:
     max_items: int = 10_000_000
     max_program_chars: int = 20_000
 
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not value > 0:
+                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -87,8 +87,8 @@ def apply_os_limits(limits: Limits) -> list[str]:
     """Lower this process's OS limits; returns the names applied.
 
     Without the `resource` module (Windows) nothing is applied and only the
-    parent's wall-clock kill remains; macOS accepts but does not enforce
-    RLIMIT_AS.
+    parent's wall-clock kill remains; a limit the OS refuses (macOS may
+    refuse RLIMIT_AS) is skipped and left out of the list.
     """
     try:
         import resource
