@@ -8,7 +8,13 @@ from fractions import Fraction
 
 import pytest
 
-from r2local.sandbox import ALLOWED_MODULES, Limits, Status, check_program, extract_program
+from r2local.sandbox import (
+    ALLOWED_MODULES,
+    Limits,
+    Status,
+    check_program,
+    extract_program,
+)
 from r2local.sandbox.answer import format_float, normalise, pick_answer
 from r2local.sandbox.guard import Guard, LimitExceeded
 

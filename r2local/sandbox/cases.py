@@ -103,6 +103,7 @@ BAD: tuple[Case, ...] = (
     Case("mutate a class for the next run", "from fractions import Fraction\nFraction.limit_denominator = 0",
          Status.REFUSED),
     Case("delete a module member", "import math\ndel math.pi", Status.REFUSED),
+    Case("delete an item behind an attribute", "import math\ndel math.pi[0]", Status.ERROR),
     Case("numpy loadtxt (asteval default table)", "loadtxt('/etc/passwd')", Status.ERROR),
     Case("raise SystemExit", "raise SystemExit", Status.ERROR),
     Case("while True: pass", "while True:\n    pass", Status.TIMEOUT),

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from r2local.sandbox.limits import Limits, Status
 

@@ -68,7 +68,7 @@ class SafeModule:
     them for the next program that runs in the same worker.
     """
 
-    __slots__ = ("_name", "_members")
+    __slots__ = ("_members", "_name")
 
     def __init__(self, name: str, members: dict[str, Any]) -> None:
         object.__setattr__(self, "_name", name)

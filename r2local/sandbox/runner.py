@@ -23,7 +23,13 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from r2local.sandbox.limits import Limits, ProgramResult, SandboxClosed, SandboxUnavailable, Status
+from r2local.sandbox.limits import (
+    Limits,
+    ProgramResult,
+    SandboxClosed,
+    SandboxUnavailable,
+    Status,
+)
 
 # How long past the timeout the parent waits for the worker to stop itself
 # (it checks the clock every ~1000 evaluated nodes) before killing it.

@@ -59,8 +59,8 @@ def as_expected(case: Case, result: ProgramResult) -> bool:
 
 def render(rows: list[tuple[Case, ProgramResult]], limits: Limits) -> str:
     lines = [
-        f"Timeout {limits.timeout_s:g} s, memory {limits.max_memory_mb} MB, output "
-        f"{limits.max_output_chars:,} chars, {limits.max_steps:,} steps, {limits.max_int_digits:,} digits.",
+        (f"Timeout {limits.timeout_s:g} s, memory {limits.max_memory_mb} MB, output "
+         f"{limits.max_output_chars:,} chars, {limits.max_steps:,} steps, {limits.max_int_digits:,} digits."),
         "",
         "| case | status | value / error | ms |",
         "|---|---|---|---:|",
