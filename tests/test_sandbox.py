@@ -23,8 +23,8 @@ from r2local.sandbox.cases import BAD, GOOD
 from r2local.sandbox.runner import KILL_GRACE_S
 
 LIMITS = Limits(timeout_s=1.0)
-# Beyond timeout + kill grace: restarting a killed worker, and a loaded 2-core box.
-SLACK_S = 2.0
+# Beyond timeout + kill grace: scheduling on a loaded 2-core box.
+SLACK_S = 1.0
 BOUND_S = LIMITS.timeout_s + KILL_GRACE_S + SLACK_S
 
 
@@ -151,6 +151,18 @@ sys.__stdout__.write(json.dumps(out))
     assert out["open"] == "OSError" and out["socket"] == "OSError" and out["memory"] == "MemoryError"
     assert out.get("fork", "BlockingIOError") != "allowed"
     assert not target.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+def test_the_worker_gets_no_secrets_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-R2SANDBOXCANARY")
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
+    with Sandbox(LIMITS) as sandbox:
+        sandbox.warm()
+        [pid] = sandbox.pids
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert sandbox.run("print(1)").value == "1"
+    assert b"R2SANDBOXCANARY" not in environ and b"PYTHONPATH" not in environ
 
 
 def test_a_worker_killed_mid_run_gives_a_status_and_the_next_run_works():
