@@ -63,7 +63,7 @@ class _Worker:
         self.limits = limits
         self.proc: subprocess.Popen[bytes] | None = None
         self.replies: queue.Queue[bytes | None] = queue.Queue()
-        self.starts = 0
+        self.os_limits: list[str] = []
 
     @property
     def alive(self) -> bool:
@@ -78,7 +78,6 @@ class _Worker:
             cwd=tempfile.gettempdir(), env={k: os.environ[k] for k in _ENV_KEEP if k in os.environ},
             start_new_session=True,  # a Ctrl-C meant for the app does not reach the worker
         )
-        self.starts += 1
         threading.Thread(target=_pump, args=(self.proc.stdout, self.replies),
                          name="r2local-sandbox-reader", daemon=True).start()
         try:
@@ -206,7 +205,7 @@ class Sandbox:
     @property
     def os_limits(self) -> list[str]:
         """The OS limits the workers applied (empty where `resource` is missing)."""
-        return sorted({name for w in self._workers for name in getattr(w, "os_limits", [])})
+        return sorted({name for w in self._workers for name in w.os_limits})
 
     def close(self) -> None:
         """Kill the workers. A run in progress ends with status error."""
