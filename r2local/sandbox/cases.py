@@ -32,6 +32,10 @@ GOOD: tuple[Case, ...] = (
     Case("clock: hours between",
          "from datetime import datetime\nstart = datetime.strptime('08:50', '%H:%M')\n"
          "end = datetime.strptime('17:20', '%H:%M')\nprint((end - start).seconds / 3600)", Status.OK, "8.5"),
+    Case("clock: split and map", "h, m = map(int, '09:45'.split(':'))\ntotal = h * 60 + m + 135\n"
+         "print(f'{total // 60:02d}:{total % 60:02d}')", Status.OK, "12:00"),
+    Case("unpacking: *rest and **dict", "first, *rest = [3, 4, 5]\nd = {**{'a': first}, 'b': sum(rest)}\n"
+         "answer = d['a'] + d['b']", Status.OK, "12"),
     Case("days between dates", "from datetime import date\nprint((date(2024, 3, 1) - date(2024, 2, 1)).days)",
          Status.OK, "29"),
     Case("percentage discount", "price = 80\ndiscount = 15 / 100\nprint(round(price * (1 - discount), 2))",

@@ -14,8 +14,8 @@ of it, this subclass:
   nor the program's own `except Exception` can swallow;
 - formats with format() (f-strings) and a field-checking Formatter
   (str.format) instead of asteval's string formatting;
-- supports the few constructs model programs use that asteval lacks:
-  generator expressions (evaluated as lists), `*args` in calls, `:=`.
+- runs the Python that model programs write and asteval lacks or gets
+  wrong (compat.py; `*args` in calls here).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from asteval import Interpreter
 from asteval.astutils import RESERVED_WORDS, Procedure
 
 from r2local.sandbox.answer import normalise_line, pick_answer
+from r2local.sandbox.compat import PythonCompat
 from r2local.sandbox.guard import Forbidden, Guard, LimitExceeded
 from r2local.sandbox.limits import Limits, Status
 from r2local.sandbox.modules import ALLOWED_MODULES, SafeModule, build_modules
@@ -95,7 +96,7 @@ class SafeFormatter(string.Formatter):
 _FORMATTER = SafeFormatter()
 
 
-class SandboxInterpreter(Interpreter):
+class SandboxInterpreter(PythonCompat, Interpreter):
     """One program's interpreter; make a fresh one per run."""
 
     def __init__(self, limits: Limits, modules: dict[str, SafeModule], deadline: float) -> None:
@@ -273,45 +274,6 @@ class SandboxInterpreter(Interpreter):
             if own:
                 self._depth -= 1
         return None
-
-    def on_with(self, node):
-        # asteval calls __exit__() without arguments and skips it on errors.
-        entered = []
-        try:
-            for item in node.items:
-                manager = self.run(item.context_expr)
-                value = manager.__enter__()
-                entered.append(manager)
-                if item.optional_vars is not None:
-                    self.node_assign(item.optional_vars, value)
-            for stmt in node.body:
-                self.run(stmt)
-                if self._interrupt is not None:
-                    break
-        finally:
-            for manager in reversed(entered):
-                manager.__exit__(None, None, None)
-
-    def on_generatorexp(self, node):
-        """A generator expression, evaluated eagerly as a list comprehension."""
-        return self.on_listcomp(node)
-
-    def on_namedexpr(self, node):
-        value = self.run(node.value)
-        self.node_assign(node.target, value)
-        return value
-
-    def _comp_save_syms(self, node):
-        # asteval deep-copies shadowed names; rebinding is Python's semantics,
-        # and a deep copy of a big or odd object is a cost the program chooses.
-        saved, deleted = {}, set()
-        for gen in node.generators:
-            for name in self._extract_names_from_target(gen.target):
-                if name in self.symtable:
-                    saved[name] = self.symtable[name]
-                else:
-                    deleted.add(name)
-        return saved, deleted
 
 
 def load_modules(limits: Limits) -> dict[str, SafeModule]:
