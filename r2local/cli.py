@@ -116,6 +116,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
         f"\ntotal {usd(result.cost_usd)} · cloud share {result.cloud_share:.0%} · "
         f"{result.latency_ms / 1000:.1f} s · question {result.question_id}"
     )
+    if result.route:
+        click.echo(f"route: {result.route} ({result.route_reason})" if result.route_reason else f"route: {result.route}")
     if result.plan_note:
         click.echo(f"plan: {result.plan_note}", err=True)
     _report_failure(result.error)
@@ -302,11 +304,13 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
 @click.option("--n", "n", default=20, show_default=True, help="Questions to bench.")
 @click.option("--seed", default=0, show_default=True, help="Picks (or generates) the questions; seeds the random baseline.")
 @click.option("--strategies", default="all", show_default=True,
-              help="Comma-separated: all-small, all-local, all-cloud, task-level, r2local, cot-cloud, random.")
+              help="Comma-separated: all-small, all-local, all-cloud, cascade, r2local, task-level, random, "
+                   "cot-cloud, plan-local.")
 @click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
-              help="Calibrate r2local's thresholds to this cloud share on a separate split first.")
-@click.option("--calib-n", default=8, show_default=True, help="Questions in that calibration split.")
-@click.option("--thresholds", default=None, help="Pin r2local's thresholds instead, e.g. 0.2,0.8 (one fewer than tiers).")
+              help="First calibrate r2local's route policy on a separate split, escalating at most this share.")
+@click.option("--calib-n", default=40, show_default=True, help="Questions in that calibration split.")
+@click.option("--agree-below", type=click.FloatRange(0, 1), default=None,
+              help="Pin the agreement threshold: escalate local answers whose samples agree less than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a cost-accuracy PNG (matplotlib).")
 @click.option("--ledger", type=click.Path(dir_okay=False), default=None,

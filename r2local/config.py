@@ -35,6 +35,11 @@ class _Section(BaseModel):
 
 class RouterSection(_Section):
     model: str = Field("qwen2.5-coder-0.5b-instruct", description="Manifest name or .gguf path of the router model.")
+    strategy: str = Field(
+        "r2local",
+        description="How questions are routed: r2local (a route per question) or plan-and-allocate (always plan, "
+        "place every step by thresholds).",
+    )
     backend: str = Field("llamacpp", description="Runtime for the router model: a local one that can score labels.")
     adapter: str | None = Field(None, description="LoRA adapter file for the router.")
     max_subtasks: int = Field(6, ge=1, le=16, description="Cap on the number of subtasks in a plan.")
@@ -69,6 +74,9 @@ class TierSection(_Section):
     max_tokens: int = Field(384, ge=1, description="Answer token cap for this tier.")
     n_ctx: int = Field(4096, ge=256, description="Context window for local runtimes.")
     adapter: str | None = Field(None, description="LoRA adapter for local runtimes.")
+    programs: bool | None = Field(
+        None, description="Whether this model writes programs for quantitative tasks (default: from its manifest)."
+    )
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (openai backend).")
     max_retries: int = Field(2, ge=0, le=10, description="Retries on transient errors (openai backend).")
 
@@ -89,8 +97,26 @@ class RuntimeSection(_Section):
 
 
 class ExecutorSection(_Section):
-    escalate_below: float = Field(
-        0.35, ge=0, le=1, description="Escalate a local answer whose mean token probability is below this."
+    samples: int = Field(
+        3, ge=1, le=9,
+        description="Answers a local tier gives for one task, compared for the agreement signal (1: no sampling).",
+    )
+    agree_below: float = Field(
+        0.6, ge=0, le=1,
+        description="Escalate a local answer when the share of its samples stating the same answer is below this.",
+    )
+    sample_temperature: float = Field(0.7, gt=0, le=2, description="Temperature of the extra samples.")
+    early_stop: bool = Field(
+        True, description="Stop sampling once more samples could not change the decision (saves local time)."
+    )
+    programs: bool = Field(
+        True, description="Let tiers that write programs answer quantitative tasks with one, run in the sandbox."
+    )
+    program_timeout_s: float = Field(2.0, gt=0, le=60, description="Wall-clock limit for one program run.")
+    escalate_below: float | None = Field(
+        None, ge=0, le=1,
+        description="Also escalate when the mean token probability is below this (off: it did not separate right "
+        "from wrong answers; it is recorded as a feature).",
     )
     max_escalations: int = Field(1, ge=0, le=4, description="Tier steps one subtask may climb.")
     max_parallel: int = Field(4, ge=1, description="Subtasks running at once.")
@@ -147,6 +173,10 @@ class Settings(_Section):
                 raise ValueError(
                     f"tier {tier.name!r}: unknown backend {tier.backend!r}; use one of {', '.join(sorted(BACKENDS))}"
                 )
+        from .routing import STRATEGIES
+
+        if self.router.strategy not in STRATEGIES:
+            raise ValueError(f"router.strategy {self.router.strategy!r} is unknown; use one of {', '.join(STRATEGIES)}")
         router = BACKENDS.get(self.router.backend)
         if router is None or not router.loads_file or not hasattr(router, "score_labels"):
             usable = sorted(n for n, c in BACKENDS.items() if c.loads_file and hasattr(c, "score_labels"))

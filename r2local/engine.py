@@ -36,8 +36,9 @@ from .recorder import LedgerRecorder, Recorder
 from .records import Decision, QuestionEnd
 from .router import Plan, default_thresholds
 from .router.client import RouterClient
-from .routing import Job, Strategy, routed
-from .vocab import DecisionSource, NodeKind, QuestionStatus, Status
+from .router.route import RoutePolicy, default_policy
+from .routing import STRATEGIES, Job, Strategy
+from .vocab import DecisionSource, NodeKind, QuestionStatus, Route, Status
 
 
 @dataclass
@@ -55,6 +56,8 @@ class AskResult:
     router_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # why the answer node failed, when status is "failed"
     strategy: str = "r2local"
+    route: str | None = None
+    route_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,8 @@ class AskResult:
             "plan_note": self.plan_note,
             "error": self.error,
             "strategy": self.strategy,
+            "route": self.route,
+            "route_reason": self.route_reason,
             "subtasks": [n.public() for n in self.nodes],
         }
 
@@ -103,13 +108,14 @@ class Engine:
         self.recorder = recorder or LedgerRecorder(self.ledger)
         self.router = RouterClient(self.pool, settings.router, self.recorder)
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
-        self.strategy = strategy or routed()
+        self.strategy = strategy or STRATEGIES[settings.router.strategy]()
 
     @classmethod
     def from_config(cls, pool: str | None = None, progress: Progress | None = None) -> "Engine":
         return cls(load_settings(pool=pool), progress=progress)
 
     def close(self) -> None:
+        self.executor.close()
         self.pool.close()
         self.ledger.close()
 
@@ -127,6 +133,16 @@ class Engine:
         if cal is not None and len(cal["thresholds"]) == n - 1:
             return cal["thresholds"], "calibration"
         return default_thresholds(n), "default"
+
+    def route_policy(self) -> RoutePolicy:
+        """The route policy: the last `r2local calibrate` that fits this pool, else the default."""
+        cal = self.ledger.latest_calibration()
+        names = {t.name for t in self.pool.tiers}
+        if cal is not None and cal.get("policy"):
+            policy = RoutePolicy.from_json(cal["policy"])
+            if all(b.tier in names for b in policy.bands):
+                return policy
+        return default_policy(self.pool.tiers)
 
     def allowed_tiers(self, local_only: bool) -> tuple[list[Tier], str | None]:
         """Tiers usable now, and a one-line reason when the cloud is off."""
@@ -185,7 +201,7 @@ class Engine:
         elif mode == "confirm" and confirm is None:
             emit(Notice(qid, "privacy: confirm mode and nobody to ask; cloud subtasks stay local"))
         start = time.perf_counter()
-        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds)
+        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds, self.route_policy)
         try:
             result = self._answer(job, strategy, Consent(qid, confirm))
         except Cancelled:
@@ -206,10 +222,13 @@ class Engine:
             plan = strategy.planner.plan(job)
             t_plan = _ms(t0)
             nodes = self.nodes(plan)
-            self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note)
+            route = job.route.route if job.route else (Route.DECOMPOSE if len(nodes) > 1 else None)
+            why = job.route.reason if job.route else None
+            self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note,
+                                        route=route, route_reason=why)
             for n in nodes:
                 self.ledger.save_node(qid, n)
-            job.emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note))
+            job.emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note, route, why))
             t1 = time.perf_counter()
             decisions = strategy.allocator.allocate(job, nodes)
             self._apply(job, nodes, decisions)
@@ -217,15 +236,35 @@ class Engine:
         run = Run(qid, job.question, {n.id: n for n in nodes}, job.allowed, job.cancel, job.emit, nodes[-1].id,
                   decisions, consent)
         self.executor.run(run)
-        answer_node = nodes[-1]
+        answer_node = self._rescue(job, run, nodes) or nodes[-1]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
         cloud = sum(1 for n in nodes if not n.is_local)
         status = QuestionStatus.FAILED if answer_node.status == Status.FAILED else QuestionStatus.DONE
         return AskResult(
             qid, job.question, answer_node.answer, status, cost, cloud / len(nodes), 0.0, nodes,
             plan_note=plan.note, router_ms={"plan": t_plan, "allocate": t_alloc},
-            error=answer_node.reason if status == QuestionStatus.FAILED else None,
+            error=answer_node.reason if status == QuestionStatus.FAILED else None, route=route, route_reason=why,
         )
+
+    def _rescue(self, job: Job, run: Run, nodes: list[Node]) -> Node | None:
+        """A decomposed answer that came out unsure goes to the cloud as the whole question
+        (never as a plan-sized prompt, which would cost more than the question itself)."""
+        if job.route is None or job.route.route != Route.DECOMPOSE:
+            return None
+        if not any(n.status in (Status.UNSURE, Status.FAILED) for n in nodes):
+            return None
+        clouds = [t for t in job.allowed if not t.is_local]
+        if not clouds:
+            return None
+        whole = Node(len(nodes) + 1, job.question, [], kind=NodeKind.WHOLE)
+        whole.decision_source, whole.decided_tier = DecisionSource.POLICY, clouds[-1].name
+        nodes.append(whole)
+        self.ledger.save_node(job.question_id, whole)
+        job.emit(NodeUpdate(job.question_id, whole.snapshot()))
+        decision = Decision(clouds[-1].index, DecisionSource.POLICY, escalate=False)
+        self.executor.run(Run(job.question_id, job.question, {whole.id: whole}, job.allowed, job.cancel, job.emit,
+                              whole.id, {whole.id: decision}, run.consent, run.down))
+        return whole
 
     @staticmethod
     def nodes(plan: Plan) -> list[Node]:

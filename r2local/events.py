@@ -41,12 +41,13 @@ class Node:
     features: dict[str, float] = field(default_factory=dict)
     decision_source: str | None = None
     decided_tier: str | None = None
+    working: str | None = None  # the program behind a program-aided answer
 
     def public(self) -> dict[str, Any]:
         """The fields of ``r2local ask --json``."""
         keys = ("id", "kind", "text", "depends_on", "difficulty", "tier", "model", "answer", "input_tokens")
         keys += ("output_tokens", "cost_usd", "latency_ms", "escalated_from", "reason", "confidence", "status")
-        keys += ("redactions", "decision_source", "decided_tier")
+        keys += ("redactions", "decision_source", "decided_tier", "working", "features")
         data = asdict(self)
         out = {k: data[k] for k in keys}
         out["cost_usd"] = round(out["cost_usd"], 8)
@@ -75,6 +76,8 @@ class PlanReady:
     question_id: str
     nodes: list[Node]
     note: str | None
+    route: str | None = None  # whole-local, decompose, whole-cloud (see vocab.Route)
+    route_reason: str | None = None
 
 
 @dataclass(frozen=True)

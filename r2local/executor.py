@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .answering import Answerer, Outcome
 from .backends import Completion, Message, complete
 from .backends.base import flatten
 from .config import ExecutorSection
@@ -35,6 +36,8 @@ from .ledger import Ledger
 from .pool import Pool, Tier
 from .prompts import final_messages, prompt_version, single_messages, step_messages
 from .recorder import CallSpec, Recorder
+from .programs import ProgramRunner
+from .sandbox import ProgramResult
 from .records import CallEnd, CallRecord, Decision
 from .vocab import NodeKind, Role, Status
 
@@ -86,6 +89,11 @@ class Executor:
         self.gates = gates
         self.recorder = recorder
         self.ledger = ledger
+        self.answerer = Answerer(settings)
+        self.programs = ProgramRunner(recorder, settings.program_timeout_s)
+
+    def close(self) -> None:
+        self.programs.close()
 
     # -- scheduling ------------------------------------------------------------
     def run(self, run: Run) -> None:
@@ -129,6 +137,8 @@ class Executor:
     # -- one node --------------------------------------------------------------
     def _messages(self, run: Run, node: Node) -> list[Message]:
         deps = [run.nodes[d] for d in node.depends_on]
+        if node.kind == NodeKind.WHOLE:
+            return single_messages(run.question)
         if node.kind == NodeKind.FINAL:
             return final_messages(run.question, deps)
         if len(run.nodes) == 1:
@@ -147,16 +157,17 @@ class Executor:
             return None  # a forced or drawn tier stays where it was put
         if path.mark is not None or path.steps >= self.settings.max_escalations:
             return None  # the cloud is closed to this node, or it has climbed enough
-        above = [t for t in run.allowed if t.index > path.tier.index]
+        ceiling = decision.ceiling if decision is not None and decision.ceiling is not None else len(self.pool.tiers)
+        above = [t for t in run.allowed if path.tier.index < t.index <= ceiling]
         return above[0] if above else None
 
-    def _judge(self, tier: Tier, result: Completion) -> str | None:
-        """Why an answer is not good enough to keep, or None."""
-        if not result.text.strip():
+    def _judge(self, tier: Tier, text: str, mean_prob: float | None) -> str | None:
+        """Why an answer is not good enough to keep, or None (the agreement check is the answerer's)."""
+        if not text.strip():
             return "empty answer"
-        conf = result.confidence
-        if tier.is_local and conf is not None and conf < self.settings.escalate_below:
-            return f"low confidence ({conf:.2f} < {self.settings.escalate_below:.2f})"
+        floor = self.settings.escalate_below
+        if tier.is_local and floor is not None and mean_prob is not None and mean_prob < floor:
+            return f"low confidence ({mean_prob:.2f} < {floor:.2f})"
         return None
 
     def _run_node(self, run: Run, node: Node) -> None:
@@ -197,8 +208,10 @@ class Executor:
         self._publish(run, node)
 
     def _attempt(self, run: Run, node: Node, path: _Path) -> str | None:
-        """One call on the node's current tier: None if its answer is kept, else why not."""
+        """One answer on the node's current tier: None if it is kept, else why not."""
         try:
+            if path.tier.is_local:
+                return self._local(run, node, path)
             result = self._call(run, node, path.tier, self._messages(run, node), path.came_from)
         except Cancelled:
             node.status = Status.CANCELLED
@@ -210,8 +223,35 @@ class Executor:
             fix = f" (fix: {exc.fix})" if exc.fix and not exc.retryable else ""
             return f"{type(exc).__name__}: {exc.message}{fix}"
         if result.text.strip():
-            node.answer, node.confidence, path.answered_on = result.text.strip(), result.confidence, path.tier
-        return self._judge(path.tier, result)
+            node.answer, node.confidence, node.working, path.answered_on = result.text.strip(), None, None, path.tier
+        return self._judge(path.tier, result.text, None)
+
+    def _local(self, run: Run, node: Node, path: _Path) -> str | None:
+        """A local tier answers: a program where it fits, samples that vote (see answering)."""
+        tier = path.tier
+        task = node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
+
+        def call(messages: list[Message], temperature: float, sample: int, stream: bool) -> Completion:
+            return self._call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
+                              stream=stream)
+
+        def program(source: str, sample: int) -> ProgramResult:
+            return self.programs.run(source, CallRecord(Role.PROGRAM, tier.name, "sandbox", "asteval", run.question_id,
+                                                        node.id, path.came_from, sample=sample))
+
+        decision = run.decisions.get(node.id)
+        may_climb = decision is None or decision.escalate
+        out: Outcome = self.answerer.answer(
+            self._messages(run, node), task, tier.writes_programs, call, program,
+            agree_below=decision.agree_below if decision is not None else None,
+            early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
+        )
+        if out.answer:
+            node.answer, node.confidence, node.working, path.answered_on = out.answer, out.confidence, out.working, tier
+            node.features.update(out.features)
+            if node.id == run.answer_node:
+                run.emit(AnswerDelta(run.question_id, out.answer, restart=True))
+        return out.failure or self._judge(tier, out.answer, out.features.get("mean_prob"))
 
     def _divert(self, run: Run, node: Node, path: _Path, mark: str, why: str) -> bool:
         """Send the node to the strongest local tier, marked; False if it already has that tier's answer."""
@@ -241,24 +281,26 @@ class Executor:
         return local[-1] if local else self.pool.strongest_local
 
     # -- one call, with retries ------------------------------------------------
-    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None) -> Completion:
+    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
+              temperature: float = 0.0, sample: int | None = None, stream: bool = True) -> Completion:
         """One call through the gates and the recorder; a cloud call retries transient errors."""
         attempts = 1 if tier.is_local else tier.config.max_retries + 1
         role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
+        role = Role.SAMPLE if sample else role
         for attempt in range(1, attempts + 1):
             ticket = self.gates.admit(run.consent, node.id, tier, messages)  # may raise CloudRefused
             node.sent = ticket.messages  # exactly what left (redacted)
             record = CallRecord(
                 role, tier.name, tier.backend, tier.model, run.question_id, node.id, came_from, attempt,
-                adapter=tier.config.adapter, prompt_version=prompt_version(messages), temperature=0.0,
-                reserved_usd=ticket.estimate if ticket.cloud else None,
+                adapter=tier.config.adapter, prompt_version=prompt_version(messages), temperature=temperature,
+                sample=sample, reserved_usd=ticket.estimate if ticket.cloud else None,
                 redactions=ticket.redaction.total if ticket.cloud else None,
             )
-            params = {"max_tokens": tier.config.max_tokens, "temperature": 0.0}
+            params = {"max_tokens": tier.config.max_tokens, "temperature": temperature, "sample": sample}
             spec = CallSpec(record, ticket.messages, params, self.gates.admission(ticket), tier.cost)
             try:
                 result = self.recorder.call(
-                    spec, lambda: self._complete(run, node, tier, ticket),
+                    spec, lambda: self._complete(run, node, tier, ticket, temperature, stream),
                     lambda exc, ms: self._failed(tier, ticket, exc, ms),
                 )
             except BackendError as exc:
@@ -268,7 +310,7 @@ class Executor:
                 continue
             if run.cancel.is_set():
                 raise Cancelled("cancelled")
-            if ticket.pieces == 0 and node.id == run.answer_node and result.text:
+            if stream and ticket.pieces == 0 and node.id == run.answer_node and result.text:
                 run.emit(AnswerDelta(run.question_id, result.text, restart=True))  # answered without a stream (cache)
             node.input_tokens += result.usage.input_tokens
             node.output_tokens += result.usage.output_tokens
@@ -277,10 +319,12 @@ class Executor:
             return result
         raise AssertionError("unreachable")
 
-    def _complete(self, run: Run, node: Node, tier: Tier, ticket: Ticket) -> Completion:
-        on_text, flush = ticket.stream(self._streamer(run, node))
+    def _complete(self, run: Run, node: Node, tier: Tier, ticket: Ticket, temperature: float,
+                  stream: bool) -> Completion:
+        on_text, flush = ticket.stream(self._streamer(run, node) if stream else None)
         backend = self.pool.backend(tier)
-        result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, cancel=run.cancel, on_text=on_text)
+        result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, temperature=temperature,
+                          cancel=run.cancel, on_text=on_text)
         flush()
         ticket.ran = True
         return ticket.restore(result)

@@ -208,9 +208,12 @@ class Ledger:
         with self._lock:
             return self._charged()
 
-    def save_calibration(self, share: float, thresholds: list[float], n_scores: int) -> None:
+    def save_calibration(self, share: float | None, thresholds: list[float], n_scores: int,
+                         policy: dict[str, Any] | None = None) -> None:
         row = {"created_at": now_utc(), "target_cloud_share": share, "thresholds": json.dumps(thresholds)}
         row["n_scores"] = n_scores
+        if policy is not None:
+            row["policy_json"] = json.dumps(policy)
         with self._lock, self.db.conn:
             self.db["calibrations"].insert(row)
 
@@ -234,6 +237,7 @@ class Ledger:
             return None
         row = rows[0]
         row["thresholds"] = json.loads(row["thresholds"])
+        row["policy"] = json.loads(row["policy_json"]) if row.get("policy_json") else None
         return row
 
     def difficulty_scores(self, limit: int = 5000) -> list[float]:
@@ -253,7 +257,7 @@ class Ledger:
             s["sent"] = json.loads(s.pop("prompt_json", None) or "[]")
             s["label_probs"] = json.loads(s["label_probs"]) if s.get("label_probs") else None
             s["features"] = json.loads(s["features"]) if s.get("features") else {}
-        q["calls"] = self._query("select * from calls where question_id = ? order by id", (qid,))
+        q["calls"] = self._query("select * from calls where question_id = ? order by rowid", (qid,))
         return q
 
     def questions(self, limit: int = 50) -> list[dict[str, Any]]:

@@ -52,6 +52,7 @@ class Manifest(_Strict):
     description: str | None = None
     input_usd_per_mtok: float = Field(0.0, ge=0)
     output_usd_per_mtok: float = Field(0.0, ge=0)
+    writes_programs: bool = Field(False, description="A coder model: it answers quantitative tasks with a program.")
     source: Sources = Field(default_factory=Sources)
     file: Path | None = Field(None, exclude=True, description="The manifest file it was read from.")
 

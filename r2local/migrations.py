@@ -166,6 +166,8 @@ def m006_learning(db: sqlite_utils.Database) -> None:
     subtasks.add_column("features", str)  # JSON: what the allocator decided from
     subtasks.add_column("decision_source", str)  # policy, forced, exploration
     subtasks.add_column("decided_tier", str)  # the tier the allocator chose, before any escalation
+    subtasks.add_column("working", str)  # the program behind a program-aided answer
+    db["calibrations"].add_column("policy_json", str)  # the route policy: bands, tiers, agreement threshold
     db["questions"].add_column("route", str)  # how the question was answered: whole-local, decompose, whole-cloud
     db["questions"].add_column("route_reason", str)
     db["questions"].add_column("strategy", str)  # the planner/allocator pair that answered it

@@ -30,6 +30,7 @@ class Tier:
     input_usd_per_mtok: float
     output_usd_per_mtok: float
     config: TierSection
+    writes_programs: bool = False  # answers quantitative tasks with a program (coder models)
 
     @property
     def priced(self) -> bool:
@@ -66,7 +67,9 @@ class Pool:
         if manifest is not None and manifest.format == "api":
             in_price = manifest.input_usd_per_mtok if in_price is None else in_price
             out_price = manifest.output_usd_per_mtok if out_price is None else out_price
-        return Tier(index, cfg.name, cfg.backend, cfg.model, cfg.is_local, in_price or 0.0, out_price or 0.0, cfg)
+        programs = cfg.programs if cfg.programs is not None else bool(manifest and manifest.writes_programs)
+        return Tier(index, cfg.name, cfg.backend, cfg.model, cfg.is_local, in_price or 0.0, out_price or 0.0, cfg,
+                    programs)
 
     def _check_names(self) -> None:
         """Unknown local model names fail now, not when a subtask first reaches that tier."""

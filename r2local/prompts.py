@@ -50,6 +50,35 @@ def final_messages(question: str, deps: list[Node]) -> list[Message]:
 
 FINAL_TEXT = "Combine the step results into the final answer."
 
+# A coder model is right far more often when it writes a program that we run
+# (measured on word problems: Qwen2.5-Coder-0.5B 10/24 in prose, 20/24 as a
+# program). One worked example fixes the shape: plain Python, an `answer`.
+PROGRAM_SYSTEM = (
+    "You solve the user's task by writing a short Python program. Compute the result step by step with clear "
+    "variable names, and put the final answer in a variable named `answer` (a number, or a string such as "
+    "'14:05' for a clock time). Use only plain Python and the math module. Reply with only the program in a "
+    "```python block."
+)
+PROGRAM_EXAMPLE_Q = "A shop sells pens at $1.25 each. How much do 8 pens cost, in dollars, after a 10% discount?"
+PROGRAM_EXAMPLE_A = (
+    "```python\nprice = 1.25\ncount = 8\ntotal = price * count\nanswer = round(total * (1 - 10 / 100), 2)\n```"
+)
+
+
+def program_messages(prose: list[Message]) -> list[Message]:
+    """The program-writing prompt for the same task as a prose prompt (its last user message)."""
+    return [
+        {"role": "system", "content": PROGRAM_SYSTEM},
+        {"role": "user", "content": PROGRAM_EXAMPLE_Q},
+        {"role": "assistant", "content": PROGRAM_EXAMPLE_A},
+        {"role": "user", "content": prose[-1]["content"]},
+    ]
+
+
+def program_answer(value: str) -> str:
+    """How a program's result reads as an answer (the program itself is kept as the working)."""
+    return f"The answer is {value}."
+
 
 def prompt_version(messages: list[Message]) -> str:
     """A short hash of a prompt's template: every message but the last (the question-specific one)."""

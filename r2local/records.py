@@ -85,8 +85,8 @@ class CallEnd:
         if isinstance(exc, Cancelled):
             return cls(CallStatus.CANCELLED, latency_ms, error_class="Cancelled")
         message = exc.message if isinstance(exc, R2Error) else f"{type(exc).__name__}: {exc}"[:500]
-        fields = {"cost_usd": 0.0, **extra}
-        return cls(CallStatus.ERROR, latency_ms, error=message, error_class=type(exc).__name__, **fields)
+        fields = {"error": message, "error_class": type(exc).__name__, "cost_usd": 0.0, **extra}
+        return cls(CallStatus.ERROR, latency_ms, **fields)
 
     def row(self) -> dict[str, Any]:
         return _drop_none({k: v for k, v in self.__dict__.items()})
@@ -110,7 +110,7 @@ def subtask_row(question_id: str, node: Node) -> dict[str, Any]:
         "prompt_json": json.dumps(node.sent) if node.sent else None,
         "label_probs": json.dumps(node.label_probs) if node.label_probs else None,
         "features": json.dumps(node.features) if node.features else None,
-        "decision_source": node.decision_source, "decided_tier": node.decided_tier,
+        "decision_source": node.decision_source, "decided_tier": node.decided_tier, "working": node.working,
     }
 
 
@@ -155,3 +155,5 @@ class Decision:
     probs: dict[str, float] | None = None  # label probabilities of the scorer
     features: dict[str, float] = field(default_factory=dict)
     escalate: bool = True  # whether the executor may move it up on a weak answer
+    ceiling: int | None = None  # the highest tier index it may climb to (None: any)
+    agree_below: float | None = None  # agreement threshold for it (None: [executor] agree_below)

@@ -20,11 +20,13 @@ from .events import Listener, Node
 from .records import Decision
 from .registry import registrar
 from .router import Plan, ThresholdPolicy, single_plan
-from .vocab import DecisionSource
+from .router.route import Band, first_local
+from .vocab import DecisionSource, Role, Route
 
 if TYPE_CHECKING:
     from .pool import Tier
     from .router.client import RouterClient
+    from .router.route import RoutePolicy
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Job:
     allowed: list["Tier"]  # those usable now (key set, not local-only)
     router: "RouterClient"
     thresholds: Callable[[], tuple[list[float], str]]  # active thresholds and their source
+    policy: Callable[[], "RoutePolicy"] = lambda: None  # type: ignore[assignment,return-value]  # the route policy
+    route: "RouteChoice | None" = None  # set by a routing planner, read by its allocator and the engine
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -89,6 +93,71 @@ class FixedPlan:
         return self.fixed
 
 
+@dataclass(frozen=True)
+class RouteChoice:
+    """The route a question takes, and why (shown in the plan tree and ``ask --json``)."""
+
+    route: Route
+    tier: int  # the tier that answers first
+    reason: str
+    difficulty: float | None = None
+    probs: dict[str, float] | None = None
+    agree_below: float | None = None
+
+
+class RoutePlanner:
+    """A route per question: the router rates the whole question once and the
+    route policy picks whole-local, decompose (the router's plan) or whole-cloud.
+
+    ``policy`` pins one (the bench); otherwise the engine's (the last calibration, else the default).
+    """
+
+    def __init__(self, policy: "RoutePolicy | None" = None) -> None:
+        self.policy = policy
+
+    def plan(self, job: Job) -> Plan:
+        score = job.router.score(job.question_id, None, job.question, job.question, role=Role.ROUTE)
+        d = score.difficulty if score is not None else None
+        policy = self.policy or job.policy()
+        band = policy.band(d)
+        route, tier = band.route, tier_index(job.tiers, band.tier)
+        usable = {t.index for t in job.allowed}
+        why = _why(band, d, policy.source)
+        if route == Route.WHOLE_CLOUD and tier not in usable:
+            route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
+            why += "; the cloud is not usable now, so a local tier tries"
+        plan = job.router.plan(job.question_id, job.question, job.cancel) if route == Route.DECOMPOSE else None
+        if plan is not None and len(plan.subtasks) < 2:
+            route, why = Route.WHOLE_LOCAL, why + "; the plan had one step, so it runs whole"
+        job.route = RouteChoice(route, tier, why, d, score.probs if score else None, policy.agree_below)
+        return plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question)
+
+
+def _why(band: "Band", d: float | None, source: str) -> str:
+    rated = f"difficulty {d:.2f}" if d is not None else "too long to rate"
+    if not band.accuracy:
+        return f"{rated}; no measurements yet ({source}): {band.tier} answers, agreement decides if it climbs"
+    measured = ", ".join(f"{k} {v:.0%}" for k, v in band.accuracy.items())
+    return f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}"
+
+
+class RouteAllocator:
+    """Tiers for the route a RoutePlanner chose: whole-local climbs by agreement,
+    decompose keeps its steps local, whole-cloud goes straight up."""
+
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        r = job.route
+        if r is None:
+            raise ConfigError("RouteAllocator needs a RoutePlanner", fix="pair them in the strategy")
+        feats = {"route_difficulty": r.difficulty} if r.difficulty is not None else {}
+        if r.route == Route.WHOLE_CLOUD:
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, escalate=False)
+                    for n in nodes}
+        ceiling = max(t.index for t in job.tiers if t.is_local) if r.route == Route.DECOMPOSE else None
+        return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
+                               agree_below=r.agree_below) for n in nodes}
+
+
 # -- allocators ---------------------------------------------------------------------
 @dataclass
 class PolicyAllocator:
@@ -99,6 +168,7 @@ class PolicyAllocator:
     """
 
     thresholds: list[float] | None = None
+    escalate: bool = True
 
     def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
         policy = ThresholdPolicy(self.thresholds if self.thresholds is not None else job.thresholds()[0])
@@ -110,7 +180,7 @@ class PolicyAllocator:
                 out[node.id] = Decision(len(job.tiers) - 1, features={"too_long": 1.0})
                 continue
             out[node.id] = Decision(policy.tier_index(score.difficulty), DecisionSource.POLICY, score.difficulty,
-                                    score.probs, {"router_ms": round(score.latency_ms, 1)})
+                                    score.probs, {"router_ms": round(score.latency_ms, 1)}, escalate=self.escalate)
         return out
 
 
@@ -156,8 +226,14 @@ register = registrar(STRATEGIES)
 
 @register("r2local")
 def routed(**_: object) -> Strategy:
-    """Full routing: the router's plan, per-node allocation, escalation."""
-    return Strategy("r2local", RouterPlanner(), PolicyAllocator())
+    """A route per question (whole-local, decompose or whole-cloud), agreement-based escalation."""
+    return Strategy("r2local", RoutePlanner(), RouteAllocator())
+
+
+@register("plan-and-allocate")
+def planned(**_: object) -> Strategy:
+    """Always decompose: the router's plan, every node scored and placed by thresholds."""
+    return Strategy("plan-and-allocate", RouterPlanner(), PolicyAllocator())
 
 
 def forced(plan: Plan | None, tier: str, name: str | None = None) -> Strategy:

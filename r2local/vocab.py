@@ -78,6 +78,15 @@ class Role(_Name):
 class NodeKind(_Name):
     STEP = "step"
     FINAL = "final"
+    WHOLE = "whole"  # the whole question again, on the cloud, after a decomposed answer came out unsure
+
+
+class Route(_Name):
+    """How a question is answered (``questions.route``)."""
+
+    WHOLE_LOCAL = "whole-local"  # the question as one task on a local tier; agreement decides if it climbs
+    DECOMPOSE = "decompose"  # the router's plan, its steps on local tiers; unsure: the whole question to the cloud
+    WHOLE_CLOUD = "whole-cloud"  # the question as one task on the cloud
 
 
 class DecisionSource(_Name):

@@ -110,7 +110,7 @@ def test_question_longer_than_every_context_is_a_message_not_a_traceback(r2home,
     out = r2("ask", "-", "--local-only", input=LONG)
     no_traceback(out)
     assert out.returncode == 2
-    assert "longer than the router's context" in out.stderr
+    assert "route: whole-local (too long to rate" in out.stdout
     assert "error: no answer: ContextOverflow" in out.stderr and "fix: shorten the question" in out.stderr
     # With the cloud on: it is tried (its server refuses or cuts the stream), then local, then the message.
     keys.set_key("cloud", CLOUD_KEY)

@@ -23,13 +23,13 @@ PRICE_IN, PRICE_OUT = 150.0, 600.0  # plumbing_config's cloud prices, USD per Mt
 
 @pytest.fixture
 def bench_home(r2home, cloud_server):
-    write_config(r2home, to_toml(plumbing_config(cloud_server)))
+    write_config(r2home, to_toml(plumbing_config(cloud_server, executor={"samples": 2})))  # a vote of two
     keys.set_key("cloud", CLOUD_KEY)
     return r2home
 
 
 def options(**kw) -> Options:
-    base = dict(dataset="generated", n=3, seed=0, strategies=None, cloud_share=None, thresholds=None, calib_n=2, as_json=True,
+    base = dict(dataset="generated", n=3, seed=0, strategies=None, cloud_share=None, agree_below=None, calib_n=2, as_json=True,
                 plot=None, ledger=None, cache=True)
     return Options(**{**base, **kw})
 
@@ -45,7 +45,7 @@ def usd(rows: list[dict]) -> float:
 @pytest.mark.slow
 def test_bench_table_shape_and_costs_add_up_to_the_ledger(bench_home):
     data = execute(None, options())
-    assert data["complete"] and data["n"] == 3 and [s["strategy"] for s in data["strategies"]] == ORDER
+    assert data["complete"] and data["n"] == 3 and [s["strategy"] for s in data["strategies"]] == [*ORDER, "oracle"]
     stats = {s["strategy"]: s for s in data["strategies"]}
     for s in stats.values():
         assert set(s) >= FIELDS and s["n"] == 3 and 0 <= s["accuracy"] <= 1
@@ -62,20 +62,28 @@ def test_bench_table_shape_and_costs_add_up_to_the_ledger(bench_home):
     ledger = Ledger(Path(data["ledger"]))
     everything = list(ledger.iter_calls())
     for name, s in stats.items():
+        if name == "oracle":  # computed from the others' outcomes, no calls of its own
+            continue
         rows = ledger_rows(ledger, [it["results"][name]["question_id"] for it in data["items"]])
         assert s["cloud_cost_usd"] == pytest.approx(usd(rows))
         assert s["paid_usd"] == pytest.approx(sum(c["cost_usd"] or 0 for c in rows))
         assert s["cloud_tokens"] == sum((c["input_tokens"] or 0) + (c["output_tokens"] or 0) for c in rows if c["tier"] == "cloud")
-    assert sum(s["cloud_cost_usd"] for s in stats.values()) == pytest.approx(usd(everything))
-    assert sum(s["paid_usd"] for s in stats.values()) == pytest.approx(sum(c["cost_usd"] or 0 for c in everything))
+    ran = [s for name, s in stats.items() if name != "oracle"]
+    assert sum(s["cloud_cost_usd"] for s in ran) == pytest.approx(usd(everything))
+    assert sum(s["paid_usd"] for s in ran) == pytest.approx(sum(c["cost_usd"] or 0 for c in everything))
     # Shared calls were paid once: cached rows cost nothing and carry what they would have cost.
     cached = [c for c in everything if c["cached"]]
     assert cached and any(c["tier"] == "cloud" for c in cached)
     for c in cached:
         priced = (c["input_tokens"] * PRICE_IN + c["output_tokens"] * PRICE_OUT) / 1e6 if c["tier"] == "cloud" else 0
         assert c["cost_usd"] == 0 and c["saved_usd"] == pytest.approx(priced)
-    # all-cloud and task-level ask the same prompts as the whole-question baselines.
-    assert stats["task-level"]["paid_usd"] == 0
+    # task-level, random and cascade ask the same prompts as the whole-question baselines.
+    assert stats["task-level"]["paid_usd"] == stats["random"]["paid_usd"] == stats["cascade"]["paid_usd"] == 0
+    # The oracle is never worse than any whole-question tier, and never dearer than all-cloud.
+    assert stats["oracle"]["accuracy"] >= max(stats[s]["accuracy"] for s in ("all-small", "all-local", "all-cloud"))
+    assert stats["oracle"]["cloud_cost_usd"] <= stats["all-cloud"]["cloud_cost_usd"] + 1e-12
+    assert set(data["significance"]) >= {"all-cloud", "random", "task-level", "cascade"}
+    assert data["curves"]["agreement"] and data["curves"]["difficulty"]
     table = text(data)
     assert all(name in table for name in ORDER) and "of all-cloud's cloud cost" in table
 
@@ -101,15 +109,17 @@ def test_bench_cli_jsonl_calibration_plot(bench_home, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["thresholds"]["source"].startswith("calibrated to 50% cloud share on 2 other questions")
-    assert len(data["thresholds"]["values"]) == 2 and data["cache"] is False
+    assert data["policy"]["source"] == "calibrated for 50% cloud share on 2 other questions"
+    assert data["policy"]["bands"] and data["cache"] is False
     assert [s["strategy"] for s in data["strategies"]] == ["all-cloud", "r2local"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ledger = Ledger(Path(data["ledger"]))
     assert not [c for c in ledger.iter_calls() if c["cached"]]
-    # The calibration questions were planned and scored, never answered.
-    calib = [q for q in ledger.questions(50) if q["plan_note"] and q["plan_note"].startswith("bench calibration")]
-    assert len(calib) == 2 and all(not ledger.question(q["id"])["subtasks"][0]["answer"] for q in calib)
+    # Calibration answered 2 other questions on every tier (graded: the policy's evidence), never the benched ones.
+    benched = {it["question"] for it in data["items"]}
+    small = [q for q in ledger.questions(200) if q["strategy"] == "all-small"]
+    assert len(small) == 2 and not {q["question"] for q in small} & benched
+    assert len(ledger.feedback()) >= 8 and {f["source"] for f in ledger.feedback()} == {"bench"}
     ledger.close()
 
 

@@ -22,7 +22,7 @@ SECRET = "ACME-314159"
 
 
 def options(**kw) -> Options:
-    base = dict(dataset="generated", n=4, seed=3, strategies="all-cloud", cloud_share=None, thresholds=None, calib_n=2,
+    base = dict(dataset="generated", n=4, seed=3, strategies="all-cloud", cloud_share=None, agree_below=None, calib_n=2,
                 as_json=True, plot=None, ledger=None, cache=True)
     return Options(**{**base, **kw})
 

@@ -132,6 +132,7 @@ def test_jsonl_dataset_and_errors(tmp_path):
 def test_strategy_lists():
     assert parse_strategies(None) == ORDER
     assert parse_strategies("random, r2local all-cloud") == ["all-cloud", "r2local", "random"]
+    assert parse_strategies("task-level,r2local") == ["r2local", "task-level"]
     with pytest.raises(R2Error, match="r2local's cloud share"):
         parse_strategies("random,all-cloud")
     with pytest.raises(R2Error, match="unknown strategy"):
@@ -189,12 +190,3 @@ def test_a_file_that_fails_its_checksum_is_refused(dataset_store, monkeypatch):
     with pytest.raises(R2Error, match="does not match its recorded sha256"):
         sources.dataset_file(bad, member)
     assert not (dataset_store / "bad" / "champ-dataset-1.0.0" / member).exists()
-
-
-def test_pinned_thresholds_are_checked():
-    from r2local.bench.command import _parse_thresholds
-
-    assert _parse_thresholds("0.05, 0.6", 3) == [0.05, 0.6]
-    for bad in ("0.6,0.05", "0.5", "0.1,0.2,0.3", "x,y", "0.1,1.5"):
-        with pytest.raises(R2Error, match="--thresholds"):
-            _parse_thresholds(bad, 3)

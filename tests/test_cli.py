@@ -19,7 +19,7 @@ def r2(*args, input=None):
 
 @pytest.fixture
 def configured(r2home, proxy):
-    write_config(r2home, to_toml(plumbing_config(proxy.url, router={"thresholds": [0.3, 0.5]})))
+    write_config(r2home, to_toml(plumbing_config(proxy.url, router={"strategy": "plan-and-allocate", "thresholds": [0.3, 0.5]})))
     keys.set_key("cloud", CLOUD_KEY)
     return proxy
 

@@ -27,7 +27,7 @@ WRONG_KEY = "sk-wrong-R2LEAKCANARY-0000ffff"
 def cloud_config(url: str, **extra) -> str:
     # One subtask that wants the cloud, short answers: the shortest real path to a cloud call.
     # One thread: the router's burst over 2 threads crawls on a machine shared with other work.
-    router = {"thresholds": [0.0, 0.0], "max_subtasks": 1, "plan_max_tokens": 64}
+    router = {"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0], "max_subtasks": 1, "plan_max_tokens": 64}
     cfg = plumbing_config(url, router=router, runtime={"threads": 1}, **extra)
     for tier in cfg["tiers"]:
         tier["max_tokens"] = 32

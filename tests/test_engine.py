@@ -28,7 +28,7 @@ def with_key():
 
 
 def test_ask_records_every_call_and_prices_only_the_cloud(r2home, proxy, with_key):
-    engine = make_engine(r2home, proxy, router={"thresholds": [0.0, 0.0]})  # every node wants the cloud
+    engine = make_engine(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})  # every node wants the cloud
     events = []
     result = engine.ask(QUESTION, on_event=events.append)
     data = result.to_json()
@@ -58,7 +58,7 @@ def test_ask_records_every_call_and_prices_only_the_cloud(r2home, proxy, with_ke
 
 
 def test_local_only_never_opens_a_connection(r2home, proxy, with_key):
-    engine = make_engine(r2home, proxy, router={"thresholds": [0.0, 0.0]})
+    engine = make_engine(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})
     result = engine.ask(QUESTION, local_only=True)
     assert proxy.requests == []
     assert all(n.tier != "cloud" and n.is_local for n in result.nodes)
@@ -68,7 +68,7 @@ def test_local_only_never_opens_a_connection(r2home, proxy, with_key):
 
 
 def test_without_a_key_it_runs_offline_and_says_so(r2home, proxy):
-    engine = make_engine(r2home, proxy, router={"thresholds": [0.0, 0.0]})
+    engine = make_engine(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})
     result = engine.ask(QUESTION)
     assert proxy.requests == [] and result.answer
     assert "no API key for tier 'cloud'" in result.offline and "r2local key set" in result.offline
@@ -77,7 +77,7 @@ def test_without_a_key_it_runs_offline_and_says_so(r2home, proxy):
 
 def test_low_confidence_escalates_one_tier_at_a_time(r2home, proxy, with_key):
     engine = make_engine(
-        r2home, proxy, router={"thresholds": [0.99, 0.999]}, executor={"escalate_below": 0.9999, "max_escalations": 2}
+        r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.99, 0.999]}, executor={"escalate_below": 0.9999, "max_escalations": 2}
     )
     plan = Plan(subtasks=[Subtask(id=1, text=QUESTION)])
     result = engine.ask(QUESTION, strategy=fixed(plan))
@@ -91,7 +91,7 @@ def test_low_confidence_escalates_one_tier_at_a_time(r2home, proxy, with_key):
 
 
 def test_cloud_failure_retries_then_falls_back_to_local(r2home, proxy, with_key):
-    engine = make_engine(r2home, proxy, router={"thresholds": [0.0, 0.0]})
+    engine = make_engine(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})
     proxy.faults[:] = ["500", "503", "500"]  # three attempts (max_retries = 2), all fail
     plan = Plan(subtasks=[Subtask(id=1, text=QUESTION)])
     result = engine.ask(QUESTION, strategy=fixed(plan))
@@ -147,6 +147,6 @@ def test_threshold_precedence_config_then_calibration_then_default(r2home, proxy
     engine.ledger.save_calibration(0.2, [0.4, 0.6], 50)
     assert engine.thresholds() == ([0.4, 0.6], "calibration")
     engine.close()
-    pinned = make_engine(r2home, proxy, router={"thresholds": [0.1, 0.2]})
+    pinned = make_engine(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.1, 0.2]})
     assert pinned.thresholds() == ([0.1, 0.2], "config")
     pinned.close()

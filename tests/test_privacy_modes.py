@@ -66,7 +66,7 @@ def test_every_kind_is_redacted_before_the_cloud_and_counted(r2home, proxy):
 
 
 def test_local_only_mode_in_config_never_connects(r2home, proxy):
-    engine = make_engine(r2home, proxy, "local-only", router={"thresholds": [0.0, 0.0]})
+    engine = make_engine(r2home, proxy, "local-only", router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})
     notices = []
     result = engine.ask("What is 2 + 3?", strategy=fixed(one("What is 2 + 3?")), on_event=lambda e: notices.append(e))
     assert proxy.requests == [] and engine.pool._remote == {}
@@ -77,7 +77,7 @@ def test_local_only_mode_in_config_never_connects(r2home, proxy):
 
 
 def test_confirm_with_nobody_to_ask_stays_local_and_says_why(r2home, proxy):
-    engine = make_engine(r2home, proxy, "confirm", router={"thresholds": [0.0, 0.0]})
+    engine = make_engine(r2home, proxy, "confirm", router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})
     notices = []
     result = engine.ask("What is 2 + 3?", strategy=fixed(one("What is 2 + 3?")), on_event=notices.append)
     node = result.nodes[0]

@@ -42,6 +42,7 @@ def scripted_config(**extra) -> dict:
              "input_usd_per_mtok": 1000.0, "output_usd_per_mtok": 1000.0, "max_tokens": 50},
         ],
         "runtime": {"threads": 2},
+        "executor": {"samples": 1},  # one call per answer; the agreement tests below turn sampling on
     }
     for section, values in extra.items():
         cfg[section] = {**cfg.get(section, {}), **values}
@@ -91,7 +92,7 @@ def test_done(r2home, scripts):
 def test_escalated_keeps_the_cheaper_answer_beside_the_final_one(r2home, scripts):
     scripts.by_model["small"] = [Step("It is 13.", confidence=0.1)]
     scripts.by_model["big"] = [Step("It is 42.", confidence=0.9)]
-    engine = engine_for(r2home)
+    engine = engine_for(r2home, executor={"escalate_below": 0.35})  # the optional mean-probability rule
     result = engine.ask(QUESTION, strategy=on(0))
     [node] = result.nodes
     assert (node.status, node.tier, node.escalated_from, node.answer) == (Status.ESCALATED, "big", "small", "It is 42.")
@@ -103,7 +104,7 @@ def test_escalated_keeps_the_cheaper_answer_beside_the_final_one(r2home, scripts
 
 def test_unsure_when_there_is_nowhere_to_climb(r2home, scripts):
     scripts.by_model["big"] = [Step("Maybe 41.", confidence=0.2)]
-    engine = engine_for(r2home)
+    engine = engine_for(r2home, executor={"escalate_below": 0.35})
     result = engine.ask(QUESTION, strategy=on(1), local_only=True)
     [node] = result.nodes
     assert (node.status, node.tier, node.answer) == (Status.UNSURE, "big", "Maybe 41.")
@@ -212,3 +213,60 @@ def test_interrupted_when_the_process_dies_mid_call(r2home, tmp_path):
     q = ledger.question(ledger.questions(1)[0]["id"])
     assert q["status"] == "interrupted" and q["subtasks"][0]["status"] == Status.INTERRUPTED
     assert [c["status"] for c in q["calls"]] == [CallStatus.INTERRUPTED]
+
+
+# -- agreement, programs and degenerate output --------------------------------------------
+def voting_engine(r2home, **executor) -> Engine:
+    cfg = scripted_config(executor={"samples": 3, "agree_below": 0.6, **executor})
+    cfg["tiers"][0]["programs"] = True  # "small" writes programs
+    return Engine(settings_from(cfg, r2home))
+
+
+def test_program_answer_with_agreeing_prose_stops_early(r2home, scripts):
+    scripts.by_model["small"] = [Step("```python\nboxes = 6\nanswer = boxes * 7\n```"), Step("6 x 7 = 42. The answer is 42.")]
+    engine = voting_engine(r2home)
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.answer, node.confidence) == (Status.DONE, "The answer is 42.", 1.0)
+    assert "answer = boxes * 7" in node.working and node.features["samples"] == 2 and node.features["program_ok"] == 1
+    rows = calls(engine, result.question_id)
+    assert [(c["role"], c["sample"], c["output"] if c["role"] == "program" else None) for c in rows] == [
+        ("subtask", 0, None), ("program", 0, "42"), ("sample", 1, None)]
+    assert rows[2]["temperature"] == 0.0 and rows[0]["backend"] == "scripted" and rows[1]["backend"] == "sandbox"
+    assert json.loads(engine.ledger.question(result.question_id)["subtasks"][0]["features"] and "{}") is not None
+
+
+def test_disagreement_escalates_and_keeps_every_sample(r2home, scripts):
+    scripts.by_model["small"] = [Step("```python\nanswer = 41\n```"), Step("It is 42."), Step("```python\nanswer = 40\n```")]
+    scripts.by_model["big"] = [Step("It is 42."), Step("Surely 42.")]
+    engine = voting_engine(r2home)
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.tier, node.escalated_from) == (Status.ESCALATED, "big", "small")
+    assert "low agreement (1/3 samples agree, below 0.60)" in node.reason
+    assert node.answer == "It is 42." and node.confidence == 1.0 and node.working is None
+    outputs = [c["output"] for c in calls(engine, result.question_id) if c["role"] in ("subtask", "sample")]
+    assert "```python\nanswer = 41\n```" in outputs and "It is 42." in outputs  # the cheaper tier's answers are kept
+
+
+def test_a_failing_program_falls_back_to_prose(r2home, scripts):
+    scripts.by_model["small"] = [Step("```python\nimport os\nanswer = 42\n```"), Step("The answer is 42."),
+                                 Step("```python\nanswer = 6 * 7\n```")]
+    engine = voting_engine(r2home)
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.answer) == (Status.DONE, "The answer is 42.") and node.features["program_ok"] == 0
+    program = [c for c in calls(engine, result.question_id) if c["role"] == "program"]
+    assert program[0]["status"] == "error" and program[0]["error_class"] == "program:refused"
+    assert "import of 'os' is not allowed" in program[0]["error"]
+
+
+def test_degenerate_output_escalates(r2home, scripts):
+    loop = "\n".join(["The answer is the answer."] * 25)
+    scripts.by_model["small"] = [Step(loop, confidence=0.9)]
+    scripts.by_model["big"] = [Step("42")]
+    engine = engine_for(r2home)  # one sample: only the repetition can tell
+    result = engine.ask(QUESTION, strategy=on(0))
+    [node] = result.nodes
+    assert (node.status, node.tier) == (Status.ESCALATED, "big")
+    assert "degenerate output (one line repeated 25 times)" in node.reason

@@ -35,7 +35,7 @@ async def ask(pilot, question: str) -> None:
 
 async def test_ask_fills_plan_tree_transcript_and_ledger(r2home, proxy):
     keys.set_key("cloud", CLOUD_KEY)
-    app = app_for(r2home, proxy, router={"thresholds": [0.45, 0.6]})
+    app = app_for(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.45, 0.6]})
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, "Tom has 3 apples and buys 5 more. How many apples does he have?")
         records = app.screen.query_one(PlanTree).records()
@@ -64,7 +64,7 @@ async def test_ask_fills_plan_tree_transcript_and_ledger(r2home, proxy):
 
 async def test_local_only_toggle_keeps_everything_local(r2home, proxy):
     keys.set_key("cloud", CLOUD_KEY)
-    app = app_for(r2home, proxy, router={"thresholds": [0.0, 0.0]})  # every node would go to the cloud
+    app = app_for(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]})  # every node would go to the cloud
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         assert app.local_only
@@ -105,14 +105,18 @@ async def test_key_dialog_without_a_keyring_explains_and_stays_open(r2home, prox
 
 
 async def test_escape_cancels_a_running_question(r2home, proxy):
-    app = app_for(r2home, proxy)
+    cfg = plumbing_config(proxy.url)
+    for tier in cfg["tiers"]:
+        tier["max_tokens"] = 1500  # long enough to still be writing when Esc comes
+    app = make_app(engine=Engine(settings_from(cfg, r2home)), first_run_check=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.click("#ask")
         app.screen.query_one("#ask", Input).value = "Write a long essay about rivers."
         await pilot.press("enter")
-        for _ in range(200):  # wait until the engine has started
+        for _ in range(400):  # wait until a model is answering
             await pilot.pause(0.05)
-            if Ledger().questions(1):
+            q = Ledger().questions(1)
+            if q and any(c["role"] == "subtask" for c in Ledger().question(q[0]["id"])["calls"]):
                 break
         await pilot.press("escape")
         await app.workers.wait_for_complete()
@@ -181,7 +185,7 @@ async def test_confirm_mode_asks_with_the_redacted_text(r2home, proxy, answer, s
     from tui.screens.confirm import ConfirmCloud
 
     keys.set_key("cloud", CLOUD_KEY)
-    app = app_for(r2home, proxy, router={"thresholds": [0.0, 0.0]}, privacy={"mode": "confirm"})
+    app = app_for(r2home, proxy, router={"strategy": "plan-and-allocate", "thresholds": [0.0, 0.0]}, privacy={"mode": "confirm"})
     question = "Write one line to ana.lopez@example.com saying the meeting moved."
     async with app.run_test(size=SIZE) as pilot:
         await pilot.click("#ask")

@@ -25,7 +25,7 @@ class Options:
     seed: int
     strategies: str | None
     cloud_share: float | None
-    thresholds: str | None
+    agree_below: float | None
     calib_n: int
     as_json: bool
     plot: str | None
@@ -86,29 +86,18 @@ def _check_cloud(engine: Any, names: list[str]) -> None:
                       fix="set its key (r2local key set) or drop the cloud strategies from --strategies")
 
 
-def _parse_thresholds(text: str, n_tiers: int) -> list[float]:
-    fix = f"give {n_tiers - 1} ascending numbers in [0, 1], e.g. --thresholds " + ",".join(
-        f"{(i + 1) / n_tiers:.2f}" for i in range(n_tiers - 1))
-    try:
-        values = [float(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise R2Error(f"--thresholds {text!r} is not a list of numbers", fix=fix) from None
-    if len(values) != n_tiers - 1 or values != sorted(values) or any(not 0 <= v <= 1 for v in values):
-        raise R2Error(f"--thresholds {text!r} does not fit {n_tiers} tiers", fix=fix)
-    return values
-
-
 def execute(pool: str | None, opts: Options, cancel: threading.Event | None = None,
             on_progress: Any = None) -> dict[str, Any]:
     """Run a bench and return its JSON document (the CLI prints or plots it)."""
+    from dataclasses import replace
+
     from ..tasks import datasets
+    from .calibrate import calibrate, starting_policy
     from .report import to_json
     from .runner import run_bench
-    from .strategies import calibrate, parse_strategies, starting_thresholds
+    from .strategies import parse_strategies
 
     names = parse_strategies(opts.strategies)
-    if opts.thresholds and opts.cloud_share is not None:
-        raise R2Error("--thresholds and --cloud-share both set the thresholds", fix="give one of them")
     calib = opts.calib_n if opts.cloud_share is not None else 0
     settings = load_settings(pool=pool)
     confirm = _confirm(settings, names)
@@ -116,20 +105,22 @@ def execute(pool: str | None, opts: Options, cancel: threading.Event | None = No
     engine = _engine(settings, opts)
     try:
         _check_cloud(engine, names)
-        if opts.thresholds:
-            pinned = (_parse_thresholds(opts.thresholds, len(engine.pool.tiers)), "--thresholds")
-        elif opts.cloud_share is not None:
+        if opts.cloud_share is not None:
             if not calib_items:
                 raise R2Error("no questions left for calibration", fix="lower --n, or drop --cloud-share")
-            pinned = calibrate(engine, calib_items, opts.cloud_share, cancel)
+            policy = calibrate(engine, calib_items, opts.cloud_share, names, seed=opts.seed, confirm=confirm,
+                               cancel=cancel, on_progress=on_progress)
         else:
-            pinned = starting_thresholds(engine)
-        run = run_bench(engine, items, names, seed=opts.seed, thresholds=pinned[0], confirm=confirm,
+            policy = starting_policy(engine)
+        if opts.agree_below is not None:
+            policy = replace(policy, agree_below=opts.agree_below, source=policy.source + "; --agree-below")
+        run = run_bench(engine, items, names, seed=opts.seed, policy=policy, confirm=confirm,
                         on_progress=on_progress, cancel=cancel)
         meta = {"dataset": opts.dataset, "n": len(items), "seed": opts.seed, "router": engine.settings.router.model,
-                "pool": pool_meta(engine), "thresholds": {"values": pinned[0], "source": pinned[1]},
-                "cache": opts.cache, "ledger": str(engine.ledger.path), "privacy": settings.privacy.mode,
-                "budget": engine.budget_state().to_json()}
+                "pool": pool_meta(engine), "policy": policy.to_json(),
+                "agree_below": policy.agree_below if policy.agree_below is not None else settings.executor.agree_below,
+                "samples": settings.executor.samples, "cache": opts.cache, "ledger": str(engine.ledger.path),
+                "privacy": settings.privacy.mode, "budget": engine.budget_state().to_json()}
         return to_json(run, meta)
     finally:
         engine.close()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report import table, usd
+from .analysis import agreement_curve, difficulty_curve, oracle, signals, significance
 from .runner import BenchRun, outcome_json, summarise
 
 GOAL_COST_PCT = 10.0  # r2local at most this % of all-cloud's cloud cost ...
@@ -54,14 +55,19 @@ def losses(run: BenchRun) -> dict[str, int] | None:
 
 def to_json(run: BenchRun, meta: dict[str, Any]) -> dict[str, Any]:
     stats = {s: summarise(run.of(s)) for s in run.strategies}
+    best = oracle(run)
+    if best is not None:
+        stats["oracle"] = summarise(best)
     items = []
     for it in run.items:
         results = {o.strategy: outcome_json(o) for o in run.outcomes if o.item_id == it.id}
         items.append({"id": it.id, "question": it.question, "answer": it.answer, "grader": it.grader,
                       "meta": it.meta, "results": results})
     return {**meta, "complete": run.complete, "seconds": round(run.seconds, 1),
-            "strategies": [{"strategy": s, **stats[s]} for s in run.strategies],
+            "strategies": [{"strategy": s, **stats[s]} for s in [*run.strategies, "oracle"] if s in stats],
             "headline": headline(stats), "losses": losses(run), "accuracy_by_difficulty": by_difficulty(run),
+            "significance": significance(run), "signals": signals(run),
+            "curves": {"agreement": agreement_curve(run), "difficulty": difficulty_curve(run)},
             "items": items}
 
 
@@ -89,6 +95,7 @@ def text(data: dict[str, Any]) -> str:
         split = ", ".join(f"{t['name']} {100 * by[t['name']] / total:.0f}%" for t in data["pool"] if t["name"] in by)
         out += ["", f"r2local's {total} subtasks ended on: {split}; {r2['escalated']} escalated"]
     out += ["", _headline_text(data["headline"])] if data["headline"] else []
+    out += _analysis_text(data)
     lost = data.get("losses")
     if lost and lost["lost_vs_all_cloud"]:
         out.append(f"r2local wrong where all-cloud is right: {lost['lost_vs_all_cloud']} "
@@ -104,11 +111,12 @@ def _preamble(data: dict[str, Any]) -> str:
         f"{t['name']}={t['model']}" + (f" (${t['input_usd_per_mtok']:g}/${t['output_usd_per_mtok']:g} per Mtok)" if t["priced"] else "")
         for t in data["pool"]
     )
-    th = data["thresholds"]
+    policy = data["policy"]
+    bands = "; ".join(f"<= {b['upto']:.2f}: {b['route']} on {b['tier']}" for b in policy["bands"])
     return (f"dataset {data['dataset']}: {data['n']} questions, seed {data['seed']} · {data['seconds'] / 60:.1f} min\n"
             f"pool: router={data['router']}; {tiers}\n"
-            f"thresholds {[round(x, 4) for x in th['values']]}: {th['source']}"
-            + ("" if data["cache"] else " · call cache off"))
+            f"route policy ({policy['source']}): {bands}; escalate below {data['agree_below']:.2f} agreement "
+            f"of {data['samples']} samples" + ("" if data["cache"] else " · call cache off"))
 
 
 def _headline_text(h: dict[str, Any]) -> str:
@@ -138,6 +146,14 @@ def plot(data: dict[str, Any], path: Path) -> None:
         spot = (round(x / top, 2), round(y))
         seen[spot] = seen.get(spot, -1) + 1
         ax.annotate(s["strategy"], (x, y), textcoords="offset points", xytext=(6, 4 - 11 * seen[spot]), fontsize=9)
+    # The curves over thresholds, from the same outcomes (no reruns).
+    for name, style in (("agreement", "tab:red"), ("difficulty", "tab:gray")):
+        curve = (data.get("curves") or {}).get(name) or []
+        if curve:
+            ax.plot([c["cloud_cost_usd"] for c in curve], [100 * c["accuracy"] for c in curve], "-", color=style,
+                    alpha=0.6, label=f"escalate by {name}")
+    if any((data.get("curves") or {}).values()):
+        ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("cloud cost (USD, as if uncached)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{data['dataset']}: {data['n']} questions")
@@ -145,3 +161,18 @@ def plot(data: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _analysis_text(data: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    sig = data.get("significance") or {}
+    if sig:
+        rows = [[other, m["n"], m["only_a"], m["only_b"], f"{m['p']:.3g}"] for other, m in sig.items()]
+        out += ["", "r2local against (exact McNemar, paired):",
+                table(["vs", "n", "only r2local right", "only it right", "p"], rows, right={1, 2, 3, 4})]
+    sg = data.get("signals")
+    if sg:
+        f = (lambda v: "n/a" if v is None else f"{v:.3f}")
+        out += ["", f"is the all-local answer wrong? AUROC of agreement {f(sg['agreement_auroc'])}, of mean token "
+                    f"probability {f(sg['mean_prob_auroc'])} ({sg['wrong']} wrong of {sg['n']})"]
+    return out

@@ -8,6 +8,7 @@ the cache answered (an upper bound where those calls would have overlapped).
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -16,6 +17,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from ..engine import AskResult, Engine
+from ..records import Feedback
+from ..router.allocator import difficulty
+from ..router.route import RoutePolicy
+from ..vocab import FeedbackSource, Verdict
 from ..errors import BackendError, Cancelled
 from ..gates import Confirm
 from ..tasks.datasets import Item
@@ -42,6 +47,12 @@ class Outcome:
     error: str | None = None
     tiers: dict[str, int] = field(default_factory=dict)  # final tier of each node -> nodes
     escalated: int = 0  # nodes that moved up a tier
+    tier: str | None = None  # the tier whose answer was given
+    route: str | None = None
+    difficulty: float | None = None  # the router's rating of the whole question, when it made one
+    confidence: float | None = None  # the answer's agreement share (local answers)
+    mean_prob: float | None = None  # the answer's mean token probability (a recorded feature)
+    local_ms: float = 0.0  # time spent in local model calls
 
 
 @dataclass
@@ -78,13 +89,29 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
     wall = result.latency_ms if result else (q or {}).get("latency_ms") or 0.0
     prediction = result.answer if result else ""
     nodes = result.nodes if result else []
+    last = nodes[-1] if nodes else None
+    correct = bool(result) and result.status == "done" and grade(item.grader, prediction, item.answer,
+                                                                 list(item.choices or []) or None)
+    rated = [c for c in calls if c["role"] in ("route", "allocate") and c["status"] == "ok" and c["output"]]
+    local_ms = sum(c["latency_ms"] or 0.0 for c in calls if c["tier"] not in cloud)
     return Outcome(
-        strategy, item.id, qid, prediction,
-        bool(result) and result.status == "done" and grade(item.grader, prediction, item.answer, list(item.choices or []) or None),
+        strategy, item.id, qid, prediction, correct,
         result.status if result else "failed", cost, paid, tokens, len(nodes),
         sum(1 for n in nodes if not n.is_local), wall + replayed, error,
         dict(Counter(n.tier for n in nodes if n.tier)), sum(1 for n in nodes if n.escalated_from),
+        last.tier if last else None, result.route if result else None,
+        difficulty(json.loads(rated[0]["output"])) if rated else None,
+        last.confidence if last else None, (last.features.get("mean_prob") if last else None), local_ms,
     )
+
+
+def record_grade(engine: Engine, outcome: Outcome) -> None:
+    """The grade is feedback in the ledger (source bench): the labels calibration and training read."""
+    if outcome.question_id is None or outcome.status != "done":
+        return
+    verdict = Verdict.GOOD if outcome.correct else Verdict.BAD
+    engine.ledger.add_feedback(Feedback(outcome.question_id, verdict, FeedbackSource.BENCH, tier=outcome.tier,
+                                        note=outcome.strategy))
 
 
 def _ask(ctx: Context, strategy: str, item: Item) -> Outcome:
@@ -97,10 +124,14 @@ def _ask(ctx: Context, strategy: str, item: Item) -> Outcome:
         # of the run; setup errors (config, model files, keys) still stop it.
         now = [q["id"] for q in engine.ledger.questions(1)]
         return measure(engine, strategy, item, now[0] if now != last else None, None, exc.message)
-    if strategy == "r2local":  # the random baseline spends with r2local's tier shares
+    outcome = measure(engine, strategy, item, result.question_id, result, None)
+    record_grade(engine, outcome)
+    if strategy == "r2local":  # random and task-level spend at r2local's tier shares
         by_name = {t.name: t.index for t in engine.pool.tiers}
         ctx.used.update(by_name[n.tier] for n in result.nodes if n.tier in by_name)
-    return measure(engine, strategy, item, result.question_id, result, None)
+        if outcome.difficulty is not None:
+            ctx.difficulties.append(outcome.difficulty)
+    return outcome
 
 
 def run_bench(
@@ -109,7 +140,7 @@ def run_bench(
     strategies: list[str],
     *,
     seed: int = 0,
-    thresholds: list[float] | None = None,
+    policy: RoutePolicy | None = None,
     confirm: Confirm | None = None,
     on_progress: OnProgress | None = None,
     cancel: threading.Event | None = None,
@@ -121,12 +152,12 @@ def run_bench(
         items: the questions.
         strategies: names from STRATEGIES, in run order.
         seed: seeds the random baseline.
-        thresholds: pins the policy's thresholds (None: the engine's own).
+        policy: pins r2local's route policy (None: the engine's own).
         confirm: asks before each cloud call in privacy mode "confirm".
         on_progress: called before and after each answer.
         cancel: set it to stop after the current answer; the run is then partial.
     """
-    ctx = Context(engine, seed, thresholds, confirm=confirm)
+    ctx = Context(engine, seed, policy, confirm=confirm)
     run = BenchRun(items, strategies)
     total, done, start = len(items) * len(strategies), 0, time.perf_counter()
     cancel = cancel or threading.Event()

@@ -1,45 +1,51 @@
 """The strategies a bench compares, on the same questions and pool.
 
+Each is a planner/allocator pair run through the everyday engine (its gates,
+its recorder), so the bench measures what a user gets.
+
 - ``all-small`` / ``all-local``: the whole question on the cheapest / strongest
-  local tier, no decomposition.
-- ``all-cloud``: the whole question on the cloud tier, no decomposition.
-- ``cot-cloud``: the router's plan, every subtask (and the synthesis) on the cloud.
-- ``task-level``: the allocator scores the whole question once and the policy
-  sends it, undecomposed, to one tier (a query-level router); escalation as usual.
-- ``r2local``: full routing: plan, per-subtask allocation, escalation.
-- ``random``: the router's plan, each subtask on a tier drawn at random with
-  the shares r2local ended up using (its cloud share first of all), seeded,
-  without escalation, so it spends what r2local spends, but blindly.
+  local tier, no escalation (its samples still vote: the agreement is recorded).
+- ``all-cloud``: the whole question on the cloud tier.
+- ``cascade``: the whole question on the first local tier; escalated whole to
+  the cloud when its samples disagree (the strong simple baseline of routing).
+- ``r2local``: a route per question from the router's difficulty and the route
+  policy (calibrated from measured outcomes), agreement-based escalation.
+- ``task-level``: the router scores the whole question once and a threshold
+  sends it to the first local tier or the cloud, set to r2local's cloud share
+  (a query router at equal cost), no escalation.
+- ``random``: the whole question on a tier drawn with r2local's tier shares,
+  seeded, no escalation: it spends what r2local spends, but blindly.
+- ``cot-cloud``: the router's plan, every subtask and the synthesis on the cloud.
+- ``plan-local``: the router's plan on the first local tier, no cloud (what
+  decomposition is worth locally; the route policy learns from it).
 """
 
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
-from .. import paths
 from ..engine import Engine
 from ..errors import R2Error
 from ..gates import Confirm
-from ..ledger import Ledger
-from ..records import QuestionEnd
 from ..registry import registrar
-from ..router import calibrate_thresholds, default_thresholds
+from ..records import Decision
+from ..router.route import RoutePolicy, first_local
 from ..routing import (
     ForcedAllocator,
     PolicyAllocator,
     RandomAllocator,
+    RouteAllocator,
+    RoutePlanner,
     RouterPlanner,
     Strategy,
     WholeQuestion,
 )
-from ..tasks.datasets import Item
-from ..vocab import QuestionStatus
+from ..vocab import DecisionSource
 
-ORDER = ["all-small", "all-local", "all-cloud", "task-level", "r2local", "cot-cloud", "random"]
+ORDER = ["all-small", "all-local", "all-cloud", "cascade", "r2local", "task-level", "random", "cot-cloud", "plan-local"]
 
 
 @dataclass
@@ -48,9 +54,10 @@ class Context:
 
     engine: Engine
     seed: int
-    thresholds: list[float] | None = None  # pinned for the policy allocator; None: the engine's own
+    policy: RoutePolicy | None = None  # pinned route policy for r2local; None: the engine's own
     confirm: Confirm | None = None  # privacy mode "confirm": who is asked before each cloud call
     used: Counter = field(default_factory=Counter)  # tier index -> r2local nodes that ended there
+    difficulties: list[float] = field(default_factory=list)  # r2local's route difficulty per question
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -61,6 +68,19 @@ class Context:
             raise R2Error("the bench needs at least one local tier and one cloud tier (local = false)",
                           fix="add both to config.toml's [[tiers]]; see README, 'Benchmark'")
         self.small, self.strong, self.cloud = local[0], local[-1], remote[-1]
+        self.first = first_local(tiers)  # where a question starts without measurements
+
+    def equal_cost_thresholds(self) -> list[float]:
+        """Task-level thresholds that send r2local's cloud share of these questions to the cloud
+        (by the router's difficulty) and the rest to the first local tier."""
+        tiers = self.engine.pool.tiers
+        n = sum(self.used.values())
+        share = self.used.get(self.cloud.index, 0) / n if n else 0.0
+        scores = sorted(self.difficulties) or [1.0]
+        cut = 1.0 if share <= 0 else scores[max(0, min(len(scores) - 1, round(len(scores) * (1 - share)) - 1))]
+        if share >= 1:
+            cut = -1.0
+        return [-1.0 if i < self.first.index else cut for i in range(len(tiers) - 1)]
 
     def shares(self) -> list[float]:
         """r2local's final tier shares so far; before any r2local result, every tier alike."""
@@ -90,28 +110,48 @@ def all_cloud(ctx: Context) -> Strategy:
     return Strategy("all-cloud", WholeQuestion(), ForcedAllocator(ctx.cloud.name))
 
 
+@register("cascade")
+def cascade(ctx: Context) -> Strategy:
+    return Strategy("cascade", WholeQuestion(), StartAt(ctx.first.index))
+
+
+@register("r2local")
+def routed(ctx: Context) -> Strategy:
+    return Strategy("r2local", RoutePlanner(ctx.policy), RouteAllocator())
+
+
+@register("task-level")
+def task_level(ctx: Context) -> Strategy:
+    # One node that is the question itself: the router scores it once and the
+    # thresholds pick its tier, at r2local's cloud share; nothing climbs.
+    return Strategy("task-level", WholeQuestion(), PolicyAllocator(ctx.equal_cost_thresholds(), escalate=False))
+
+
+@register("random")
+def random_tiers(ctx: Context) -> Strategy:
+    # The whole question on a tier drawn with r2local's shares: it spends what
+    # r2local spends, but blindly.
+    return Strategy("random", WholeQuestion(), RandomAllocator(ctx.shares, ctx.rng))
+
+
 @register("cot-cloud")
 def cot_cloud(ctx: Context) -> Strategy:
     return Strategy("cot-cloud", RouterPlanner(), ForcedAllocator(ctx.cloud.name))
 
 
-@register("task-level")
-def task_level(ctx: Context) -> Strategy:
-    # One node that is the question itself: the allocator scores the whole
-    # question once and the policy picks its tier.
-    return Strategy("task-level", WholeQuestion(), PolicyAllocator(ctx.thresholds))
+@register("plan-local")
+def plan_local(ctx: Context) -> Strategy:
+    return Strategy("plan-local", RouterPlanner(), ForcedAllocator(ctx.first.name))
 
 
-@register("r2local")
-def routed(ctx: Context) -> Strategy:
-    return Strategy("r2local", RouterPlanner(), PolicyAllocator(ctx.thresholds))
+@dataclass(frozen=True)
+class StartAt:
+    """Allocator: every node starts on one tier and climbs by agreement as policy allows."""
 
+    tier: int
 
-@register("random")
-def random_tiers(ctx: Context) -> Strategy:
-    # The router's plan, each node on a tier drawn with r2local's shares: it
-    # spends what r2local spends, but blindly.
-    return Strategy("random", RouterPlanner(), RandomAllocator(ctx.shares, ctx.rng))
+    def allocate(self, job: Any, nodes: list[Any]) -> dict[int, Decision]:
+        return {n.id: Decision(self.tier, DecisionSource.POLICY) for n in nodes}
 
 
 def needs_cloud(names: list[str]) -> bool:
@@ -126,48 +166,7 @@ def parse_strategies(text: str | None) -> list[str]:
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         raise R2Error(f"unknown strategy {unknown[0]!r}", fix=f"use some of: {', '.join(ORDER)}")
-    if "random" in names and "r2local" not in names:
-        raise R2Error("the random strategy uses r2local's cloud share", fix="add r2local to --strategies")
+    for needy in ("random", "task-level"):
+        if needy in names and "r2local" not in names:
+            raise R2Error(f"the {needy} strategy spends at r2local's cloud share", fix="add r2local to --strategies")
     return sorted(dict.fromkeys(names), key=ORDER.index)
-
-
-# -- thresholds -----------------------------------------------------------------------
-def starting_thresholds(engine: Engine) -> tuple[list[float], str]:
-    """The thresholds r2local uses day to day: config, else your last calibration, else default."""
-    n = len(engine.pool.tiers)
-    if engine.settings.router.thresholds is not None:
-        return list(engine.settings.router.thresholds), "router.thresholds in config.toml"
-    main = Ledger() if engine.ledger.path.resolve() != paths.db_path().resolve() else engine.ledger
-    try:
-        cal = main.latest_calibration()
-    finally:
-        if main is not engine.ledger:
-            main.close()
-    if cal is not None and len(cal["thresholds"]) == n - 1:
-        return cal["thresholds"], f"your last `r2local calibrate` ({cal['target_cloud_share']:.0%} cloud share)"
-    return default_thresholds(n), "default (evenly spaced)"
-
-
-def calibrate(
-    engine: Engine, items: list[Item], share: float, cancel: threading.Event | None = None
-) -> tuple[list[float], str]:
-    """Thresholds that send ``share`` of the subtasks of ``items`` (a split apart
-    from the benched questions) to the cloud: plan and score them, no answers."""
-    cancel = cancel or threading.Event()
-    scores: list[float] = []
-    for item in items:
-        qid = engine.ledger.start_question(item.question, local_only=True, pool=engine.settings.pool,
-                                           strategy="bench-calibration")
-        with engine.router.burst(engine.settings.runtime.threads):
-            nodes = engine.nodes(engine.router.plan(qid, item.question, cancel))
-            for node in nodes:
-                score = engine.router.score(qid, node.id, item.question, node.text)
-                node.difficulty = round(score.difficulty, 4) if score is not None else None
-                engine.ledger.save_node(qid, node)
-        engine.ledger.update_question(qid, plan_note="bench calibration: planned and scored only")
-        engine.ledger.finish_question(qid, QuestionEnd(QuestionStatus.DONE, 0.0))
-        scores += [n.difficulty for n in nodes if n.difficulty is not None]
-    if not scores:
-        raise R2Error("calibration produced no difficulty scores", fix="check the router model, or drop --cloud-share")
-    th = calibrate_thresholds(scores, len(engine.pool.tiers), share)
-    return th, f"calibrated to {share:.0%} cloud share on {len(items)} other questions ({len(scores)} subtasks)"

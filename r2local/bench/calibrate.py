@@ -1,0 +1,56 @@
+"""The route policy a bench's r2local runs with: pinned, calibrated on a split
+of its own, or the one the user routes with day to day."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+from .. import paths
+from ..engine import Engine
+from ..errors import R2Error
+from ..ledger import Ledger
+from ..outcomes import read_rows, route_outcomes, votes
+from ..router.route import RoutePolicy, fit_agreement, fit_policy, first_local
+from ..tasks.datasets import Item
+
+CALIB_STRATEGIES = ["all-small", "all-local", "all-cloud", "r2local"]
+
+
+def starting_policy(engine: Engine) -> RoutePolicy:
+    """What r2local routes with day to day: the user's last `r2local calibrate`, else the default."""
+    main = Ledger() if engine.ledger.path.resolve() != paths.db_path().resolve() else engine.ledger
+    try:
+        cal = main.latest_calibration()
+    finally:
+        if main is not engine.ledger:
+            main.close()
+    names = {t.name for t in engine.pool.tiers}
+    if cal is not None and cal.get("policy"):
+        policy = RoutePolicy.from_json(cal["policy"])
+        if all(b.tier in names for b in policy.bands):
+            return replace(policy, source=f"your last `r2local calibrate` ({cal['created_at'][:10]})")
+    return engine.route_policy()
+
+
+def calibrate(engine: Engine, items: list[Item], share: float | None, names: list[str], *,
+              seed: int = 0, confirm: Any = None, cancel: threading.Event | None = None,
+              on_progress: Any = None) -> RoutePolicy:
+    """Answer ``items`` (a split apart from the benched questions) whole on every tier, then
+    fit the route policy's bands and the agreement threshold (at most ``share`` escalated)."""
+    from .runner import run_bench
+
+    extra = ["plan-local"] if "plan-local" in names else []
+    run = run_bench(engine, items, CALIB_STRATEGIES + extra, seed=seed, confirm=confirm, cancel=cancel,
+                    on_progress=on_progress)
+    if not run.complete:
+        raise R2Error("calibration was stopped", fix="run it again: answers so far are in the call cache")
+    tiers = engine.pool.tiers
+    local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
+    texts = {i.question for i in items}
+    rows = [r for r in read_rows([engine.ledger], local.name) if r.question in texts]
+    tau = fit_agreement(votes(rows, local.name, cloud.name), share)
+    what = f"{share:.0%} cloud share" if share is not None else "best accuracy"
+    return fit_policy(route_outcomes(rows), tiers, agree_below=tau,
+                      source=f"calibrated for {what} on {len(items)} other questions")

@@ -1,0 +1,112 @@
+"""The route policy, the agreement threshold, answers as values, and the bench's
+analysis, on made-up numbers (no models)."""
+
+from __future__ import annotations
+
+import pytest
+
+from r2local.bench.analysis import auroc, mcnemar
+from r2local.bench.runner import Outcome as BenchOutcome
+from r2local.config import TierSection
+from r2local.pool import Tier
+from r2local.router.route import (
+    PLAN,
+    Outcome,
+    RoutePolicy,
+    Vote,
+    default_policy,
+    escalation_curve,
+    fit_agreement,
+    fit_policy,
+)
+from r2local.tasks.answers import CLOCK, NUMBER, POLAR, agreement, answer_kind, read_answer, same
+from r2local.vocab import Route
+
+
+def tiers() -> list[Tier]:
+    def t(i, name, local, programs=False):
+        cfg = TierSection(name=name, backend="llamacpp" if local else "openai", model=name)
+        return Tier(i, name, cfg.backend, name, local, 0.0 if local else 0.15, 0.0 if local else 0.6, cfg, programs)
+    return [t(0, "small", True), t(1, "local", True, programs=True), t(2, "cloud", False)]
+
+
+def test_without_measurements_the_strongest_program_writer_answers_first():
+    policy = default_policy(tiers())
+    assert [(b.route, b.tier) for b in policy.bands] == [(Route.WHOLE_LOCAL, "local")]
+    assert policy.band(0.0) is policy.band(1.0) is policy.band(None)
+
+
+def outcomes(rows):  # (difficulty, {tier: correct})
+    return [Outcome(d, tier, ok) for d, got in rows for tier, ok in got.items()]
+
+
+def test_a_tier_gets_a_band_only_where_it_beats_every_cheaper_one():
+    easy = [(0.1 + i / 1000, {"small": True, "local": True, "cloud": True}) for i in range(10)]
+    mid = [(0.5 + i / 1000, {"small": i < 2, "local": True, "cloud": True}) for i in range(10)]
+    hard = [(0.9 + i / 1000, {"small": False, "local": i < 1, "cloud": i < 9}) for i in range(10)]
+    policy = fit_policy(outcomes(easy + mid + hard), tiers(), bands=3, min_per_band=10)
+    assert [(b.route, b.tier) for b in policy.bands] == [
+        (Route.WHOLE_LOCAL, "small"), (Route.WHOLE_LOCAL, "local"), (Route.WHOLE_CLOUD, "cloud")]
+    assert policy.band(0.1).tier == "small" and policy.band(0.505).tier == "local" and policy.band(0.95).tier == "cloud"
+    assert policy.bands[1].accuracy == {"small": 0.2, "local": 1.0, "cloud": 1.0} and policy.bands[1].n == 10
+    again = RoutePolicy.from_json(policy.to_json())
+    assert again == policy
+
+
+def test_on_arithmetic_the_small_model_gets_nothing_and_bands_merge():
+    rows = [(i / 30, {"small": i % 5 == 0, "local": True, "cloud": True}) for i in range(30)]
+    policy = fit_policy(outcomes(rows), tiers(), bands=3, min_per_band=10)
+    assert [(b.route, b.tier) for b in policy.bands] == [(Route.WHOLE_LOCAL, "local")]
+    assert policy.bands[0].upto == 1.0
+
+
+def test_decomposition_only_where_it_was_measured_to_pay():
+    rows = [(0.2 + i / 100, {"local": False, "cloud": True, PLAN: True}) for i in range(10)]
+    rows += [(0.5 + i / 100, {"local": True, "cloud": True, PLAN: True}) for i in range(10)]
+    policy = fit_policy(outcomes(rows), tiers(), bands=2, min_per_band=10)
+    assert [b.route for b in policy.bands] == [Route.DECOMPOSE, Route.WHOLE_LOCAL]
+
+
+def test_agreement_threshold_is_the_best_accuracy_within_the_share():
+    votes = [Vote(1.0, True, True)] * 6 + [Vote(0.5, False, True)] * 3 + [Vote(0.5, True, False)] + [Vote(0.0, False, True)]
+    curve = escalation_curve(votes)
+    assert curve[0]["cloud_share"] == 0 and curve[-1]["cloud_share"] == 1
+    assert fit_agreement(votes) == pytest.approx(1.0)  # escalate everything below full agreement: 10/11 right
+    assert fit_agreement(votes, cloud_share=0.1) == pytest.approx(0.5)  # only the 0.0 may go
+    assert fit_agreement([]) is None
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("What is 9 times 7?", NUMBER), ("A film starts at 13:40 and lasts 95 minutes. At what time does it end?", CLOCK),
+    ("Is the sun a star? Answer yes or no.", POLAR), ("Is a whale a fish?", POLAR),
+])
+def test_answer_kind(question, kind):
+    assert answer_kind(question) == kind
+
+
+def test_answers_compare_as_values():
+    n = lambda t: read_answer(t, NUMBER)  # noqa: E731
+    assert same(n("The answer is 1,250."), n("1250"))
+    assert same(n("It needs 1500 g of flour."), n("1.5 kg"))
+    assert not same(n("63"), n("6"))
+    c = lambda t: read_answer(t, CLOCK)  # noqa: E731
+    assert same(c("It ends at 2:15 pm."), c("14:15")) and same(c("ends at 2:15"), c("14:15"))
+    assert not same(c("2:15 am"), c("14:15"))
+    p = lambda t: read_answer(t, POLAR)  # noqa: E731
+    assert same(p("Yes, because ..."), p("true")) and not same(p("No."), p("yes"))
+    a = agreement([n("63"), n("The answer is 63."), n("62")])
+    assert a.with_answer == pytest.approx(2 / 3) and a.majority == pytest.approx(2 / 3) and a.read == 3
+    b = agreement([n("62"), n("63"), n("63")])
+    assert b.with_answer == pytest.approx(1 / 3) and b.majority == pytest.approx(2 / 3)
+
+
+def test_mcnemar_and_auroc():
+    def o(item, ok):
+        return BenchOutcome("s", item, None, "", ok, "done", 0, 0, 0, 1, 0, 0)
+    a = [o(str(i), True) for i in range(10)]
+    b = [o(str(i), i >= 9) for i in range(10)]  # 9 discordant, all for a
+    m = mcnemar(a, b)
+    assert (m["only_a"], m["only_b"], m["n"]) == (9, 0, 10) and m["p"] == pytest.approx(2 / 2 ** 9)
+    assert mcnemar(a, a)["p"] == 1.0
+    assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5 and auroc([1.0], [True]) is None
