@@ -183,28 +183,31 @@ def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
 
 @key.command("set")
 @click.option("--tier", default=None, help="Tier the key belongs to (default: the top cloud tier).")
+@click.option("--plaintext", is_flag=True,
+              help="Accept a keyring backend that stores the key unencrypted in a file (e.g. keyrings.alt's PlaintextKeyring).")
 @click.pass_context
-def key_set(ctx: click.Context, tier: str | None) -> None:
+def key_set(ctx: click.Context, tier: str | None, plaintext: bool) -> None:
     """Store the key (prompted, or read from stdin when it is not a terminal)."""
     tier = _cloud_tier(ctx, tier)
     if sys.stdin.isatty():
         value = click.prompt(f"API key for tier {tier!r}", hide_input=True)
     else:
         value = sys.stdin.readline()
-    keys.set_key(tier, value)
-    click.echo(f"key for tier {tier!r} stored in the keyring ({keys.mask(value.strip())})")
+    where = keys.set_key(tier, value, allow_plaintext=plaintext)
+    click.echo(f"key for tier {tier!r} stored in {where} ({keys.mask(value.strip())})")
 
 
 @key.command("status")
 @click.option("--tier", default=None, help="Tier to check (default: the top cloud tier).")
 @click.pass_context
 def key_status(ctx: click.Context, tier: str | None) -> None:
-    """Say whether a key is set (last 4 characters only)."""
+    """Say whether a key is set and where it lives (last 4 characters only)."""
     tier = _cloud_tier(ctx, tier)
     st = keys.status(tier)
     if st.is_set:
-        where = f"${keys.ENV_KEY}" if st.source == "env" else "the keyring"
-        click.echo(f"tier {tier!r}: key set in {where} (…{st.last4})")
+        click.echo(f"tier {tier!r}: key set (…{st.last4}) in {st.where}")
+        if not st.secure:
+            click.echo("  warning: that store is not encrypted; `r2local doctor` shows safer ones")
     else:
         click.echo(f"tier {tier!r}: no key" + (f" ({st.problem})" if st.problem else ""))
         click.echo(f"  set one with: r2local key set --tier {tier}")

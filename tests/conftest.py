@@ -51,7 +51,10 @@ def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) ->
     monkeypatch.setenv(paths.HOME_ENV, str(home))
     monkeypatch.setenv(paths.MODELS_ENV, str(models_dir))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # The tests choose their keyring explicitly (a real file backend in a temp dir)
+    # and accept that it is plaintext; tests of the refusal unset the consent.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("R2LOCAL_ALLOW_PLAINTEXT_KEY", "1")
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     import keyring
