@@ -3,6 +3,7 @@ the cloud, a real keyring file backend, a temp R2LOCAL_HOME per test."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,6 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOUD_KEY = "sk-test-R2LEAKCANARY-7f3a9c"
 SMOL = "smollm2-135m-instruct"
 QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+_PROBE: dict = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Probe llama.cpp once, in a subprocess: a build that crashes on this machine
+    ends the run with the cause and the rebuild command, not a dead interpreter."""
+    from r2local.backends import llamaprobe
+
+    verdict = llamaprobe.check()
+    if verdict.status in ("crashed", "fallback"):
+        pytest.exit(f"{verdict.message()}\n  fix: rebuild llama-cpp-python: {verdict.rebuild_command()}", returncode=3)
+    if verdict.status == "ok":
+        _PROBE.update(verdict.to_json())
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +64,9 @@ def qwen_path(models_dir: Path) -> Path:
 def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> Path:
     """Every test gets its own R2LOCAL_HOME and keyring file, and no env key."""
     home = tmp_path / "home"
+    if _PROBE:  # the session's probe verdict, so that each test's r2local does not probe again
+        (home / "cache").mkdir(parents=True)
+        (home / "cache" / "llamacpp-probe.json").write_text(json.dumps(_PROBE))
     monkeypatch.setenv(paths.HOME_ENV, str(home))
     monkeypatch.setenv(paths.MODELS_ENV, str(models_dir))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))

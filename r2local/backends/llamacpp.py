@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
-from . import register
+from . import llamaprobe, register
 from .base import Chunk, Message, Usage
 from .grammar_decode import greedy_grammar_tokens, logsumexp
 from .kvcache import PromptCache
@@ -106,6 +106,7 @@ class LlamaCppBackend:
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
+        verdict = llamaprobe.ensure()  # before this process loads llama.cpp: a crashing build becomes a message
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -119,15 +120,16 @@ class LlamaCppBackend:
         if self.adapter is not None and not self.adapter.is_file():
             raise ModelError(f"LoRA adapter not found: {self.adapter}", fix="fix the adapter path in config.toml")
         try:
-            llm = Llama(
-                model_path=str(self.path),
-                n_ctx=self.n_ctx,
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                lora_path=str(self.adapter) if self.adapter else None,
-                seed=self.seed,
-                verbose=False,
-            )
+            with llamaprobe.load_options(verdict):
+                llm = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    lora_path=str(self.adapter) if self.adapter else None,
+                    seed=self.seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"cannot load {self.path.name}: not a valid GGUF file, or truncated ({exc})", fix=self._reload_fix()
