@@ -327,17 +327,28 @@ def models() -> None:
     """List and fetch model files."""
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 @models.command("list")
 def models_list() -> None:
-    """Known models and whether their files are here."""
-    from .fetch import local_path
+    """Known models, their sizes, and whether their files are here."""
+    from .fetch import file_state
     from .manifests import load_manifests
     from .report import table
 
     rows = []
     for m in load_manifests().values():
-        where = "api" if m.format == "api" else (str(local_path(m) or "not fetched"))
-        size = f"{m.size_bytes / 2**20:.0f} MiB" if m.size_bytes else ""
+        if m.format == "api":
+            rows.append([m.name, m.format, "-", "api (no file)"])
+            continue
+        state, path = file_state(m)
+        if path is not None and state == "ok":
+            size, where = _size(path.stat().st_size), str(path)
+        else:
+            size = _size(m.size_bytes) if m.size_bytes else (f"≈{_size(m.approx_size_bytes)}" if m.approx_size_bytes else "?")
+            where = f"checksum mismatch: {path}" if state == "mismatch" else "not fetched"
         rows.append([m.name, m.format, size, where])
     click.echo(table(["name", "format", "size", "file"], rows))
 

@@ -37,12 +37,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _PROBE.update(verdict.to_json())
 
 
+def _user_store() -> Path:
+    """The model store the user's own r2local uses (computed, not created)."""
+    home = os.environ.get(paths.HOME_ENV)
+    if home:
+        return Path(home).expanduser() / "cache" / "models"
+    import platformdirs
+
+    return platformdirs.user_cache_path("r2local") / "models"
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    """One model store for the whole run (R2LOCAL_MODELS_DIR, or .pytest_models)."""
-    path = Path(os.environ.get(paths.MODELS_ENV) or ROOT / ".pytest_models")
+    """One model store for the whole run (R2LOCAL_MODELS_DIR, or .pytest_models).
+
+    Without R2LOCAL_MODELS_DIR, demo models the user's own store already holds
+    (verified) are linked in, not downloaded again.
+    """
+    explicit = os.environ.get(paths.MODELS_ENV)
+    path = Path(explicit or ROOT / ".pytest_models")
     path.mkdir(parents=True, exist_ok=True)
     os.environ[paths.MODELS_ENV] = str(path)
+    if not explicit:
+        manifests = load_manifests()
+        for name in (SMOL, QWEN):
+            fetch.link_from(manifests[name], _user_store())
     return path
 
 
