@@ -373,6 +373,19 @@ def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--cloud", is_flag=True, help="Also send one free request to the cloud tier (list its models) with the key.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, cloud: bool) -> None:
+    """Check this machine: llama.cpp, MLX, keyring, key, model files, config, threads, disk (and the cloud)."""
+    from . import doctor as d
+
+    checks = d.run(ctx.obj["pool"], cloud=cloud)
+    click.echo(json.dumps(d.report(checks, cloud), indent=2) if as_json else d.text(checks, cloud))
+    sys.exit(0 if all(c.status != d.FAIL for c in checks) else 1)
+
+
+@cli.command()
 def paths() -> None:
     """Where r2local keeps its config, ledger, caches and model files."""
     from . import paths as p
