@@ -275,6 +275,7 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
     """Set routing thresholds from logged difficulty scores."""
     from .config import load_settings
     from .ledger import Ledger
+    from .calibration import fit_top
     from .router import calibrate_thresholds
 
     settings = load_settings(pool=ctx.obj["pool"])
@@ -289,12 +290,14 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
         scores = ledger.difficulty_scores()
         if len(scores) < 5:
             raise R2Error(f"only {len(scores)} logged scores", fix="ask a few questions first, then calibrate")
-        th = calibrate_thresholds(scores, len(settings.tiers), cloud_share)
+        fit = fit_top(scores, calibrate_thresholds(scores, len(settings.tiers), cloud_share), cloud_share)
+        th = fit.thresholds
         ledger.save_calibration(cloud_share, th, len(scores))
     finally:
         ledger.close()
-    share = sum(1 for s in scores if s > th[-1]) / len(scores)
-    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {share:.0%}")
+    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {fit.share:.0%}")
+    if fit.note:
+        click.echo(f"note: {fit.note}", err=True)
     if settings.router.thresholds is not None:
         click.echo("note: router.thresholds in config.toml overrides this; remove it to use the calibration", err=True)
 
