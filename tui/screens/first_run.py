@@ -60,7 +60,7 @@ class FirstRunScreen(Screen):
             lines.append("  Press d to download them now, or run `r2local models pull` in a terminal.")
         if self.missing.key_tier and self.missing.key_problem:
             lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}', and no keyring to keep one in.")
-            lines.append("  `r2local doctor` says how to add one; or continue: r2local then answers with local models only.")
+            lines.append("  `r2local doctor` says how to add one. Or press c: local models answer alone.")
         elif self.missing.key_tier:
             lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}'.")
             lines.append("  Press k to store one in the OS keyring, or continue: r2local then answers with local models only.")

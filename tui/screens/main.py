@@ -24,13 +24,13 @@ from ..widgets.transcript import Exchange, Transcript, confidence_warning, resul
 
 class MainScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel question"),
+        Binding("escape", "cancel", "Cancel"),
         Binding("slash", "focus_ask", "Ask", key_display="/"),
-        Binding("z", "zoom_detail", "Zoom detail"),
+        Binding("z", "zoom_detail", "Zoom"),
         Binding("ctrl+o", "app.toggle_local_only", "Local-only"),
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
-        Binding("f4", "app.set_key", "API key"),
+        Binding("f4", "app.set_key", "Key"),
     ]
 
     def __init__(self) -> None:

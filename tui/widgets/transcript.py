@@ -81,11 +81,11 @@ def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str 
         conf = f" {r['confidence']:.2f}" if r.get("confidence") is not None else ""
         return ("final" if r.get("kind") == "final" else f"#{r['id']}") + conf
 
-    if any(r.get("kind") == "final" for r in low) or len(records) == 1:
-        head = f"⚠ this answer was written below the confidence bar{limit}"
-    else:
-        head = f"⚠ {len(low)} of {len(records)} steps were answered below the confidence bar{limit}"
-    return f"{head}: {', '.join(name(r) for r in low)}; check them in the plan"
+    names = ", ".join(name(r) for r in low)
+    if len(low) == 1:
+        which = "this answer was written" if low[0].get("kind") == "final" or len(records) == 1 else "one step was answered"
+        return f"⚠ {which} below the confidence bar{limit}: {names}; check it in the plan"
+    return f"⚠ {len(low)} of {len(records)} steps were answered below the confidence bar{limit}: {names}; check them in the plan"
 
 
 class Transcript(VerticalScroll):
