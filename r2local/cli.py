@@ -93,9 +93,15 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
 
+    _, offline = engine.allowed_tiers(local_only)
+    quiet = not local_only and _said_before(offline)
+
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
-            click.echo(event.text, err=True)
+            if quiet and event.text == offline:  # no key, again: said on an earlier run
+                return
+            suffix = " (said once; `r2local doctor` shows the state)" if event.text == offline and not local_only else ""
+            click.echo(event.text + suffix, err=True)
 
     try:
         result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
@@ -121,6 +127,23 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     _report_failure(result.error)
     if result.status != "done":
         sys.exit(2)
+
+
+def _said_before(offline: str | None) -> bool:
+    """Whether an earlier `ask` already printed this offline reason (then stay quiet until it changes)."""
+    from . import paths
+
+    state = paths.cache_dir() / "ask-offline.txt"
+    if offline is None:  # online again: say it anew next time it goes offline
+        state.unlink(missing_ok=True)
+        return False
+    try:
+        if state.read_text() == offline:
+            return True
+    except OSError:
+        pass
+    state.write_text(offline)
+    return False
 
 
 def _report_failure(error: str | None) -> None:
