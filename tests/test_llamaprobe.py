@@ -147,3 +147,17 @@ def test_fallback_loads_the_real_model_without_extra_buffer_types(smol_path, mon
 def test_doctor_style_features_parse():
     verdict = llamaprobe.Verdict("ok", system_info=textwrap.dedent(AMX_INFO))
     assert verdict.features() == ["SSE3", "AVX2", "AVX512", "AVX512_VNNI", "AMX_INT8", "OPENMP", "REPACK"]
+
+
+def test_r2local_ask_with_a_crashing_build_prints_the_fix_not_a_segfault(standin, r2home):
+    """The README's user path: the first question on a build that dies in llama.cpp."""
+    import subprocess
+    import sys
+
+    standin("import", sigill=True)  # dies as soon as llama_cpp is imported: r2local must probe first
+    out = subprocess.run([sys.executable, "-m", "r2local", "ask", "What is 2 + 2?"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert "error: llama.cpp crashes on this machine: SIGILL while loading the library" in out.stderr
+    assert "fix: rebuild llama-cpp-python: CMAKE_ARGS=\"-DGGML_NATIVE=OFF\"" in out.stderr  # no system info: portable
+    assert "Traceback" not in out.stderr

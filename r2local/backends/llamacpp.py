@@ -211,11 +211,11 @@ class LlamaCppBackend:
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
-
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads, cancel):
-            llm = self._load()
+            llm = self._load()  # first: the load probe runs before llama_cpp is imported
+            from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
+
             self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             limit = self._check_fit(len(prompt), max_tokens)
@@ -250,12 +250,12 @@ class LlamaCppBackend:
         The prompt prefix shared with earlier calls stays in the KV cache, so a
         batch of subtasks pays only for their own tokens.
         """
-        import numpy as np
-        from llama_cpp import LogitsProcessorList
-
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads):
-            llm = self._load()
+            llm = self._load()  # first: the load probe runs before llama_cpp is imported
+            import numpy as np
+            from llama_cpp import LogitsProcessorList
+
             self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             self._check_fit(len(prompt), 1)
