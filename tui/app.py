@@ -102,7 +102,7 @@ class R2App(App):
         if missing.models or (missing.key_tier and not state.get("offline_ok")):
             self.call_from_thread(self.push_screen, FirstRunScreen(missing))
 
-    @work(thread=True, group="state")
+    @work(thread=True, group="state", exit_on_error=False)
     def remember_offline(self) -> None:
         """The user chose to continue without a key: do not ask on every launch."""
         save_app_state({**app_state(), "offline_ok": True})
@@ -116,7 +116,7 @@ class R2App(App):
         if self.engine is not None:
             self._read_meter()
 
-    @work(thread=True, exclusive=True, group="meter")
+    @work(thread=True, exclusive=True, group="meter", exit_on_error=False)
     def _read_meter(self) -> None:
         from r2local import keys
 
