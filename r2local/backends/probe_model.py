@@ -9,6 +9,7 @@ meaningless; only whether the library survives it matters.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def write(path: Path) -> Path:
     head = b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(kvs)) + b"".join(kvs) + b"".join(infos)
     head += bytes(-len(head) % ALIGN)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")  # two first runs at once must not share it
     tmp.write_bytes(head + b"".join(data))
     tmp.replace(path)
     return path
