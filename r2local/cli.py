@@ -93,9 +93,15 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
 
+    _, offline = engine.allowed_tiers(local_only)
+    quiet = not local_only and _said_before(offline)
+
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
-            click.echo(event.text, err=True)
+            if quiet and event.text == offline:  # no key, again: said on an earlier run
+                return
+            suffix = " (said once; `r2local doctor` shows the state)" if event.text == offline and not local_only else ""
+            click.echo(event.text + suffix, err=True)
 
     try:
         result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
@@ -123,6 +129,23 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     _report_failure(result.error)
     if result.status != "done":
         sys.exit(2)
+
+
+def _said_before(offline: str | None) -> bool:
+    """Whether an earlier `ask` already printed this offline reason (then stay quiet until it changes)."""
+    from . import paths
+
+    state = paths.cache_dir() / "ask-offline.txt"
+    if offline is None:  # online again: say it anew next time it goes offline
+        state.unlink(missing_ok=True)
+        return False
+    try:
+        if state.read_text() == offline:
+            return True
+    except OSError:
+        pass
+    state.write_text(offline)
+    return False
 
 
 def _report_failure(error: str | None) -> None:
@@ -186,28 +209,31 @@ def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
 
 @key.command("set")
 @click.option("--tier", default=None, help="Tier the key belongs to (default: the top cloud tier).")
+@click.option("--plaintext", is_flag=True,
+              help="Accept a keyring backend that stores the key unencrypted in a file (e.g. keyrings.alt's PlaintextKeyring).")
 @click.pass_context
-def key_set(ctx: click.Context, tier: str | None) -> None:
+def key_set(ctx: click.Context, tier: str | None, plaintext: bool) -> None:
     """Store the key (prompted, or read from stdin when it is not a terminal)."""
     tier = _cloud_tier(ctx, tier)
     if sys.stdin.isatty():
         value = click.prompt(f"API key for tier {tier!r}", hide_input=True)
     else:
         value = sys.stdin.readline()
-    keys.set_key(tier, value)
-    click.echo(f"key for tier {tier!r} stored in the keyring ({keys.mask(value.strip())})")
+    where = keys.set_key(tier, value, allow_plaintext=plaintext)
+    click.echo(f"key for tier {tier!r} stored in {where} ({keys.mask(value.strip())})")
 
 
 @key.command("status")
 @click.option("--tier", default=None, help="Tier to check (default: the top cloud tier).")
 @click.pass_context
 def key_status(ctx: click.Context, tier: str | None) -> None:
-    """Say whether a key is set (last 4 characters only)."""
+    """Say whether a key is set and where it lives (last 4 characters only)."""
     tier = _cloud_tier(ctx, tier)
     st = keys.status(tier)
     if st.is_set:
-        where = f"${keys.ENV_KEY}" if st.source == "env" else "the keyring"
-        click.echo(f"tier {tier!r}: key set in {where} (…{st.last4})")
+        click.echo(f"tier {tier!r}: key set (…{st.last4}) in {st.where}")
+        if not st.secure:
+            click.echo("  warning: that store is not encrypted; `r2local doctor` shows safer ones")
     else:
         click.echo(f"tier {tier!r}: no key" + (f" ({st.problem})" if st.problem else ""))
         click.echo(f"  set one with: r2local key set --tier {tier}")
@@ -275,6 +301,7 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
     """Set routing thresholds from logged difficulty scores."""
     from .config import load_settings
     from .ledger import Ledger
+    from .calibration import fit_top
     from .router import calibrate_thresholds
 
     settings = load_settings(pool=ctx.obj["pool"])
@@ -289,12 +316,14 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> Non
         scores = ledger.difficulty_scores()
         if len(scores) < 5:
             raise R2Error(f"only {len(scores)} logged scores", fix="ask a few questions first, then calibrate")
-        th = calibrate_thresholds(scores, len(settings.tiers), cloud_share)
+        fit = fit_top(scores, calibrate_thresholds(scores, len(settings.tiers), cloud_share), cloud_share)
+        th = fit.thresholds
         ledger.save_calibration(cloud_share, th, len(scores))
     finally:
         ledger.close()
-    share = sum(1 for s in scores if s > th[-1]) / len(scores)
-    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {share:.0%}")
+    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {fit.share:.0%}")
+    if fit.note:
+        click.echo(f"note: {fit.note}", err=True)
     if settings.router.thresholds is not None:
         click.echo("note: router.thresholds in config.toml overrides this; remove it to use the calibration", err=True)
 
@@ -329,17 +358,28 @@ def models() -> None:
     """List and fetch model files."""
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 @models.command("list")
 def models_list() -> None:
-    """Known models and whether their files are here."""
-    from .fetch import local_path
+    """Known models, their sizes, and whether their files are here."""
+    from .fetch import file_state
     from .manifests import load_manifests
     from .report import table
 
     rows = []
     for m in load_manifests().values():
-        where = "api" if m.format == "api" else (str(local_path(m) or "not fetched"))
-        size = f"{m.size_bytes / 2**20:.0f} MiB" if m.size_bytes else ""
+        if m.format == "api":
+            rows.append([m.name, m.format, "-", "api (no file)"])
+            continue
+        state, path = file_state(m)
+        if path is not None and state == "ok":
+            size, where = _size(path.stat().st_size), str(path)
+        else:
+            size = _size(m.size_bytes) if m.size_bytes else (f"≈{_size(m.approx_size_bytes)}" if m.approx_size_bytes else "?")
+            where = f"checksum mismatch: {path}" if state == "mismatch" else "not fetched"
         rows.append([m.name, m.format, size, where])
     click.echo(table(["name", "format", "size", "file"], rows))
 
@@ -362,6 +402,19 @@ def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
     for name in names:
         path = resolve(lookup(name, manifests), _progress)
         click.echo(f"{name}: {path}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option("--cloud", is_flag=True, help="Also send one free request to the cloud tier (list its models) with the key.")
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, cloud: bool) -> None:
+    """Check this machine: llama.cpp, MLX, keyring, key, model files, config, threads, disk (and the cloud)."""
+    from . import doctor as d
+
+    checks = d.run(ctx.obj["pool"], cloud=cloud)
+    click.echo(json.dumps(d.report(checks, cloud), indent=2) if as_json else d.text(checks, cloud))
+    sys.exit(0 if all(c.status != d.FAIL for c in checks) else 1)
 
 
 @cli.command()

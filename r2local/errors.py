@@ -106,3 +106,7 @@ class BudgetExceeded(CloudRefused):
 
 class Cancelled(R2Error):
     """The user cancelled the question."""
+
+
+class PlaintextRefused(KeyringUnavailable):
+    """The keyring backend would store the key in plaintext and the user did not accept that."""

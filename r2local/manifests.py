@@ -46,7 +46,10 @@ class Manifest(_Strict):
     name: str
     format: Literal["gguf", "mlx", "api"]
     context_length: int = Field(4096, ge=256)
-    size_bytes: int | None = Field(None, ge=1)
+    size_bytes: int | None = Field(None, ge=1, description="Exact file size; checked like sha256.")
+    approx_size_bytes: int | None = Field(
+        None, ge=1, description="About how large the file is, for lists and the first-run screen, when size_bytes is not pinned."
+    )
     sha256: str | None = Field(None, min_length=64, max_length=64)
     license: str | None = None
     description: str | None = None
@@ -55,6 +58,11 @@ class Manifest(_Strict):
     writes_programs: bool = Field(False, description="A coder model: it answers quantitative tasks with a program.")
     source: Sources = Field(default_factory=Sources)
     file: Path | None = Field(None, exclude=True, description="The manifest file it was read from.")
+
+    @property
+    def expected_size(self) -> int | None:
+        """The exact size if pinned, else the approximate one (None for API models)."""
+        return self.size_bytes or self.approx_size_bytes
 
     @property
     def filename(self) -> str:

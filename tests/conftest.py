@@ -3,6 +3,7 @@ the cloud, a real keyring file backend, a temp R2LOCAL_HOME per test."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,12 +21,46 @@ SMOL = "smollm2-135m-instruct"
 QWEN = "qwen2.5-coder-0.5b-instruct"
 
 
+_PROBE: dict = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Probe llama.cpp once, in a subprocess: a build that crashes on this machine
+    ends the run with the cause and the rebuild command, not a dead interpreter."""
+    from r2local.backends import llamaprobe
+
+    verdict = llamaprobe.check()
+    if verdict.status in ("crashed", "fallback"):
+        pytest.exit(f"{verdict.message()}\n  fix: rebuild llama-cpp-python: {verdict.rebuild_command()}", returncode=3)
+    if verdict.status == "ok":
+        _PROBE.update(verdict.to_json())
+
+
+def _user_store() -> Path:
+    """The model store the user's own r2local uses (computed, not created)."""
+    home = os.environ.get(paths.HOME_ENV)
+    if home:
+        return Path(home).expanduser() / "cache" / "models"
+    import platformdirs
+
+    return platformdirs.user_cache_path("r2local") / "models"
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
-    """One model store for the whole run (R2LOCAL_MODELS_DIR, or .pytest_models)."""
-    path = Path(os.environ.get(paths.MODELS_ENV) or ROOT / ".pytest_models")
+    """One model store for the whole run (R2LOCAL_MODELS_DIR, or .pytest_models).
+
+    Without R2LOCAL_MODELS_DIR, demo models the user's own store already holds
+    (verified) are linked in, not downloaded again.
+    """
+    explicit = os.environ.get(paths.MODELS_ENV)
+    path = Path(explicit or ROOT / ".pytest_models")
     path.mkdir(parents=True, exist_ok=True)
     os.environ[paths.MODELS_ENV] = str(path)
+    if not explicit:
+        manifests = load_manifests()
+        for name in (SMOL, QWEN):
+            fetch.link_from(manifests[name], _user_store())
     return path
 
 
@@ -47,10 +82,16 @@ def qwen_path(models_dir: Path) -> Path:
 def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> Path:
     """Every test gets its own R2LOCAL_HOME and keyring file, and no env key."""
     home = tmp_path / "home"
+    if _PROBE:  # the session's probe verdict, so that each test's r2local does not probe again
+        (home / "cache").mkdir(parents=True)
+        (home / "cache" / "llamacpp-probe.json").write_text(json.dumps(_PROBE))
     monkeypatch.setenv(paths.HOME_ENV, str(home))
     monkeypatch.setenv(paths.MODELS_ENV, str(models_dir))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # The tests choose their keyring explicitly (a real file backend in a temp dir)
+    # and accept that it is plaintext; tests of the refusal unset the consent.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    monkeypatch.setenv("R2LOCAL_ALLOW_PLAINTEXT_KEY", "1")
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     import keyring

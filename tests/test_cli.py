@@ -94,3 +94,12 @@ def test_paths_follow_r2local_home(r2home):
     lines = dict(line.split(None, 1) for line in out.stdout.splitlines() if not line.startswith("own"))
     assert lines["config"].strip() == str(r2home / "config.toml")
     assert lines["ledger"].strip() == str(r2home / "r2local.db")
+
+
+def test_the_offline_line_is_said_once(r2home, proxy):
+    write_config(r2home, to_toml(plumbing_config(proxy.url)))  # a cloud tier, and no key
+    first = r2("ask", "What is 2 + 2?")
+    assert first.returncode == 0, first.stderr
+    assert "offline: no API key for tier 'cloud'" in first.stderr and "said once" in first.stderr
+    again = r2("ask", "What is 3 + 3?")
+    assert again.returncode == 0 and "offline" not in again.stderr

@@ -4,7 +4,7 @@ stand-in server as the cloud)."""
 import keyring
 import pytest
 from keyring.backends import fail
-from textual.widgets import DataTable, Input
+from textual.widgets import Checkbox, DataTable, Input, Static
 
 from r2local import keys
 from r2local.engine import Engine
@@ -68,6 +68,8 @@ async def test_local_only_toggle_keeps_everything_local(r2home, proxy):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")
         assert app.local_only
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         meter = str(app.screen.query_one("#meter-privacy").render())
         assert "local-only" in meter and "offline" in str(app.screen.query_one("#meter-online").render())
         await ask(pilot, "What is 2 + 2?")
@@ -78,6 +80,8 @@ async def test_local_only_toggle_keeps_everything_local(r2home, proxy):
 async def test_key_dialog_stores_the_key_masked(r2home, proxy):
     app = app_for(r2home, proxy)
     async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert "no key" in str(app.screen.query_one("#meter-key").render())
         await pilot.press("f4")
         assert isinstance(app.screen, KeyDialog)
@@ -88,20 +92,43 @@ async def test_key_dialog_stores_the_key_masked(r2home, proxy):
         await pilot.pause()
         assert not isinstance(app.screen, KeyDialog)
         assert keys.keyring_key("cloud") == "sk-typed-in-dialog-9876"
+        await app.workers.wait_for_complete()
+        await pilot.pause()
         assert "…9876" in str(app.screen.query_one("#meter-key").render())
 
 
-async def test_key_dialog_without_a_keyring_explains_and_stays_open(r2home, proxy):
+async def test_key_dialog_without_a_keyring_says_so_once(r2home, proxy):
     keyring.set_keyring(fail.Keyring())
     app = app_for(r2home, proxy)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f4")
-        await pilot.press(*"sk-nowhere-to-go")
-        await pilot.press("enter")
-        await pilot.pause()
         assert isinstance(app.screen, KeyDialog)
+        assert not app.screen.query("#key-input")  # nothing could be stored: no field to type into
+        text = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert text.count("no keyring on this machine") == 1 and "r2local doctor" in text and "OPENAI_API_KEY" in text
+        await pilot.press("enter")  # Close
+        assert not isinstance(app.screen, KeyDialog)
+
+
+async def test_key_dialog_needs_a_tick_for_a_plaintext_keyring(r2home, proxy, monkeypatch):
+    monkeypatch.delenv("R2LOCAL_ALLOW_PLAINTEXT_KEY")
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        box = app.screen.query_one("#plaintext", Checkbox)
+        assert box.value is False
+        await pilot.press(*"sk-plain-text-4321", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, KeyDialog) and keys.keyring_key("cloud") is None
         error = str(app.screen.query_one("#key-error").render())
-        assert "no usable keyring backend" in error and "keyrings.alt" in error
+        assert "the key was not stored" in error and "--plaintext" in error
+        box.value = True
+        await pilot.click("#save")
+        await pilot.pause()
+        assert not isinstance(app.screen, KeyDialog) and keys.keyring_key("cloud") == "sk-plain-text-4321"
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "…4321 (PLAINTEXT file)" in str(app.screen.query_one("#meter-key").render())
 
 
 async def test_escape_cancels_a_running_question(r2home, proxy):
@@ -124,6 +151,9 @@ async def test_escape_cancels_a_running_question(r2home, proxy):
         assert Ledger().questions(1)[0]["status"] == "cancelled"
         assert "cancelled" in str(app.screen.query_one(Exchange).query_one(".meta").render())
         assert not app.screen.busy
+        # No node is left looking as if it were still going to run.
+        statuses = {r["status"] for r in app.screen.query_one(PlanTree).records()}
+        assert "cancelled" in statuses and not statuses & {"queued", "running"}
 
 
 async def test_history_reopens_a_past_question(r2home, proxy):
@@ -175,9 +205,48 @@ async def test_first_run_lists_missing_models_and_key(r2home, proxy, tmp_path, m
         assert app.screen.id == "first-run"
         text = str(app.screen.query_one("#first-run-text").render())
         assert "smollm2-135m-instruct" in text and "r2local models pull" in text
-        assert "No API key for the cloud tier 'cloud'" in text
+        assert "No API key for the cloud tier 'cloud'" in text and "r2local doctor" in text
         await pilot.press("c")
         assert app.screen.id == "main"
+
+
+async def first_screen(r2home, proxy) -> str:
+    app = make_app(engine=Engine(settings_from(plumbing_config(proxy.url), r2home)))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        shown = app.screen.id
+        if shown == "first-run":
+            await pilot.press("c")
+            await app.workers.wait_for_complete()
+        return shown
+
+
+async def test_continue_offline_is_remembered_until_a_key_appears(r2home, proxy):
+    assert await first_screen(r2home, proxy) == "first-run"  # no key: asked once
+    assert await first_screen(r2home, proxy) == "main"  # "continue offline" remembered
+    keys.set_key("cloud", CLOUD_KEY)
+    assert await first_screen(r2home, proxy) == "main"
+    keys.delete_key("cloud")
+    assert await first_screen(r2home, proxy) == "first-run"  # the key went away: ask again
+
+
+async def test_slash_returns_to_the_question_box_and_z_zooms_the_detail(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is 10 - 4?")
+        tree = app.screen.query_one(PlanTree)
+        tree.focus()
+        await pilot.press("down")
+        await pilot.press("z")
+        assert app.screen.maximized is app.screen.query_one("#detail") and app.focused.id == "detail"
+        await pilot.press("escape")
+        assert app.screen.maximized is None
+        tree.focus()
+        await pilot.press("slash")
+        assert app.focused.id == "ask"
+        await pilot.press(*"a/b")
+        assert app.screen.query_one("#ask", Input).value == "a/b"  # in the box, / is just a character
 
 
 @pytest.mark.parametrize("answer, sent", [("y", True), ("n", False)])

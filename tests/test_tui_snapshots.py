@@ -1,11 +1,15 @@
-"""SVG snapshots of the main screen with a finished plan, the key dialog, the
-spend screen and the first-run screen. Data comes from a seeded ledger with
-fixed dates, so the pictures do not depend on the day or on model timing."""
+"""SVG snapshots of the main screen with a finished plan (150 and 100 columns),
+a cancelled plan, an answer below the confidence bar, the zoomed node detail,
+the key dialog (plaintext keyring, no keyring), the spend screen and the
+first-run screen (with and without a keyring). Data comes from a seeded ledger
+with fixed dates, so the pictures do not depend on the day or on model timing."""
 
 import time
 from datetime import date
 
+import keyring
 import pytest
+from keyring.backends import fail
 
 from r2local.engine import Engine
 from r2local.events import Node
@@ -26,23 +30,36 @@ def utc(monkeypatch):
     time.tzset()
 
 
-def seed(ledger: Ledger) -> str:
+def seed(ledger: Ledger, variant: str = "done") -> str:
+    """A finished 3-node plan; "unsure": its final answer ran below the confidence bar;
+    "cancelled": cancelled before any node ran."""
     qid = "019a0000000000000000aa"
     ledger.db["questions"].insert({
         "id": qid, "created_at": "2026-11-20T09:00:00.000+00:00", "finished_at": "2026-11-20T09:00:21.000+00:00",
-        "question": QUESTION, "answer": "The train arrives at **12:15**, which is **15 minutes** after noon.",
-        "status": "done", "local_only": 0, "pool": "demo", "cost_usd": 0.000213, "cloud_share": 1 / 3, "latency_ms": 21000.0,
+        "question": QUESTION,
+        "answer": None if variant == "cancelled" else "The train arrives at **12:15**, which is **15 minutes** after noon.",
+        "status": "cancelled" if variant == "cancelled" else "done", "local_only": 0, "pool": "demo",
+        "cost_usd": 0.0 if variant == "cancelled" else 0.000213, "cloud_share": 1 / 3, "latency_ms": 21000.0,
     })
     nodes = [
         (1, "step", "Convert 2 h 35 min to minutes.", [], 0.18, "local-small", "smollm2-135m-instruct", "2 h 35 min = 155 min.", "done", None, None, 60, 14, 0.0, 900.0),
         (2, "step", "Add 155 minutes to 9:40.", [1], 0.52, "local", "qwen2.5-coder-0.5b-instruct", "9:40 + 155 min = 12:15.", "escalated", "local-small", "low confidence (0.21 < 0.35)", 120, 22, 0.0, 4100.0),
         (3, "final", "Combine the step results into the final answer.", [1, 2], 0.81, "cloud", "gpt-4o-mini", "The train arrives at 12:15, 15 minutes after noon.", "done", None, None, 410, 38, 0.000213, 2300.0),
     ]
+    if variant == "unsure":
+        nodes[2] = (3, "final", "Combine the step results into the final answer.", [1, 2], 0.41, "local", "qwen2.5-coder-0.5b-instruct",
+                    "The train arrives at 12:15, 15 minutes after noon.", "unsure", None, "low confidence (0.22 < 0.35); no higher tier allowed",
+                    380, 30, 0.0, 3900.0)
+    if variant == "cancelled":
+        nodes = [(n[0], n[1], n[2], n[3], None, None, None, "", "queued", None, None, 0, 0, 0.0, 0.0) for n in nodes]
+        nodes[0] = nodes[0][:4] + (0.18, "local-small", "smollm2-135m-instruct", "", "running") + nodes[0][9:]
+    confidence = {1: 0.81, 2: 0.64, 3: 0.22 if variant == "unsure" else None}
     for (sid, kind, text, deps, diff, tier, model, answer, status, esc, reason, tin, tout, cost, ms) in nodes:
         sent = [{"role": "system", "content": "You answer one step of a larger question."}, {"role": "user", "content": f"Question: {QUESTION}\n\nStep to answer now: {text}"}]
         ledger.save_node(qid, Node(sid, text, deps, kind=kind, difficulty=diff, tier=tier, model=model, answer=answer,
                                    status=status, escalated_from=esc, reason=reason, input_tokens=tin, output_tokens=tout,
-                                   cost_usd=cost, latency_ms=ms, sent=sent))
+                                   cost_usd=cost, latency_ms=ms, sent=sent,
+                                   confidence=confidence[sid] if variant != "cancelled" and tier != "cloud" else None))
         ledger.db["calls"].insert({"id": f"019a00000000000000{sid:04d}", "created_at": f"2026-11-{17 + sid}T09:00:0{sid}.000+00:00",
                                    "question_id": qid, "subtask_id": sid, "role": "subtask", "tier": tier, "model": model,
                                    "input_tokens": tin, "output_tokens": tout, "cost_usd": cost * 40 + 0.001 * sid * (tier == "cloud"),
@@ -50,29 +67,72 @@ def seed(ledger: Ledger) -> str:
     return qid
 
 
-def build_app(r2home, **kwargs):
+def build_app(r2home, variant: str = "done", **kwargs):
     from tui.app import make_app
 
     engine = Engine(settings_from(plumbing_config("http://127.0.0.1:9/v1"), r2home))
-    qid = seed(engine.ledger)
+    qid = seed(engine.ledger, variant)
     return make_app(engine=engine, today=TODAY, **kwargs), qid
+
+
+def reopened(app, qid, *keys):
+    async def run_before(pilot):
+        await app.workers.wait_for_complete()
+        await app._reopen(qid)
+        app.screen.query_one("#plan").focus()
+        await pilot.press(*keys)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    return run_before
 
 
 def test_main_screen_with_a_finished_plan(r2home, snap_compare):
     app, qid = build_app(r2home, first_run_check=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=reopened(app, qid, "down", "down", "down", "down"))
 
-    async def reopen(pilot):
-        await app._reopen(qid)
-        app.screen.query_one("#plan").focus()
-        await pilot.press("down", "down", "down", "down")
+
+def test_plan_tree_at_100_columns_cuts_no_figure(r2home, snap_compare):
+    app, qid = build_app(r2home, first_run_check=False)
+    assert snap_compare(app, terminal_size=(100, 40), run_before=reopened(app, qid, "down"))
+
+
+def test_answer_below_the_confidence_bar_is_marked(r2home, snap_compare):
+    app, qid = build_app(r2home, "unsure", first_run_check=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=reopened(app, qid))
+
+
+def test_cancel_marks_unfinished_nodes(r2home, snap_compare):
+    from tui.messages import QuestionFailed
+
+    app, qid = build_app(r2home, "cancelled", first_run_check=False)
+    before = reopened(app, qid)
+
+    async def cancel(pilot):
+        await before(pilot)
+        app.screen.post_message(QuestionFailed("cancelled", cancelled=True))
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=reopen)
+    assert snap_compare(app, terminal_size=SIZE, run_before=cancel)
 
 
-def test_key_dialog(r2home, snap_compare):
+def test_node_detail_zoomed_shows_the_answer_first(r2home, snap_compare):
+    app, qid = build_app(r2home, first_run_check=False)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=reopened(app, qid, *["down"] * 9, "z"))
+
+
+def test_key_dialog(r2home, snap_compare, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", "/home/you/.local/share")  # a fixed path in the picture; nothing is saved
+    monkeypatch.delenv("R2LOCAL_ALLOW_PLAINTEXT_KEY")  # as a user sees it: not ticked
     app, _ = build_app(r2home, first_run_check=False)
     assert snap_compare(app, terminal_size=SIZE, press=["f4", *"sk-abc"])
+
+
+def test_key_dialog_without_a_keyring(r2home, snap_compare):
+    keyring.set_keyring(fail.Keyring())
+    app, _ = build_app(r2home, first_run_check=False)
+    assert snap_compare(app, terminal_size=SIZE, press=["f4"])
 
 
 def test_spend_screen(r2home, snap_compare):
@@ -89,3 +149,14 @@ def test_first_run_screen(r2home, snap_compare, tmp_path, monkeypatch):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=wait)
+
+
+def test_first_run_screen_without_a_keyring(r2home, snap_compare):
+    keyring.set_keyring(fail.Keyring())
+    app, _ = build_app(r2home)
+
+    async def wait(pilot):
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=wait)

@@ -45,6 +45,12 @@ class R2App(App):
         privacy = getattr(self.engine.settings, "privacy", None)
         return getattr(privacy, "mode", "auto")
 
+    def confidence_bar(self) -> float | None:
+        """Local answers below this confidence escalate, or are kept and marked."""
+        if self.engine is None:
+            return None
+        return getattr(getattr(self.engine.settings, "executor", None), "escalate_below", None)
+
     def tier_is_local(self, name: str | None) -> bool:
         for tier in self.engine.pool.tiers if self.engine else []:
             if tier.name == name:
@@ -90,30 +96,43 @@ class R2App(App):
     @work(thread=True, exclusive=True, group="first-run")
     def check_first_run(self) -> None:
         missing = find_missing(self.engine)
-        if missing.anything:
+        state = app_state()
+        if missing.key_tier is None and state.pop("offline_ok", None):
+            save_app_state(state)  # a key appeared: ask again should it go
+        if missing.models or (missing.key_tier and not state.get("offline_ok")):
             self.call_from_thread(self.push_screen, FirstRunScreen(missing))
+
+    @work(thread=True, group="state", exit_on_error=False)
+    def remember_offline(self) -> None:
+        """The user chose to continue without a key: do not ask on every launch."""
+        save_app_state({**app_state(), "offline_ok": True})
 
     def on_unmount(self) -> None:
         if self.engine is not None:
             self.engine.close()
 
     def refresh_meter(self) -> None:
+        """Update the status bar; the ledger and keyring reads run off the UI thread."""
+        if self.engine is not None:
+            self._read_meter()
+
+    @work(thread=True, exclusive=True, group="meter", exit_on_error=False)
+    def _read_meter(self) -> None:
         from r2local import keys
 
-        if self.engine is None:
-            return
         spend = self.engine.ledger.spend(days=1, today=self.today)
         budget = getattr(self.engine.settings, "budget", None)
         tier = self.cloud_tier()
         st = keys.status(tier) if tier else None
-        key = "no cloud tier" if st is None else (f"key …{st.last4}" if st.is_set else "no key")
+        key = "no cloud tier" if st is None else st.short()
         online = bool(st and st.is_set) and not self.local_only
         state = MeterState(
             spend["today_usd"], spend["month_usd"], getattr(budget, "daily_usd", None), getattr(budget, "monthly_usd", None),
             key, "local-only" if self.local_only else self.privacy_mode(), online,
         )
-        for meter in self.query(SpendMeter):
-            meter.show(state)
+        self.call_from_thread(self._show_meter, state)
+
+    def _show_meter(self, state: MeterState) -> None:
         for screen in self.screen_stack:
             for meter in screen.query(SpendMeter):
                 meter.show(state)
@@ -186,7 +205,7 @@ def find_missing(engine: Any) -> Missing:
         if ref in engine.pool.manifests:
             manifest = lookup(ref, engine.pool.manifests)
             if local_path(manifest) is None:
-                models.append((ref, manifest.size_bytes))
+                models.append((ref, manifest.expected_size))
     clouds = [t for t in engine.pool.tiers if not t.is_local and t.config.needs_key]
     key_tier, problem = None, None
     if clouds:
@@ -194,6 +213,29 @@ def find_missing(engine: Any) -> Missing:
         if not st.is_set:
             key_tier, problem = clouds[-1].name, st.problem
     return Missing(models, key_tier, problem)
+
+
+def _state_path():
+    from r2local import paths
+
+    return paths.user_dir() / "app-state.json"
+
+
+def app_state() -> dict[str, Any]:
+    """What the app remembers between launches (e.g. that the user chose to stay offline)."""
+    import json
+
+    try:
+        data = json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_app_state(state: dict[str, Any]) -> None:
+    import json
+
+    _state_path().write_text(json.dumps(state))
 
 
 def make_app(pool: str | None = None, engine: Any = None, **kwargs: Any) -> R2App:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import Cancelled, ContextOverflow, ModelError
 from ..threads import ThreadBudget
-from . import register
+from . import llamaprobe, register
 from .base import Chunk, FileRuntime, Message, Usage
 from .grammar_decode import greedy_grammar_tokens, logsumexp
 from .kvcache import PromptCache
@@ -104,6 +104,7 @@ class LlamaCppBackend(FileRuntime):
     def _load(self) -> Any:
         if self._llm is not None:
             return self._llm
+        verdict = llamaprobe.ensure()  # before this process loads llama.cpp: a crashing build becomes a message
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -117,15 +118,16 @@ class LlamaCppBackend(FileRuntime):
         if self.adapter is not None and not self.adapter.is_file():
             raise ModelError(f"LoRA adapter not found: {self.adapter}", fix="fix the adapter path in config.toml")
         try:
-            llm = Llama(
-                model_path=str(self.path),
-                n_ctx=self.n_ctx,
-                n_threads=self.threads,
-                n_threads_batch=self.threads,
-                lora_path=str(self.adapter) if self.adapter else None,
-                seed=self.seed,
-                verbose=False,
-            )
+            with llamaprobe.load_options(verdict):
+                llm = Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    lora_path=str(self.adapter) if self.adapter else None,
+                    seed=self.seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(
                 f"cannot load {self.path.name}: not a valid GGUF file, or truncated ({exc})", fix=self._reload_fix()
@@ -207,11 +209,11 @@ class LlamaCppBackend(FileRuntime):
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
-
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads, cancel):
-            llm = self._load()
+            llm = self._load()  # first: the load probe runs before llama_cpp is imported
+            from llama_cpp import llama_model_get_vocab, llama_vocab_is_eog
+
             self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             limit = self._check_fit(len(prompt), max_tokens)
@@ -246,12 +248,12 @@ class LlamaCppBackend(FileRuntime):
         The prompt prefix shared with earlier calls stays in the KV cache, so a
         batch of subtasks pays only for their own tokens.
         """
-        import numpy as np
-        from llama_cpp import LogitsProcessorList
-
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads):
-            llm = self._load()
+            llm = self._load()  # first: the load probe runs before llama_cpp is imported
+            import numpy as np
+            from llama_cpp import LogitsProcessorList
+
             self._use_threads(llm, threads)
             prompt = self._chat_tokens(messages)
             self._check_fit(len(prompt), 1)

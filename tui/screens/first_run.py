@@ -58,10 +58,14 @@ class FirstRunScreen(Screen):
             names = ", ".join(name for name, _ in self.missing.models)
             lines.append(f"• Model files are not on this machine yet: {names} ({total / 2**20:.0f} MiB).")
             lines.append("  Press d to download them now, or run `r2local models pull` in a terminal.")
-        if self.missing.key_tier:
-            why = f" ({self.missing.key_problem})" if self.missing.key_problem else ""
-            lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}'{why}.")
+        if self.missing.key_tier and self.missing.key_problem:
+            lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}', and no keyring to keep one in.")
+            lines.append("  `r2local doctor` says how to add one. Or press c: local models answer alone.")
+        elif self.missing.key_tier:
+            lines.append(f"• No API key for the cloud tier '{self.missing.key_tier}'.")
             lines.append("  Press k to store one in the OS keyring, or continue: r2local then answers with local models only.")
+        lines.append("")
+        lines.append("Something not working? `r2local doctor` checks llama.cpp, the keyring, model files and more.")
         return "\n".join(lines)
 
     def on_mount(self) -> None:
@@ -98,7 +102,7 @@ class FirstRunScreen(Screen):
         self.query_one("#fetch-status", Static).update(message.message)
         if message.ok:
             self.missing = Missing([], self.missing.key_tier, self.missing.key_problem)
-            self.query_one("#first-run-text", Static).update(self._text() or "Everything is ready.")
+            self.query_one("#first-run-text", Static).update(self._text() if self.missing.key_tier else "Everything is ready.")
             for button in self.query("#download"):
                 button.remove()
 
@@ -106,6 +110,8 @@ class FirstRunScreen(Screen):
         self.app.action_set_key()
 
     def action_go(self) -> None:
+        if self.missing.key_tier:
+            self.app.remember_offline()  # until a key appears, do not ask again on every launch
         self.app.pop_screen()
 
     @on(Button.Pressed, "#download")

@@ -1,4 +1,6 @@
-"""Key dialog: a masked input that stores the cloud key in the OS keyring."""
+"""Key dialog: a masked input that stores the cloud key in the keyring, and says
+where that is. A plaintext keyring needs an explicit tick; no keyring at all
+gets one line and the way out."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from r2local import keys
 from r2local.errors import R2Error
@@ -21,13 +23,25 @@ class KeyDialog(ModalScreen[bool]):
         self.tier = tier
 
     def compose(self) -> ComposeResult:
+        from r2local.keystore import active
+
         st = keys.status(self.tier)
-        now = f"A key is set ({st.source}, …{st.last4})." if st.is_set else "No key is set."
+        info = active()
+        now = f"A key is set (…{st.last4}, in {st.where})." if st.is_set else "No key is set."
         with Vertical(id="dialog"):
             yield Label(f"API key for tier [b]{self.tier}[/b]", id="dialog-title")
-            yield Static(f"{now} It is stored in the OS keyring (service 'r2local', user '{self.tier}').")
-            if st.problem:
-                yield Static(st.problem, classes="error")
+            yield Static(now)
+            if not info.usable:
+                yield Static("There is no keyring on this machine to keep a key in. `r2local doctor` shows how to add "
+                             f"one; or export {keys.ENV_KEY} before starting r2local.", id="key-problem", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Close", variant="primary", id="cancel")
+                return
+            yield Static(f"It is stored in {info.where} (service 'r2local', user '{self.tier}').", markup=False)
+            if info.kind == "plaintext":
+                yield Static("That file is not encrypted: anyone who can read your files can read the key.",
+                             classes="error")
+                yield Checkbox("Store it there anyway (unencrypted)", keys.plaintext_allowed(), id="plaintext")
             yield Input(placeholder="paste the key", password=True, id="key-input")
             yield Static("", id="key-error", classes="error")
             with Horizontal(classes="buttons"):
@@ -35,7 +49,8 @@ class KeyDialog(ModalScreen[bool]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#key-input", Input).focus()
+        for field in self.query("#key-input"):
+            field.focus()
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
@@ -45,11 +60,12 @@ class KeyDialog(ModalScreen[bool]):
     @on(Button.Pressed, "#save")
     def save(self) -> None:
         value = self.query_one("#key-input", Input).value
+        consent = any(box.value for box in self.query("#plaintext").results(Checkbox))
         try:
-            keys.set_key(self.tier, value)
+            where = keys.set_key(self.tier, value, allow_plaintext=consent)
         except R2Error as exc:
-            # e.g. no keyring backend: say so and how to fix it, keep the dialog open.
+            # Say what went wrong and how to fix it, once; keep the dialog open.
             self.query_one("#key-error", Static).update(f"{exc.message}\nfix: {exc.fix}" if exc.fix else exc.message)
             return
-        self.notify(f"Key for {self.tier} saved ({keys.mask(value.strip())})")
+        self.notify(f"Key for {self.tier} saved in {where} ({keys.mask(value.strip())})")
         self.dismiss(True)

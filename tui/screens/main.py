@@ -17,18 +17,20 @@ from r2local.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionS
 
 from ..messages import EngineEvent, QuestionFailed, QuestionFinished
 from ..widgets.node_detail import NodeDetail
-from ..widgets.plan_tree import PlanTree
+from ..widgets.plan_tree import PlanTree, as_record
 from ..widgets.spend_meter import SpendMeter
-from ..widgets.transcript import Exchange, Transcript, result_meta
+from ..widgets.transcript import Exchange, Transcript, confidence_warning, result_meta
 
 
 class MainScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel question"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("slash", "focus_ask", "Ask", key_display="/"),
+        Binding("z", "zoom_detail", "Zoom"),
         Binding("ctrl+o", "app.toggle_local_only", "Local-only"),
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
-        Binding("f4", "app.set_key", "API key"),
+        Binding("f4", "app.set_key", "Key"),
     ]
 
     def __init__(self) -> None:
@@ -44,8 +46,8 @@ class MainScreen(Screen):
                 yield Transcript(id="transcript")
                 yield Input(placeholder="Ask a question and press Enter", id="ask")
             with Vertical(id="side"):
-                yield PlanTree(self.app.tier_is_local, id="plan")
-                yield NodeDetail(id="detail")
+                yield PlanTree(self.app.tier_is_local, self.app.confidence_bar(), id="plan")
+                yield NodeDetail(self.app.confidence_bar(), id="detail")
         yield SpendMeter(id="meter")
         yield Footer()
 
@@ -87,9 +89,29 @@ class MainScreen(Screen):
             self.post_message(QuestionFinished(result))
 
     def action_cancel(self) -> None:
+        if self.maximized is not None:  # Esc first leaves the zoomed detail
+            self.minimize()
+            return
         if self.busy and self.cancel_event is not None:
             self.cancel_event.set()
             self.notify("Cancelling…")
+        else:
+            self.action_focus_ask()
+
+    def action_focus_ask(self) -> None:
+        """Back to the question box from anywhere (the plan tree, the detail)."""
+        if self.maximized is not None:
+            self.minimize()
+        self.query_one("#ask", Input).focus()
+
+    def action_zoom_detail(self) -> None:
+        """Show the node detail on the whole screen, or back."""
+        if self.maximized is not None:
+            self.minimize()
+        else:
+            detail = self.query_one(NodeDetail)
+            self.maximize(detail)
+            detail.focus()
 
     # -- engine events -------------------------------------------------------------
     async def on_engine_event(self, message: EngineEvent) -> None:
@@ -114,6 +136,8 @@ class MainScreen(Screen):
         r = message.result
         if self.exchange is not None:
             await self.exchange.finish(r.answer or "(no answer)", result_meta(r.cost_usd, r.cloud_share, r.latency_ms, r.status))
+            records = [as_record(n, self.app.tier_is_local) for n in r.nodes]
+            self.exchange.set_warning(confidence_warning(records, self.app.confidence_bar()))
         self._reset()
 
     async def on_question_failed(self, message: QuestionFailed) -> None:
@@ -122,7 +146,9 @@ class MainScreen(Screen):
             if message.fix:
                 text += f" — fix: {message.fix}"
             self.exchange.set_meta(text, error=not message.cancelled)
-        if not message.cancelled:
+        if message.cancelled:
+            self.query_one(PlanTree).mark_cancelled()
+        else:
             self.notify(message.message + (f"\nfix: {message.fix}" if message.fix else ""), severity="error", timeout=10)
         self._reset()
 
@@ -147,4 +173,6 @@ class MainScreen(Screen):
         exchange = await transcript.add(q["question"], q["id"])
         meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, q["status"])
         await exchange.finish(q["answer"] or "(no answer)", f"{meta} · from history {q['created_at'][:16].replace('T', ' ')}")
-        self.query_one(PlanTree).show_plan(q["question"], q["subtasks"], q.get("plan_note"))
+        tree = self.query_one(PlanTree)
+        tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"))
+        exchange.set_warning(confidence_warning(tree.records(), self.app.confidence_bar()))

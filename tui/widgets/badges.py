@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.text import Text
 
 STATUS_ICON = {
@@ -26,13 +28,22 @@ def status_icon(status: str) -> Text:
 
 
 def tier_badge(tier: str | None, is_local: bool) -> Text:
+    """The tier as a coloured badge; nothing before the router has placed the node."""
     if not tier:
-        return Text(" … ", style="dim")
+        return Text("")
     if is_local:
         return Text(f" {tier} ", style="bold black on green")
     return Text(f" ☁ {tier} ", style="bold white on magenta")
 
 
 def money(value: float | None) -> str:
+    """$0 when nothing was spent; cents from 10 cents up; else three significant digits."""
     value = value or 0.0
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+    if value <= 0:
+        return "$0"
+    if value >= 0.1:
+        return f"${value:,.2f}"
+    if value < 1e-6:
+        return "<$0.000001"
+    decimals = 2 - math.floor(math.log10(value))  # three significant digits
+    return f"${value:.{decimals}f}".rstrip("0")

@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from .badges import money, tier_badge
+from .plan_tree import below_bar
 
 
 def _messages_text(messages: list[dict[str, str]]) -> Text:
@@ -21,31 +22,44 @@ def _messages_text(messages: list[dict[str, str]]) -> Text:
 
 
 class NodeDetail(VerticalScroll):
-    """Detail of the highlighted plan node."""
+    """Detail of the highlighted plan node: the answer first, then figures and the
+    prompt. It scrolls (focus it with Tab, then arrows / PgUp / PgDn); `z` zooms it."""
+
+    can_focus = True
+    ALLOW_MAXIMIZE = True
+
+    def __init__(self, bar: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bar = bar
 
     def compose(self):
-        yield Static("Highlight a subtask in the plan to see its prompt and answer.", id="detail-body")
+        yield Static("Highlight a subtask in the plan to see its answer and prompt.", id="detail-body")
 
     def show(self, rec: dict[str, Any]) -> None:
         body = Text()
         body.append(f"Subtask {rec['id']}", style="bold")
-        body.append(f"  ({rec.get('kind', 'step')}, {rec['status']})\n")
-        body.append((rec.get("text") or "") + "\n\n")
-        body.append("Tier ")
+        body.append(f"  ({rec.get('kind', 'step')}, {rec['status']})  ")
         body.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
-        body.append(f"  model {rec.get('model') or '—'}\n")
-        if rec.get("difficulty") is not None:
-            body.append(f"difficulty {rec['difficulty']:.3f}   ")
-        if rec.get("confidence") is not None:
-            body.append(f"confidence {rec['confidence']:.3f}")
-        body.append(
-            f"\ntokens {rec['input_tokens']} in / {rec['output_tokens']} out   cost {money(rec['cost_usd'])}   "
-            f"latency {rec['latency_ms'] / 1000:.2f} s\n"
-        )
+        body.append(f" {rec.get('model') or ''}\n")
+        body.append((rec.get("text") or "") + "\n\n")
+        if below_bar(rec, self.bar):
+            conf = rec.get("confidence")
+            figure = f" ({conf:.2f} < {self.bar:.2f})" if conf is not None and self.bar is not None else ""
+            body.append(f"⚠ answered below the confidence bar{figure}: check it\n", style="bold yellow")
+        body.append("Answer:\n", style="bold")
+        body.append((rec.get("answer") or "—") + "\n\n")
         if rec.get("escalated_from"):
             body.append(f"escalated from {rec['escalated_from']}: {rec.get('reason') or ''}\n", style="magenta")
         elif rec.get("reason"):
             body.append(f"note: {rec['reason']}\n", style="yellow")
+        facts = []
+        if rec.get("difficulty") is not None:
+            facts.append(f"difficulty {rec['difficulty']:.3f}")
+        if rec.get("confidence") is not None:
+            facts.append(f"confidence {rec['confidence']:.3f}")
+        facts += [f"tokens {rec['input_tokens']} in / {rec['output_tokens']} out", f"cost {money(rec['cost_usd'])}",
+                  f"latency {rec['latency_ms'] / 1000:.2f} s"]
+        body.append(" · ".join(facts) + "\n", style="dim")
         sent = rec.get("sent") or []
         if sent:
             title = "Sent to the cloud, exactly:" if not rec.get("is_local", True) else "Prompt (stayed on this machine):"
@@ -53,6 +67,5 @@ class NodeDetail(VerticalScroll):
             body.append_text(_messages_text(sent))
         else:
             body.append("\n(prompt not recorded for this subtask)\n", style="dim")
-        body.append("Answer:\n", style="bold")
-        body.append(rec.get("answer") or "—")
         self.query_one("#detail-body", Static).update(body)
+        self.scroll_home(animate=False)

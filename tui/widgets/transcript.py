@@ -22,7 +22,11 @@ class Exchange(Vertical):
     def compose(self):
         yield Static(self.question, classes="question")
         yield Markdown("", classes="answer")
+        yield Static("", classes="warning")
         yield Static("planning…", classes="meta")
+
+    def on_mount(self) -> None:
+        self.query_one(".warning", Static).display = False
 
     @property
     def markdown(self) -> Markdown:
@@ -37,6 +41,13 @@ class Exchange(Vertical):
         if self._stream is None:
             self._stream = Markdown.get_stream(self.markdown)
         await self._stream.write(text)
+
+    def set_warning(self, text: str | None) -> None:
+        """Mark the answer (e.g. answered below the confidence bar), or clear the mark."""
+        line = self.query_one(".warning", Static)
+        line.update(text or "")
+        line.display = bool(text)
+        self.markdown.set_class(bool(text), "unsure")
 
     async def finish(self, answer: str, meta: str) -> None:
         if self._stream is not None:
@@ -55,6 +66,26 @@ class Exchange(Vertical):
 
 def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str) -> str:
     return f"{status} · {money(cost)} · cloud share {cloud_share:.0%} · {latency_ms / 1000:.1f} s"
+
+
+def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str | None:
+    """One line when some of the answer ran below the confidence bar, else None."""
+    from .plan_tree import below_bar
+
+    low = [r for r in records if below_bar(r, bar)]
+    if not low:
+        return None
+    limit = f" ({bar:.2f})" if bar is not None else ""
+
+    def name(r: dict[str, Any]) -> str:
+        conf = f" {r['confidence']:.2f}" if r.get("confidence") is not None else ""
+        return ("final" if r.get("kind") == "final" else f"#{r['id']}") + conf
+
+    names = ", ".join(name(r) for r in low)
+    if len(low) == 1:
+        which = "this answer was written" if low[0].get("kind") == "final" or len(records) == 1 else "one step was answered"
+        return f"⚠ {which} below the confidence bar{limit}: {names}; check it in the plan"
+    return f"⚠ {len(low)} of {len(records)} steps were answered below the confidence bar{limit}: {names}; check them in the plan"
 
 
 class Transcript(VerticalScroll):
