@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
+
+from .errors import R2Error
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,86 @@ def fit_top(scores: list[float], thresholds: list[float], target: float) -> Fit:
                        f"{above + at:.0%} here, not {target:.0%}")
     return Fit(new, share, f"asked {target:.0%}, got {share:.0%}: with {n} logged scores the share moves in "
                f"steps of {1 / n:.0%}")
+
+
+# -- `r2local calibrate`: the route policy from measured outcomes ----------------------------
+def calibrate_all(settings: Any, cloud_share: float | None) -> dict[str, Any]:
+    """Fit the route policy (per-band tier accuracy, agreement threshold) from graded answers
+    in the main ledger and the bench ledger beside it, and the plan-and-allocate thresholds
+    from logged difficulty scores; save both as the new calibration.
+
+    Args:
+        settings: validated config (its tiers).
+        cloud_share: target share of questions sent to the cloud (None: best accuracy).
+    """
+    from . import paths
+    from .ledger import Ledger
+    from .outcomes import read_rows, route_outcomes, votes
+    from .pool import Pool
+    from .router import calibrate_thresholds
+    from .router.route import escalation_curve, fit_agreement, fit_policy, first_local
+
+    tiers = Pool(settings, fetch=False).tiers
+    local, clouds = first_local(tiers), [t for t in tiers if not t.is_local]
+    main = Ledger()
+    bench_path = paths.user_dir() / "bench.db"
+    ledgers = [main] + ([Ledger(bench_path)] if bench_path.is_file() and bench_path != main.path else [])
+    try:
+        rows = [r for r in read_rows(ledgers, local.name) if r.difficulty is not None]
+        scores = main.difficulty_scores()
+        if len(rows) < MIN_ROWS and len(scores) < 5:
+            raise R2Error(f"only {len(rows)} graded questions and {len(scores)} logged scores to learn from",
+                          fix="run `r2local bench --dataset generated --n 40` first (it grades every tier's answers), "
+                              "or ask questions and mark answers with `r2local feedback`")
+        share = cloud_share if cloud_share is not None else 0.2
+        fit = fit_top(scores, calibrate_thresholds(scores, len(tiers), share), share) if len(scores) >= 5 else None
+        policy, tau, curve = None, None, []
+        if len(rows) >= MIN_ROWS:
+            found = votes(rows, local.name, clouds[-1].name) if clouds else []
+            tau = fit_agreement(found, cloud_share)
+            policy = fit_policy(route_outcomes(rows), tiers, agree_below=tau,
+                                source=f"calibrated on {len(rows)} graded questions")
+            curve = escalation_curve(found)
+        main.save_calibration(cloud_share, fit.thresholds if fit else [], len(scores),
+                              policy.to_json() if policy else None)
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+    point = next((c for c in curve if tau is not None and c["agree_below"] >= tau - 1e-9), None)
+    return {"graded_questions": len(rows), "logged_scores": len(scores), "target_cloud_share": cloud_share,
+            "policy": policy.to_json() if policy else None, "agree_below": tau, "expected": point,
+            "thresholds": fit.thresholds if fit else None, "threshold_share": fit.share if fit else None,
+            "note": fit.note if fit else None}
+
+
+MIN_ROWS = 8  # graded questions before a route policy means anything
+
+
+def calibration_text(data: dict[str, Any]) -> str:
+    from .report import table
+
+    out = []
+    policy = data["policy"]
+    if policy:
+        tiers = sorted({k for b in policy["bands"] for k in b["accuracy"]})
+        rows = [[f"<= {b['upto']:.2f}", b["n"], *[_pct(b["accuracy"].get(t)) for t in tiers], f"{b['route']} on {b['tier']}"]
+                for b in policy["bands"]]
+        out += [f"route policy from {data['graded_questions']} graded questions (accuracy per difficulty band):",
+                table(["difficulty", "n", *tiers, "route"], rows, right=set(range(1, len(tiers) + 2)))]
+        if data["agree_below"] is not None:
+            exp = data["expected"] or {}
+            out.append(f"escalate a local answer when fewer than {data['agree_below']:.2f} of its samples agree"
+                       + (f": on these questions {exp['cloud_share']:.0%} go to the cloud, {exp['accuracy']:.0%} right"
+                          if exp else ""))
+    else:
+        out.append(f"no route policy yet: {data['graded_questions']} graded questions (need {MIN_ROWS}); "
+                   "run `r2local bench` to grade every tier")
+    if data["thresholds"] is not None:
+        out.append(f"thresholds {[round(t, 4) for t in data['thresholds']]} from {data['logged_scores']} scores; "
+                   f"top-tier share on them: {data['threshold_share']:.0%} (used by router.strategy = "
+                   "\"plan-and-allocate\")")
+    return "\n".join(out)
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.0%}"

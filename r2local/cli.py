@@ -294,38 +294,29 @@ def logs(as_json: bool, count: int) -> None:
 
 
 @cli.command()
-@click.option("--cloud-share", type=click.FloatRange(0, 1), help="Target share of subtasks for the top tier.")
+@click.option("--cloud-share", type=click.FloatRange(0, 1), help="At most this share of questions to the cloud.")
 @click.option("--reset", is_flag=True, help="Forget the calibration and use config/default thresholds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool) -> None:
-    """Set routing thresholds from logged difficulty scores."""
+def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool, as_json: bool) -> None:
+    """Route by what each tier got right: fit the route policy from graded answers."""
+    from .calibration import calibrate_all, calibration_text
     from .config import load_settings
     from .ledger import Ledger
-    from .calibration import fit_top
-    from .router import calibrate_thresholds
 
-    settings = load_settings(pool=ctx.obj["pool"])
-    ledger = Ledger()
-    try:
-        if reset:
-            ledger.clear_calibrations()
-            click.echo("calibration cleared")
-            return
-        if cloud_share is None:
-            raise R2Error("nothing to do", fix="pass --cloud-share 0.2 (or --reset)")
-        scores = ledger.difficulty_scores()
-        if len(scores) < 5:
-            raise R2Error(f"only {len(scores)} logged scores", fix="ask a few questions first, then calibrate")
-        fit = fit_top(scores, calibrate_thresholds(scores, len(settings.tiers), cloud_share), cloud_share)
-        th = fit.thresholds
-        ledger.save_calibration(cloud_share, th, len(scores))
-    finally:
+    if reset:
+        ledger = Ledger()
+        ledger.clear_calibrations()
         ledger.close()
-    click.echo(f"thresholds {[round(t, 4) for t in th]} from {len(scores)} scores; top-tier share on them: {fit.share:.0%}")
-    if fit.note:
-        click.echo(f"note: {fit.note}", err=True)
+        click.echo("calibration cleared")
+        return
+    settings = load_settings(pool=ctx.obj["pool"])
+    data = calibrate_all(settings, cloud_share)
+    click.echo(json.dumps(data, indent=2) if as_json else calibration_text(data))
+    if data["note"]:
+        click.echo(f"note: {data['note']}", err=True)
     if settings.router.thresholds is not None:
-        click.echo("note: router.thresholds in config.toml overrides this; remove it to use the calibration", err=True)
+        click.echo("note: router.thresholds in config.toml overrides the thresholds; remove it to use them", err=True)
 
 
 @cli.command()

@@ -159,7 +159,8 @@ class Executor:
             return None  # the cloud is closed to this node, or it has climbed enough
         ceiling = decision.ceiling if decision is not None and decision.ceiling is not None else len(self.pool.tiers)
         above = [t for t in run.allowed if path.tier.index < t.index <= ceiling]
-        return above[0] if above else None
+        jump = [t for t in above if decision is not None and t.index == decision.escalate_to]
+        return (jump or above or [None])[0]
 
     def _judge(self, tier: Tier, text: str, mean_prob: float | None) -> str | None:
         """Why an answer is not good enough to keep, or None (the agreement check is the answerer's)."""

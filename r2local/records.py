@@ -156,4 +156,5 @@ class Decision:
     features: dict[str, float] = field(default_factory=dict)
     escalate: bool = True  # whether the executor may move it up on a weak answer
     ceiling: int | None = None  # the highest tier index it may climb to (None: any)
+    escalate_to: int | None = None  # where a weak answer goes (None: the next tier up)
     agree_below: float | None = None  # agreement threshold for it (None: [executor] agree_below)

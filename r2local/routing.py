@@ -153,9 +153,15 @@ class RouteAllocator:
         if r.route == Route.WHOLE_CLOUD:
             return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, escalate=False)
                     for n in nodes}
-        ceiling = max(t.index for t in job.tiers if t.is_local) if r.route == Route.DECOMPOSE else None
-        return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
-                               agree_below=r.agree_below) for n in nodes}
+        if r.route == Route.DECOMPOSE:  # steps stay local; an unsure plan goes to the cloud whole (the engine)
+            ceiling = max(t.index for t in job.tiers if t.is_local)
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
+                                   agree_below=r.agree_below) for n in nodes}
+        # Whole-local: the band already chose the local tier; a weak answer goes to the cloud, whole.
+        clouds = [t.index for t in job.allowed if not t.is_local]
+        up = clouds[-1] if clouds else None
+        return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, agree_below=r.agree_below,
+                               escalate_to=up) for n in nodes}
 
 
 # -- allocators ---------------------------------------------------------------------

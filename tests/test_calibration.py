@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from r2local.calibration import fit_top, top_share
+from r2local.events import Node
 from r2local.ledger import Ledger
 from r2local.router import calibrate_thresholds
 
@@ -44,7 +45,7 @@ def test_cli_says_why_it_missed(r2home):
     ledger = Ledger()
     qid = ledger.start_question("q", local_only=False, pool="demo")
     for i, score in enumerate([0.1] * 20 + [0.5] * 21 + [0.9] * 9):
-        ledger.save_subtask(qid, i + 1, difficulty=score)
+        ledger.save_node(qid, Node(i + 1, f"step {i + 1}", [], difficulty=score))
     ledger.close()
     out = subprocess.run([sys.executable, "-m", "r2local", "calibrate", "--cloud-share", "0.2"],
                          capture_output=True, text=True)

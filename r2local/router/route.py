@@ -97,10 +97,10 @@ def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, 
     """
     if not outcomes:
         return default_policy(tiers)
-    scores = sorted({o.difficulty for o in outcomes})
-    count = max(1, min(bands, len(scores) // max(1, min_per_band)))
-    edges = [scores[min(len(scores) - 1, (len(scores) * k) // count - 1)] for k in range(1, count)]
-    edges = sorted(set(edges))
+    scores = sorted(o.difficulty for o in outcomes)  # every question once per tier: quantiles are unchanged
+    questions = len(outcomes) // max(1, len({o.tier for o in outcomes}))
+    count = max(1, min(bands, questions // max(1, min_per_band)))
+    edges = sorted({scores[min(len(scores) - 1, (len(scores) * k) // count - 1)] for k in range(1, count)})
     out: list[Band] = []
     lo = -1.0
     for upto in [*edges, 1.0]:
