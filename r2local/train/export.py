@@ -46,7 +46,7 @@ def _atomic(path: Path) -> Iterator[Path]:
         raise
 
 
-def _permute_rows(b: np.ndarray, n_head: int) -> np.ndarray:
+def permute_rows(b: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's Q/K permutation (convert_hf_to_gguf.py LlamaModel.permute) on lora_B's rows."""
     out, rank = b.shape
     return b.reshape(n_head, 2, out // n_head // 2, rank).swapaxes(1, 2).reshape(out, rank)
@@ -86,7 +86,7 @@ def _gguf_tensor(pair: LoraPair, base: GgufInfo, permute: bool) -> tuple[str, np
         n_kv = base.get_int("attention.head_count_kv") or n_head
         if not n_head:
             raise AdapterError(f"{base.path.name} lacks attention.head_count", fix="re-convert the base model")
-        b = _permute_rows(b, n_head if pair.module == "self_attn.q_proj" else n_kv)
+        b = permute_rows(b, n_head if pair.module == "self_attn.q_proj" else n_kv)
     return stem, pair.a.astype(np.float32), np.ascontiguousarray(b, dtype=np.float32)
 
 
