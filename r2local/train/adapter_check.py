@@ -11,6 +11,7 @@ quantisation barely touches.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,3 +171,56 @@ def compare(torch_base: np.ndarray, torch_lora: np.ndarray, llama_base: np.ndarr
         labels_agree=int((agree & decisive).sum()), decisive=int(decisive.sum()),
         labels_changed=int((picks_torch != torch_base[:, cols].argmax(axis=1)).sum()), n=len(torch_base),
     )
+
+
+# -- one end-to-end check --------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """A random PEFT LoRA on a GGUF base, its GGUF export, and the logits to check it with."""
+
+    base: Path
+    peft_dir: Path
+    gguf: Path
+    tokens: list[list[int]]
+    labels: list[int]
+    torch_base: np.ndarray
+    torch_lora: np.ndarray
+    llama_base: np.ndarray
+    export_s: float
+
+
+def build_reference(base: str | Path, folder: str | Path, *, modules: Sequence[str], std: float,
+                    rank: int = 8, seed: int = 0) -> Reference:
+    """Load ``base`` in torch, add a random LoRA, export it to GGUF, and compute the
+    torch (base, adapted) and llama.cpp base logits on the scoring prompts."""
+    from .export import peft_to_gguf
+
+    base, folder = Path(base), Path(folder)
+    peft_model = random_lora(load_hf_from_gguf(base), folder / "peft", rank=rank, modules=modules, std=std, seed=seed)
+    start = time.perf_counter()
+    gguf = peft_to_gguf(folder / "peft", base, folder / "adapter.gguf")
+    export_s = time.perf_counter() - start
+    llm = open_llama(base)
+    try:
+        tokens = [chat_tokens(llm, p) for p in prompts()]
+        labels = label_ids(llm)
+        llama_base = np.stack([llama_logits(llm, t) for t in tokens])
+    finally:
+        llm.close()
+    torch_base, torch_lora = torch_pair(peft_model, tokens)
+    return Reference(base, folder / "peft", gguf, tokens, labels, torch_base, torch_lora, llama_base, export_s)
+
+
+def llama_logits_with(base: Path, lora: Path | None, tokens: Sequence[Sequence[int]]) -> np.ndarray:
+    """llama.cpp logits per prompt with ``lora`` applied at load time."""
+    llm = open_llama(base, lora)
+    try:
+        return np.stack([llama_logits(llm, t) for t in tokens])
+    finally:
+        llm.close()
+
+
+def check(ref: Reference, lora: Path | None = None) -> Comparison:
+    """Compare llama.cpp with ``lora`` (default: the reference's export) against torch+PEFT."""
+    llama_lora = llama_logits_with(ref.base, lora or ref.gguf, ref.tokens)
+    return compare(ref.torch_base, ref.torch_lora, ref.llama_base, llama_lora, ref.labels)
