@@ -51,10 +51,15 @@ def test_gguf_adapter_gives_llama_cpp_the_torch_distribution(exported: ac.Refere
     assert c.kl_adapter < 0.02 and c.kl_adapter < c.kl_floor + 0.01, c
     assert c.kl_shift > 20 * c.kl_adapter, c
     # The adapter's own effect (log-prob change), where quantisation mostly
-    # cancels, is reproduced to within 15% (measured 0.03; wrong Q/K rows give > 0.2).
+    # cancels, is reproduced to within 15% (measured 0.07 SmolLM2, 0.025 Qwen; a
+    # wrong Q/K choice gives 0.29-0.38).
     assert c.delta_error < 0.15, c
-    assert c.labels_changed >= 1, c  # so that agreeing on labels means something
-    assert c.decisive >= 5 and c.labels_agree == c.decisive, c
+    # Labels: the top label's lead moves between the adapted runtimes by at most a
+    # few times what it already moves between the bases (measured 0.19 vs 0.21 on
+    # SmolLM2, 0.31 vs 0.14 on Qwen; a wrong Q/K choice gives 2-3 nats), and every
+    # prompt whose lead is well above that noise gets the same label.
+    assert c.label_error < 3 * c.label_floor + 0.05, c
+    assert c.decisive >= c.n // 2 and c.labels_agree == c.decisive and c.labels_changed >= 1, c
 
 
 def test_the_qk_permutation_is_right_for_each_architecture(exported: ac.Reference, tmp_path: Path, monkeypatch):
@@ -65,7 +70,7 @@ def test_the_qk_permutation_is_right_for_each_architecture(exported: ac.Referenc
     wrong = peft_to_gguf(exported.peft_dir, exported.base, tmp_path / "flipped.gguf")
     c = ac.check(exported, wrong)
     print(arch, "flipped:", c)
-    assert c.delta_error > 0.2 and c.kl_adapter > 0.05, c
+    assert c.delta_error > 0.2 and c.kl_adapter > 0.05 and c.label_error > 1.0, c
 
 
 def _probs(backend: LlamaCppBackend) -> np.ndarray:

@@ -17,7 +17,7 @@ pytest.importorskip("mlx_lm")
 
 from r2local.backends.mlx import MlxBackend  # noqa: E402
 from r2local.train import adapter_check as ac  # noqa: E402
-from r2local.train.export import GGUF_NAMES, permute_rows, mlx_to_gguf, peft_to_mlx  # noqa: E402
+from r2local.train.export import GGUF_NAMES, mlx_to_gguf, peft_to_mlx, permute_rows  # noqa: E402
 
 from .test_backend_mlx import build_tiny_llama  # noqa: E402
 
@@ -98,7 +98,7 @@ def _mlx_trained_adapter(tiny: Path, out: Path) -> tuple[np.ndarray, np.ndarray]
     params = {"rank": 4, "scale": 20.0, "dropout": 0.0}  # mlx-lm's defaults but the rank
     mx.random.seed(3)  # lora_a's initial values are random too
     linear_to_lora_layers(model, -1, params)  # no "keys": every linear layer of every block
-    for name, layer in model.named_modules():
+    for _, layer in model.named_modules():
         if hasattr(layer, "lora_b"):
             layer.lora_b = mx.random.normal(layer.lora_b.shape) * 0.01
     out.mkdir(parents=True)

@@ -38,6 +38,8 @@ class Row:
     load_lora_s: float
     first_swap_ms: float
     swap_ms: float
+    score_warm_ms: float
+    score_cold_ms: float
     tok_s: float
     tok_s_lora: float
 
@@ -63,22 +65,34 @@ def decode_rate(llm, prompt: list[int], n: int = 48, repeats: int = 3) -> float:
     return n / best
 
 
-def swap_times(base: Path, adapter: Path, rounds: int = 10) -> tuple[float, float]:
-    """(first set_adapter incl. reading the file, median cached swap) in ms, on the backend."""
+def swap_times(base: Path, adapter: Path, rounds: int = 10) -> tuple[float, float, float, float]:
+    """On the backend, in ms: first set_adapter (reads the file), median cached swap,
+    and a label score with the prompt's KV cached vs right after a swap (which
+    drops the cache: the real price of a swap)."""
     from ..backends.llamacpp import LlamaCppBackend
+    from ..router.allocator import LABELS
 
     backend = LlamaCppBackend(base, threads=1, n_ctx=1024)
+    messages = ac.prompts()[0]
+
+    def score_ms() -> float:
+        start = time.perf_counter()
+        backend.score_labels(messages, list(LABELS))
+        return (time.perf_counter() - start) * 1000
+
     try:
         backend.count_tokens("load")  # loads the base
         start = time.perf_counter()
         backend.set_adapter(adapter)
         first = (time.perf_counter() - start) * 1000
-        times = []
+        times, warm, cold = [], [], []
         for i in range(rounds):
             start = time.perf_counter()
             backend.set_adapter(None if i % 2 == 0 else adapter)
             times.append((time.perf_counter() - start) * 1000)
-        return first, statistics.median(times)
+            cold.append(score_ms())
+            warm.append(score_ms())
+        return first, statistics.median(times), statistics.median(warm), statistics.median(cold)
     finally:
         backend.close()
 
@@ -94,15 +108,15 @@ def bench_model(name: str, base: Path, work: Path) -> Row:
         arch = plain.metadata["general.architecture"]
     finally:
         plain.close(), tuned.close()
-    first, swap = swap_times(base, ref.gguf)
+    first, swap, warm, cold = swap_times(base, ref.gguf)
     lora = f"r=8 on {'q,k,v,o' if len(modules) == 4 else 'q,k,v,o,gate,up,down'}"
-    return Row(name, arch, lora, c, ref.export_s, load_s, load_lora_s, first, swap, tok_s, tok_s_lora)
+    return Row(name, arch, lora, c, ref.export_s, load_s, load_lora_s, first, swap, warm, cold, tok_s, tok_s_lora)
 
 
 def table(rows: list[Row]) -> str:
     head = (
         "| model | arch | LoRA | KL adapter (llama.cpp vs torch) | KL floor (bases) | KL shift (adapter on/off) "
-        "| Δ error | labels agree | export | load / with lora_path | first swap | cached swap "
+        "| Δ error | label lead err / floor | labels agree | export | load / with lora_path | first swap | cached swap | label score: repeat / first after swap "
         "| decode tok/s | with LoRA |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -110,8 +124,8 @@ def table(rows: list[Row]) -> str:
         c = r.c
         lines.append(
             f"| {r.model} | {r.arch} | {r.lora} | {c.kl_adapter:.4f} | {c.kl_floor:.4f} | {c.kl_shift:.3f} "
-            f"| {c.delta_error:.3f} | {c.labels_agree}/{c.decisive} decisive ({c.n} prompts) | {r.export_s:.2f} s "
-            f"| {r.load_s:.2f} s / {r.load_lora_s:.2f} s | {r.first_swap_ms:.1f} ms | {r.swap_ms:.2f} ms "
+            f"| {c.delta_error:.3f} | {c.label_error:.2f} / {c.label_floor:.2f} | {c.labels_agree}/{c.decisive} decisive ({c.n} prompts) | {r.export_s:.2f} s "
+            f"| {r.load_s:.2f} s / {r.load_lora_s:.2f} s | {r.first_swap_ms:.1f} ms | {r.swap_ms:.3f} ms | {r.score_warm_ms:.0f} / {r.score_cold_ms:.0f} ms "
             f"| {r.tok_s:.1f} | {r.tok_s_lora:.1f} ({(r.tok_s_lora / r.tok_s - 1) * 100:+.0f}%) |"
         )
     return "\n".join(lines)
@@ -149,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(bench_model(name, fetch.resolve(manifests[name]), Path(work)))
     print(f"Adapter bench: 1 thread (torch, llama.cpp), on a shared machine: {machine}.")
     print("KL in nats, mean over the 6 allocator prompts; floor = torch base vs llama.cpp base (quantised);")
-    print("Δ error = relative error of llama.cpp's adapter-induced log-prob change; decode = 1 token per eval, best of 3.\n")
+    print("Δ error = relative error of llama.cpp's adapter-induced log-prob change; label lead = top label's log-odds")
+    print("over the second, err = torch+PEFT vs llama.cpp+LoRA, floor = between the bases; decisive = lead > 2x floor;")
+    print("decode = 1 token per eval, best of 3; a swap drops the KV cache, so the next call evaluates the whole prompt.\n")
     print(table(rows))
 
 
