@@ -95,7 +95,11 @@ def test_hot_swap_matches_a_load_time_adapter_and_swaps_back(exported: ac.Refere
     backend.set_adapter(exported.gguf)  # the handle is cached: no file read
     again = time.perf_counter() - start
     assert np.abs(_probs(backend) - reference).max() < 1e-4
+    assert backend.prompt_cache.nbytes > 0
+    backend.set_adapter(exported.gguf)  # already active: the cached KV stays valid and is kept
+    assert backend.prompt_cache.nbytes > 0
     backend.set_adapter(exported.gguf, scale=0.0)
+    assert backend.prompt_cache.nbytes == 0
     assert np.abs(_probs(backend) - base).max() < 1e-4
     loaded.set_adapter(None)  # a load-time adapter can be swapped off too
     assert np.abs(_probs(loaded) - base).max() < 1e-4

@@ -291,8 +291,9 @@ class LlamaCppBackend:
         """Apply a GGUF LoRA adapter to the loaded base without reloading it; None runs the base alone.
 
         Adapter handles stay loaded per file, so swapping back costs milliseconds.
-        Cached KV states were computed under the previous adapter and are dropped.
-        ``close()`` forgets the swap: a reload applies the constructor's ``adapter``.
+        Cached KV states were computed under the previous adapter and are dropped
+        (unless nothing changes). ``close()`` forgets the swap: a reload applies the
+        constructor's ``adapter``.
         """
         import ctypes
 
@@ -301,6 +302,8 @@ class LlamaCppBackend:
         target = Path(path) if path is not None else None
         with self._lock:
             llm = self._load()
+            if (target, scale) == self.active_adapter:
+                return
             if target is not None and target not in self._lora_handles:
                 if not target.is_file():
                     raise ModelError(f"LoRA adapter not found: {target}", fix="export the adapter first, or fix its path")

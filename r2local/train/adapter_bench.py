@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Adapter bench: 1 thread (torch, llama.cpp), on a shared machine: {machine}.")
     print("KL in nats, mean over the 6 allocator prompts; floor = torch base vs llama.cpp base (quantised);")
     print("Δ error = relative error of llama.cpp's adapter-induced log-prob change; label lead = top label's log-odds")
-    print("over the second, err = torch+PEFT vs llama.cpp+LoRA, floor = between the bases; decisive = lead > 2x floor;")
+    print("over the second, err = torch+PEFT vs llama.cpp+LoRA, floor = between the bases; decisive = lead > max(0.2, 2x floor);")
     print("decode = 1 token per eval, best of 3; a swap drops the KV cache, so the next call evaluates the whole prompt.\n")
     print(table(rows))
 
