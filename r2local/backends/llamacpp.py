@@ -99,6 +99,9 @@ class LlamaCppBackend(FileRuntime):
         self.prompt_cache = PromptCache()
         self._burst = threading.local()
         self._ctx_threads = threads
+        # LoRA hot swap (set_adapter): handles per adapter file, freed on close.
+        self._lora_handles: dict[Path, Any] = {}
+        self._swapped: tuple[Path | None, float] | None = None
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> Any:
@@ -278,9 +281,65 @@ class LlamaCppBackend(FileRuntime):
             llm = self._load()
             return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    # -- LoRA hot swap ----------------------------------------------------------
+    @property
+    def active_adapter(self) -> tuple[Path | None, float]:
+        """(adapter file, scale) applied now: the last ``set_adapter``, else the constructor's."""
+        return self._swapped or (self.adapter, 1.0)
+
+    def set_adapter(self, path: str | Path | None, scale: float = 1.0) -> None:
+        """Apply a GGUF LoRA adapter to the loaded base without reloading it; None runs the base alone.
+
+        Adapter handles stay loaded per file, so swapping back costs milliseconds.
+        Cached KV states were computed under the previous adapter and are dropped
+        (unless nothing changes). ``close()`` forgets the swap: a reload applies the
+        constructor's ``adapter``.
+        """
+        import ctypes
+
+        import llama_cpp
+
+        target = Path(path) if path is not None else None
+        with self._lock:
+            llm = self._load()
+            if (target, scale) == self.active_adapter:
+                return
+            if target is not None and target not in self._lora_handles:
+                if not target.is_file():
+                    raise ModelError(f"LoRA adapter not found: {target}", fix="export the adapter first, or fix its path")
+                handle = llama_cpp.llama_adapter_lora_init(llm.model, str(target).encode("utf-8"))
+                if not handle:
+                    raise ModelError(
+                        f"{target.name} is not a LoRA adapter for {self.path.name}",
+                        fix="export the adapter against this base model (r2local.train.export.peft_to_gguf)",
+                    )
+                self._lora_handles[target] = handle
+            if target is None:
+                failed = llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+            else:
+                handles = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._lora_handles[target])
+                failed = llama_cpp.llama_set_adapters_lora(llm.ctx, handles, 1, (ctypes.c_float * 1)(scale))
+            if failed:
+                raise ModelError(f"llama.cpp refused the adapter {target}", fix="export the adapter against this base model")
+            self.prompt_cache.clear()
+            llm.reset()  # the live context's KV is stale too
+            self._swapped = (target, scale)
+
+    def _free_adapters(self, llm: Any) -> None:
+        # Detach first, then free: the model must outlive its adapters.
+        import llama_cpp
+
+        if self._lora_handles:
+            llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+            for handle in self._lora_handles.values():
+                llama_cpp.llama_adapter_lora_free(handle)
+        self._lora_handles.clear()
+        self._swapped = None
+
     def close(self) -> None:
         with self._lock:
             self.prompt_cache.clear()
             if self._llm is not None:
+                self._free_adapters(self._llm)
                 self._llm.close()
                 self._llm = None
