@@ -67,6 +67,33 @@ def seed(ledger: Ledger, variant: str = "done") -> str:
     return qid
 
 
+def seed_program(ledger: Ledger) -> str:
+    """A whole-local answer written as a program the sandbox ran, with its route."""
+    qid = "019a0000000000000000bb"
+    q = "A recipe needs 250 g of flour for one cake. How many kilograms of flour are needed for 12 cakes?"
+    ledger.db["questions"].insert({
+        "id": qid, "created_at": "2026-11-20T10:00:00.000+00:00", "finished_at": "2026-11-20T10:00:04.000+00:00",
+        "question": q, "answer": "The answer is 3.", "status": "done", "local_only": 0, "pool": "demo",
+        "cost_usd": 0.0, "cloud_share": 0.0, "latency_ms": 4100.0, "route": "whole-local",
+        "route_reason": "difficulty 0.21; no measurements yet (default): local answers, agreement decides if it climbs",
+    })
+    program = "grams = 250\ncakes = 12\nanswer = grams * cakes / 1000"
+    ledger.save_node(qid, Node(1, q, [], difficulty=0.21, tier="local", model="qwen2.5-coder-0.5b-instruct",
+                               answer="The answer is 3.", status="done", confidence=1.0, input_tokens=190,
+                               output_tokens=61, latency_ms=4100.0, working=program,
+                               sent=[{"role": "system", "content": "Answer the question."}, {"role": "user", "content": q}]))
+    return qid
+
+
+def test_program_answer_shows_its_route_and_working(r2home, snap_compare):
+    from tui.app import make_app
+
+    engine = Engine(settings_from(plumbing_config("http://127.0.0.1:9/v1"), r2home))
+    qid = seed_program(engine.ledger)
+    app = make_app(engine=engine, today=TODAY, first_run_check=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=reopened(app, qid, "down"))
+
+
 def build_app(r2home, variant: str = "done", **kwargs):
     from tui.app import make_app
 

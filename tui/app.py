@@ -12,9 +12,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from r2local.errors import R2Error
+from r2local.facade import Facade
 
 from .screens.error import StartupError
-from .screens.first_run import FirstRunScreen, Missing
+from .screens.first_run import FirstRunScreen
 from .screens.key_dialog import KeyDialog
 from .screens.main import MainScreen
 from .widgets.spend_meter import MeterState, SpendMeter
@@ -25,7 +26,7 @@ class R2App(App):
     TITLE = "r2local"
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, engine: Any = None, error: R2Error | None = None, *, first_run_check: bool = True,
+    def __init__(self, engine: Facade | None = None, error: R2Error | None = None, *, first_run_check: bool = True,
                  today: date | None = None) -> None:
         super().__init__()
         self.engine = engine
@@ -35,31 +36,18 @@ class R2App(App):
         self.local_only = self.privacy_mode() == "local-only"
 
     # -- engine facts for widgets --------------------------------------------------
-    @property
-    def settings(self) -> Any:
-        return self.engine.settings
-
     def privacy_mode(self) -> str:
-        if self.engine is None:
-            return "auto"
-        privacy = getattr(self.engine.settings, "privacy", None)
-        return getattr(privacy, "mode", "auto")
+        return self.engine.privacy_mode if self.engine is not None else "auto"
 
     def confidence_bar(self) -> float | None:
-        """Local answers below this confidence escalate, or are kept and marked."""
-        if self.engine is None:
-            return None
-        return getattr(getattr(self.engine.settings, "executor", None), "escalate_below", None)
+        """Local answers whose samples agree less than this escalate, or are kept and marked."""
+        return self.engine.confidence_bar if self.engine is not None else None
 
     def tier_is_local(self, name: str | None) -> bool:
-        for tier in self.engine.pool.tiers if self.engine else []:
-            if tier.name == name:
-                return tier.is_local
-        return name != "cloud"
+        return self.engine.tier_is_local(name) if self.engine is not None else True
 
     def cloud_tier(self) -> str | None:
-        clouds = [t.name for t in self.engine.pool.tiers if not t.is_local] if self.engine else []
-        return clouds[-1] if clouds else None
+        return self.engine.cloud_tier if self.engine is not None else None
 
     def ask_options(self) -> dict[str, Any]:
         """Extra keyword arguments for Engine.ask: in privacy mode "confirm" the
@@ -95,7 +83,7 @@ class R2App(App):
 
     @work(thread=True, exclusive=True, group="first-run")
     def check_first_run(self) -> None:
-        missing = find_missing(self.engine)
+        missing = self.engine.missing()
         state = app_state()
         if missing.key_tier is None and state.pop("offline_ok", None):
             save_app_state(state)  # a key appeared: ask again should it go
@@ -118,18 +106,9 @@ class R2App(App):
 
     @work(thread=True, exclusive=True, group="meter", exit_on_error=False)
     def _read_meter(self) -> None:
-        from r2local import keys
-
-        spend = self.engine.ledger.spend(days=1, today=self.today)
-        budget = getattr(self.engine.settings, "budget", None)
-        tier = self.cloud_tier()
-        st = keys.status(tier) if tier else None
-        key = "no cloud tier" if st is None else st.short()
-        online = bool(st and st.is_set) and not self.local_only
-        state = MeterState(
-            spend["today_usd"], spend["month_usd"], getattr(budget, "daily_usd", None), getattr(budget, "monthly_usd", None),
-            key, "local-only" if self.local_only else self.privacy_mode(), online,
-        )
+        m = self.engine.meter(self.today)
+        state = MeterState(m.today_usd, m.month_usd, m.daily_budget, m.monthly_budget, m.key,
+                           "local-only" if self.local_only else self.privacy_mode(), m.key_set and not self.local_only)
         self.call_from_thread(self._show_meter, state)
 
     def _show_meter(self, state: MeterState) -> None:
@@ -150,10 +129,10 @@ class R2App(App):
             if qid:
                 self.call_later(self._reopen, qid)
 
-        self.push_screen(HistoryScreen(self.engine.ledger.questions(200)), reopen)
+        self.push_screen(HistoryScreen(self.engine.questions(200)), reopen)
 
     async def _reopen(self, qid: str) -> None:
-        q = self.engine.ledger.question(qid)
+        q = self.engine.question(qid)
         if q is not None:
             await self.main_screen.show_past(q)
 
@@ -164,10 +143,8 @@ class R2App(App):
     def action_spend(self) -> None:
         from .screens.spend import SpendScreen
 
-        budget = getattr(self.engine.settings, "budget", None)
-        limits = (getattr(budget, "daily_usd", None), getattr(budget, "monthly_usd", None))
         today = self.today or date.today()
-        self.push_screen(SpendScreen(self.engine.ledger.spend(days=30, today=today), today, 30, limits))
+        self.push_screen(SpendScreen(self.engine.spend(30, today), today, 30, self.engine.budget_caps))
 
     def action_set_key(self) -> None:
         tier = self.cloud_tier()
@@ -188,31 +165,6 @@ class R2App(App):
         yield SystemCommand("History", "Past questions from the ledger (F2)", self.action_history)
         yield SystemCommand("Spend", "Cost per day and per model (F3)", self.action_spend)
         yield SystemCommand("Cancel question", "Stop the running question (Esc)", self.action_cancel_question)
-
-
-def find_missing(engine: Any) -> Missing:
-    """Model files not fetched yet, and a cloud tier without a key."""
-    from r2local import keys
-    from r2local.fetch import local_path
-    from r2local.manifests import lookup
-
-    settings = engine.settings
-    from r2local.backends import backend_class
-
-    refs = [settings.router.model] + [t.model for t in settings.tiers if backend_class(t.backend).loads_file]
-    models = []
-    for ref in dict.fromkeys(refs):
-        if ref in engine.pool.manifests:
-            manifest = lookup(ref, engine.pool.manifests)
-            if local_path(manifest) is None:
-                models.append((ref, manifest.expected_size))
-    clouds = [t for t in engine.pool.tiers if not t.is_local and t.config.needs_key]
-    key_tier, problem = None, None
-    if clouds:
-        st = keys.status(clouds[-1].name)
-        if not st.is_set:
-            key_tier, problem = clouds[-1].name, st.problem
-    return Missing(models, key_tier, problem)
 
 
 def _state_path():
@@ -239,7 +191,7 @@ def save_app_state(state: dict[str, Any]) -> None:
 
 
 def make_app(pool: str | None = None, engine: Any = None, **kwargs: Any) -> R2App:
-    """Build the app around an engine (made from config.toml unless given)."""
+    """Build the app around an engine (made from config.toml unless given), seen through the facade."""
     if engine is None:
         from r2local.engine import Engine
 
@@ -247,7 +199,7 @@ def make_app(pool: str | None = None, engine: Any = None, **kwargs: Any) -> R2Ap
             engine = Engine.from_config(pool=pool)
         except R2Error as exc:
             return R2App(error=exc, **kwargs)
-    return R2App(engine, **kwargs)
+    return R2App(engine if isinstance(engine, Facade) else Facade(engine), **kwargs)
 
 
 def run_app(pool: str | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,18 +10,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
+from r2local.facade import Missing
+
 from ..messages import ModelsFetched
-
-
-@dataclass(frozen=True)
-class Missing:
-    models: list[tuple[str, int | None]]  # (manifest name, size in bytes)
-    key_tier: str | None  # a cloud tier without a key
-    key_problem: str | None = None
-
-    @property
-    def anything(self) -> bool:
-        return bool(self.models or self.key_tier)
 
 
 class FirstRunScreen(Screen):

@@ -122,7 +122,8 @@ class MainScreen(Screen):
         elif isinstance(event, Notice):
             self.notify(event.text, title="r2local", timeout=6)
         elif isinstance(event, PlanReady):
-            tree.show_plan(self.exchange.question if self.exchange else "", event.nodes, event.note)
+            tree.show_plan(self.exchange.question if self.exchange else "", event.nodes, event.note, event.route,
+                           event.route_reason)
             self._progress(f"plan: {len(event.nodes)} node(s); rating difficulty…")
         elif isinstance(event, NodeUpdate):
             tree.update_node(event.node)
@@ -174,5 +175,5 @@ class MainScreen(Screen):
         meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, q["status"])
         await exchange.finish(q["answer"] or "(no answer)", f"{meta} · from history {q['created_at'][:16].replace('T', ' ')}")
         tree = self.query_one(PlanTree)
-        tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"))
+        tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"), q.get("route"), q.get("route_reason"))
         exchange.set_warning(confidence_warning(tree.records(), self.app.confidence_bar()))

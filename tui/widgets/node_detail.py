@@ -48,6 +48,9 @@ class NodeDetail(VerticalScroll):
             body.append(f"⚠ answered below the confidence bar{figure}: check it\n", style="bold yellow")
         body.append("Answer:\n", style="bold")
         body.append((rec.get("answer") or "—") + "\n\n")
+        if rec.get("working"):  # a program-aided answer: the program the sandbox ran
+            body.append("Working (a program, run in the sandbox):\n", style="bold")
+            body.append(rec["working"] + "\n\n", style="cyan")
         if rec.get("escalated_from"):
             body.append(f"escalated from {rec['escalated_from']}: {rec.get('reason') or ''}\n", style="magenta")
         elif rec.get("reason"):

@@ -126,7 +126,8 @@ class PlanTree(Tree[dict]):
         # Leaves sit two levels below the root: two guides and the toggle column.
         return (self.scrollable_content_region.width or 60) - 2 * self.guide_depth - 3
 
-    def show_plan(self, question: str, nodes: list[Any], note: str | None = None) -> None:
+    def show_plan(self, question: str, nodes: list[Any], note: str | None = None, route: str | None = None,
+                  route_reason: str | None = None) -> None:
         self.clear()
         self._by_id.clear()
         self._question = question
@@ -136,6 +137,10 @@ class PlanTree(Tree[dict]):
             branch = self.root.add(node_label(rec), data=rec, expand=True)
             self._fill(branch, rec)
             self._by_id[rec["id"]] = branch
+        if route:  # how the question is answered, and why (wrapped: the reason is the point)
+            route_node = self.root.add(Text(f"route: {route}", style="italic cyan"), data=None, expand=True)
+            for chunk in textwrap.wrap(route_reason or "", max(20, self._width())):
+                route_node.add_leaf(Text(chunk, style="italic cyan"), data=None)
         if note:
             self.root.add_leaf(Text(f"note: {note}", style="italic yellow"), data=None)
         self.root.expand()
