@@ -52,16 +52,23 @@ FINAL_TEXT = "Combine the step results into the final answer."
 
 # A coder model is right far more often when it writes a program that we run
 # (measured on word problems: Qwen2.5-Coder-0.5B 10/24 in prose, 20/24 as a
-# program). One worked example fixes the shape: plain Python, an `answer`.
+# program). Units and clock times were its usual slips: this prompt and its one
+# worked example (both conversions) took it from 26/48 to 32/48 here.
 PROGRAM_SYSTEM = (
-    "You solve the user's task by writing a short Python program. Compute the result step by step with clear "
-    "variable names, and put the final answer in a variable named `answer` (a number, or a string such as "
-    "'14:05' for a clock time). Use only plain Python and the math module. Reply with only the program in a "
-    "```python block."
+    "You solve the user's question by writing a short Python program. First convert every quantity to the unit "
+    "the question asks for (hours to minutes, metres to centimetres, grams to kilograms, and clock times to minutes "
+    "after midnight). Compute step by step with clear variable names. Put the final answer in a variable named "
+    "`answer`: a number in the unit asked for, or for a clock time a string 'HH:MM' on a 24-hour clock. "
+    "Reply with only the program in a ```python block."
 )
-PROGRAM_EXAMPLE_Q = "A shop sells pens at $1.25 each. How much do 8 pens cost, in dollars, after a 10% discount?"
+PROGRAM_EXAMPLE_Q = (
+    "A bus leaves at 9:50 and the ride takes 1 h 25 min. A rope is 3 m long and 40 cm is cut off. "
+    "At what time does the bus arrive (hh:mm), and how many centimetres of rope are left?"
+)
 PROGRAM_EXAMPLE_A = (
-    "```python\nprice = 1.25\ncount = 8\ntotal = price * count\nanswer = round(total * (1 - 10 / 100), 2)\n```"
+    "```python\nleave = 9 * 60 + 50  # minutes after midnight\nride = 1 * 60 + 25  # minutes\narrive = leave + ride\n"
+    "rope_cm = 3 * 100 - 40  # metres to centimetres first\n"
+    "answer = f\"{arrive // 60 % 24:02d}:{arrive % 60:02d}, {rope_cm}\"\n```"
 )
 
 

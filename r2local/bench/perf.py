@@ -3,7 +3,9 @@
     python -m r2local.bench.perf [--only gen,router,dag,rss] [--reps 3]
 
 - gen: local generation through r2local vs raw llama-cpp-python (same model, threads).
-- router: plan + allocate time against end-to-end time on the example question.
+- router: routing (the router's rating, plus a plan when it decomposes) and the agreement samples
+  as shares of end-to-end time, cold and warm.
+- simple: one-step questions through r2local against the same local model answering directly.
 - dag: independent cloud subtasks concurrently vs one after another.
 - rss: peak resident memory with the demo pool loaded and one question answered.
 """
@@ -73,20 +75,72 @@ def _demo_engine(home: Path, threads: int):
     return Engine(settings, ledger=Ledger(home / "r2local.db"))
 
 
+def _overheads(engine, qid: str) -> dict[str, float]:
+    """Milliseconds of one question spent routing, answering (greedy) and voting (extra samples)."""
+    out = {"route": 0.0, "answer": 0.0, "vote": 0.0}
+    for c in engine.ledger.question(qid)["calls"]:
+        ms = c["latency_ms"] or 0.0
+        if c["tier"] == "router":
+            out["route"] += ms
+        elif c["role"] == "sample" or (c["role"] == "program" and (c["sample"] or 0) > 0):
+            out["vote"] += ms
+        else:
+            out["answer"] += ms
+    return out
+
+
 def bench_router(threads: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         engine = _demo_engine(Path(tmp), threads)
         for label, question in (("cold (first question)", EXAMPLE), ("warm (next question)", SECOND), ("warm (example again)", EXAMPLE)):
             result = engine.ask(question, local_only=True)
-            plan_ms, alloc_ms = result.router_ms["plan"], result.router_ms["allocate"]
-            n = len(result.nodes)
-            share = (plan_ms + alloc_ms) / result.latency_ms
-            rows.append([label, n, f"{plan_ms:.0f}", f"{alloc_ms / n:.0f}", f"{result.latency_ms:.0f}", f"{share:.1%}"])
+            o = _overheads(engine, result.question_id)
+            total = result.latency_ms
+            rows.append([label, result.route, f"{o['route']:.0f}", f"{o['answer']:.0f}", f"{o['vote']:.0f}", f"{total:.0f}",
+                         f"{o['route'] / total:.1%}", f"{(o['route'] + o['vote']) / total:.1%}"])
         engine.close()
-    print(f"\n## Router overhead, demo pool, local-only, router threads {threads} (burst), tiers 1 thread each\n")
-    print(table(["run", "nodes", "plan ms", "alloc ms/node", "end-to-end ms", "router share"], rows))
-    print("\ntargets: router share <= 10 %, allocation <= 50 ms per subtask")
+    print(f"\n## Router and agreement overhead, demo pool, local-only, router threads {threads} (burst), tiers 1 thread\n")
+    print(table(["run", "route", "routing ms", "answer ms", "vote ms", "end-to-end ms", "router share",
+                 "router + vote share"], rows))
+    print("\nrouting = the router's rating (and a plan, when it decomposes); answer = the greedy program or prose and")
+    print("its sandbox run; vote = the extra samples the agreement signal costs. Cold includes loading both models.")
+
+
+SIMPLE = [("What is 9 times 7?", "63"), ("What is 15% of 80?", "12"), ("What is 7 times 8?", "56"),
+          ("How many minutes are there in 3 hours and 25 minutes?", "205"), ("What is 144 divided by 12?", "12"),
+          ("What is 23 plus 58?", "81"), ("What is 1000 minus 357?", "643"), ("What is half of 96?", "48"),
+          ("How many seconds are in 4 minutes?", "240"), ("What is 3 squared plus 4 squared?", "25")]
+
+
+def bench_simple(threads: int) -> None:
+    """One-step questions: r2local (route, program, vote) against Qwen answering them directly."""
+    from ..backends import complete
+    from ..prompts import single_messages
+    from ..tasks.graders import grade
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _demo_engine(Path(tmp), threads)
+        engine.ask("What is 2 plus 2?", local_only=True)  # load the models before timing
+        direct = engine.pool.backend(engine.pool.tier("local"))
+        rows, ours, theirs = [], [], []
+        for question, gold in SIMPLE:
+            start = time.perf_counter()
+            d = complete(direct, single_messages(question), max_tokens=384)
+            t_direct = time.perf_counter() - start
+            r = engine.ask(question, local_only=True)
+            ours.append(r.latency_ms / 1000)
+            theirs.append(t_direct)
+            rows.append([question, gold, "ok" if grade("number", d.text, gold) else "wrong", f"{t_direct:.2f}",
+                         "ok" if grade("number", r.answer, gold) else "wrong", f"{r.latency_ms / 1000:.2f}"])
+        engine.close()
+    print("\n## Simple questions: Qwen2.5-Coder-0.5B directly (prose) vs r2local (demo pool, local-only), warm\n")
+    print(table(["question", "gold", "direct", "direct s", "r2local", "r2local s"], rows, right={3, 5}))
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    right = sum(1 for row in rows if row[4] == "ok")
+    print(f"\nmedian: direct {statistics.median(theirs):.2f} s, r2local {statistics.median(ours):.2f} s, "
+          f"ratio {ratio:.2f} (target <= 1.5); r2local right {right}/{len(rows)}, "
+          f"direct right {sum(1 for row in rows if row[2] == 'ok')}/{len(rows)}")
 
 
 def _dag_once(tmp: str, url: str, parallel: int, delay: float, proxy) -> float:
@@ -158,7 +212,7 @@ def bench_rss(threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="gen,router,dag,rss")
+    parser.add_argument("--only", default="gen,router,simple,dag,rss")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="thread budget")
     args = parser.parse_args()
@@ -169,6 +223,8 @@ def main() -> None:
         bench_gen(args.reps)
     if "router" in parts:
         bench_router(args.threads)
+    if "simple" in parts:
+        bench_simple(args.threads)
     if "dag" in parts:
         bench_dag([0.0, 1.0])
 

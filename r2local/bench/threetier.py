@@ -75,10 +75,10 @@ def write_config(home: Path, url: str, max_tokens: int, threads: int) -> Path:
 def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "r2local", "bench", "--dataset", dataset, "--n", str(args.n), "--seed", str(args.seed),
            "--json", "--plot", str(out / f"{dataset}.png")]
-    if args.thresholds:
-        cmd += ["--thresholds", args.thresholds]
-    elif args.cloud_share is not None:
+    if args.cloud_share is not None:
         cmd += ["--cloud-share", str(args.cloud_share), "--calib-n", str(args.calib_n)]
+    if args.agree_below is not None:
+        cmd += ["--agree-below", str(args.agree_below)]
     if args.strategies:
         cmd += ["--strategies", args.strategies]
     env = {**os.environ, paths.HOME_ENV: str(home), "OPENAI_API_KEY": KEY}
@@ -99,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=40, help="questions per dataset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasets", default="generated,strategyqa", help="comma-separated datasets")
-    p.add_argument("--strategies", default=None, help="default: all seven")
-    p.add_argument("--cloud-share", type=float, default=0.1, help="calibration target; -1: pool defaults")
-    p.add_argument("--calib-n", type=int, default=8)
-    p.add_argument("--thresholds", default=None, help="pin thresholds instead of calibrating, e.g. 0.05,0.45")
+    p.add_argument("--strategies", default=None, help="default: all of them")
+    p.add_argument("--cloud-share", type=float, default=None,
+                   help="calibrate the route policy first on --calib-n other questions (answered on every tier)")
+    p.add_argument("--calib-n", type=int, default=40)
+    p.add_argument("--agree-below", type=float, default=None, help="pin the agreement threshold")
     p.add_argument("--max-tokens", type=int, default=384, help="answer cap on every tier")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the local models")
     p.add_argument("--out", type=Path, default=Path("bench-results/3tier"))
@@ -110,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="R2LOCAL_HOME with config.toml and bench.db (the call cache); default OUT/home. "
                         "Share one between runs so they reuse each other's calls.")
     args = p.parse_args(argv)
-    if args.cloud_share is not None and args.cloud_share < 0:
-        args.cloud_share = None
     manifests = load_manifests()
     files = {name: fetch.resolve(manifests[name]) for name in (SMALL, LOCAL, CLOUD)}
     out = args.out.resolve()
