@@ -83,7 +83,6 @@ def _engine(ctx: click.Context):
 def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> None:
     """Answer QUESTION (use - to read it from stdin)."""
     from .events import Notice
-    from .report import subtasks_table, usd
 
     interactive = question != "-" and sys.stdin.isatty()
     if question == "-":
@@ -106,15 +105,30 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     try:
         result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
     except Cancelled:
+        engine.close()
         click.echo("cancelled", err=True)
         sys.exit(130)
+    except BaseException:
+        engine.close()
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
+    try:
+        _print_result(result, as_json)
+        engine.shadow(result, local_only=local_only, confirm=confirm)  # for learning, after the answer is out
+    finally:
         engine.close()
+    if result.status != "done":
+        sys.exit(2)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    from .report import subtasks_table, usd
+
     if as_json:  # a key pasted into the question is masked here too
         click.echo(keys.scrub(json.dumps(result.to_json(), indent=2, ensure_ascii=False)))
         _report_failure(result.error)
-        sys.exit(0 if result.status == "done" else 2)
+        return
     click.echo(keys.scrub(result.answer or "(no answer)"))
     click.echo("")
     click.echo(subtasks_table([n.public() for n in result.nodes]))
@@ -127,8 +141,6 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     if result.plan_note:
         click.echo(f"plan: {result.plan_note}", err=True)
     _report_failure(result.error)
-    if result.status != "done":
-        sys.exit(2)
 
 
 def _said_before(offline: str | None) -> bool:
@@ -187,237 +199,9 @@ def _tty_confirm(cancel: threading.Event) -> Any:
     return confirm
 
 
-@cli.group()
-def key() -> None:
-    """Manage the cloud API key in the OS keyring."""
-
-
-def _cloud_tier(ctx: click.Context, tier: str | None) -> str:
-    """The named tier (it must exist and be an openai tier), or the top cloud tier."""
-    from .backends import backend_class
-    from .config import load_settings
-
-    settings = load_settings(pool=ctx.find_root().obj["pool"])
-    clouds = [t.name for t in settings.tiers if backend_class(t.backend).uses_key]
-    if not clouds:
-        raise R2Error("no cloud tier is configured", fix="add an [[tiers]] entry with backend = \"openai\"")
-    if tier is not None and tier not in clouds:
-        what = "is not a tier with an API key" if tier in [t.name for t in settings.tiers] else "is not a tier in config.toml"
-        raise R2Error(f"{tier!r} {what}", fix=f"use --tier {' or --tier '.join(clouds)}")
-    return tier or clouds[-1]
-
-
-@key.command("set")
-@click.option("--tier", default=None, help="Tier the key belongs to (default: the top cloud tier).")
-@click.option("--plaintext", is_flag=True,
-              help="Accept a keyring backend that stores the key unencrypted in a file (e.g. keyrings.alt's PlaintextKeyring).")
-@click.pass_context
-def key_set(ctx: click.Context, tier: str | None, plaintext: bool) -> None:
-    """Store the key (prompted, or read from stdin when it is not a terminal)."""
-    tier = _cloud_tier(ctx, tier)
-    if sys.stdin.isatty():
-        value = click.prompt(f"API key for tier {tier!r}", hide_input=True)
-    else:
-        value = sys.stdin.readline()
-    where = keys.set_key(tier, value, allow_plaintext=plaintext)
-    click.echo(f"key for tier {tier!r} stored in {where} ({keys.mask(value.strip())})")
-
-
-@key.command("status")
-@click.option("--tier", default=None, help="Tier to check (default: the top cloud tier).")
-@click.pass_context
-def key_status(ctx: click.Context, tier: str | None) -> None:
-    """Say whether a key is set and where it lives (last 4 characters only)."""
-    tier = _cloud_tier(ctx, tier)
-    st = keys.status(tier)
-    if st.is_set:
-        click.echo(f"tier {tier!r}: key set (…{st.last4}) in {st.where}")
-        if not st.secure:
-            click.echo("  warning: that store is not encrypted; `r2local doctor` shows safer ones")
-    else:
-        click.echo(f"tier {tier!r}: no key" + (f" ({st.problem})" if st.problem else ""))
-        click.echo(f"  set one with: r2local key set --tier {tier}")
-        sys.exit(1)
-
-
-@key.command("delete")
-@click.option("--tier", default=None, help="Tier whose key to delete (default: the top cloud tier).")
-@click.pass_context
-def key_delete(ctx: click.Context, tier: str | None) -> None:
-    """Remove the key from the keyring."""
-    tier = tier or _cloud_tier(ctx, None)  # any name: the tier may be gone from config.toml
-    if keys.delete_key(tier):
-        click.echo(f"key for tier {tier!r} deleted")
-    else:
-        click.echo(f"tier {tier!r} had no key in the keyring")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--days", default=30, show_default=True, help="Days in the per-day table.")
-@click.pass_context
-def spend(ctx: click.Context, as_json: bool, days: int) -> None:
-    """Spend from the ledger: what is left of the budget, today, this month, by model, by day."""
-    from .budget import Budget
-    from .config import BudgetSection, load_settings
-    from .ledger import Ledger
-    from .report import spend_text
-
-    try:
-        section = load_settings(pool=ctx.obj["pool"]).budget
-    except R2Error as exc:  # spend works from the ledger alone; say why the caps are unknown
-        click.echo(f"note: budget caps unknown: {exc.message}", err=True)
-        section = BudgetSection()
-    ledger = Ledger()
-    data = ledger.spend(days=days)
-    data["budget"] = Budget(ledger, section).state().to_json()
-    ledger.close()
-    click.echo(json.dumps(data, indent=2) if as_json else spend_text(data))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-@click.option("-n", "count", default=20, show_default=True, help="Number of calls.")
-def logs(as_json: bool, count: int) -> None:
-    """The most recent model calls from the ledger."""
-    from .ledger import Ledger
-    from .report import logs_text
-
-    ledger = Ledger()
-    rows = list(reversed(ledger.calls(count)))
-    ledger.close()
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
-    else:
-        click.echo(logs_text(rows) if rows else "no calls yet")
-
-
-@cli.command()
-@click.option("--cloud-share", type=click.FloatRange(0, 1), help="At most this share of questions to the cloud.")
-@click.option("--reset", is_flag=True, help="Forget the calibration and use config/default thresholds.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool, as_json: bool) -> None:
-    """Route by what each tier got right: fit the route policy from graded answers."""
-    from .calibration import calibrate_all, calibration_text
-    from .config import load_settings
-    from .ledger import Ledger
-
-    if reset:
-        ledger = Ledger()
-        ledger.clear_calibrations()
-        ledger.close()
-        click.echo("calibration cleared")
-        return
-    settings = load_settings(pool=ctx.obj["pool"])
-    data = calibrate_all(settings, cloud_share)
-    click.echo(json.dumps(data, indent=2) if as_json else calibration_text(data))
-    if data["note"]:
-        click.echo(f"note: {data['note']}", err=True)
-    if settings.router.thresholds is not None:
-        click.echo("note: router.thresholds in config.toml overrides the thresholds; remove it to use them", err=True)
-
-
-@cli.command()
-@click.option("--dataset", required=True, help="generated, champ, strategyqa, elementary_math_qa, or a .jsonl file.")
-@click.option("--n", "n", default=20, show_default=True, help="Questions to bench.")
-@click.option("--seed", default=0, show_default=True, help="Picks (or generates) the questions; seeds the random baseline.")
-@click.option("--strategies", default="all", show_default=True,
-              help="Comma-separated: all-small, all-local, all-cloud, cascade, r2local, task-level, random, "
-                   "cot-cloud, plan-local.")
-@click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
-              help="First calibrate r2local's route policy on a separate split, escalating at most this share.")
-@click.option("--calib-n", default=40, show_default=True, help="Questions in that calibration split.")
-@click.option("--agree-below", type=click.FloatRange(0, 1), default=None,
-              help="Pin the agreement threshold: escalate local answers whose samples agree less than this.")
-@click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a cost-accuracy PNG (matplotlib).")
-@click.option("--ledger", type=click.Path(dir_okay=False), default=None,
-              help="Ledger for the bench's calls and call cache [default: bench.db beside the main ledger].")
-@click.option("--no-cache", is_flag=True, help="Do not reuse identical model calls.")
-@click.pass_context
-def bench(ctx: click.Context, no_cache: bool, **kw: Any) -> None:
-    """Accuracy and cloud cost of r2local against baselines, on your pool and data."""
-    from .bench.command import Options, run_command
-
-    run_command(ctx.obj["pool"], Options(cache=not no_cache, **kw))
-
-
-@cli.group()
-def models() -> None:
-    """List and fetch model files."""
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-@models.command("list")
-def models_list() -> None:
-    """Known models, their sizes, and whether their files are here."""
-    from .fetch import file_state
-    from .manifests import load_manifests
-    from .report import table
-
-    rows = []
-    for m in load_manifests().values():
-        if m.format == "api":
-            rows.append([m.name, m.format, "-", "api (no file)"])
-            continue
-        state, path = file_state(m)
-        if path is not None and state == "ok":
-            size, where = _size(path.stat().st_size), str(path)
-        else:
-            size = _size(m.size_bytes) if m.size_bytes else (f"≈{_size(m.approx_size_bytes)}" if m.approx_size_bytes else "?")
-            where = f"checksum mismatch: {path}" if state == "mismatch" else "not fetched"
-        rows.append([m.name, m.format, size, where])
-    click.echo(table(["name", "format", "size", "file"], rows))
-
-
-@models.command("pull")
-@click.argument("names", nargs=-1)
-@click.pass_context
-def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Fetch model files (default: every local model of the pool)."""
-    from .backends import backend_class
-    from .config import load_settings
-    from .fetch import resolve
-    from .manifests import load_manifests, lookup
-
-    manifests = load_manifests()
-    if not names:
-        settings = load_settings(pool=ctx.find_root().obj["pool"])
-        refs = [settings.router.model] + [t.model for t in settings.tiers if backend_class(t.backend).loads_file]
-        names = tuple(dict.fromkeys(r for r in refs if r in manifests))
-    for name in names:
-        path = resolve(lookup(name, manifests), _progress)
-        click.echo(f"{name}: {path}")
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-@click.option("--cloud", is_flag=True, help="Also send one free request to the cloud tier (list its models) with the key.")
-@click.pass_context
-def doctor(ctx: click.Context, as_json: bool, cloud: bool) -> None:
-    """Check this machine: llama.cpp, MLX, keyring, key, model files, config, threads, disk (and the cloud)."""
-    from . import doctor as d
-
-    checks = d.run(ctx.obj["pool"], cloud=cloud)
-    click.echo(json.dumps(d.report(checks, cloud), indent=2) if as_json else d.text(checks, cloud))
-    sys.exit(0 if all(c.status != d.FAIL for c in checks) else 1)
-
-
-@cli.command()
-def paths() -> None:
-    """Where r2local keeps its config, ledger, caches and model files."""
-    from . import paths as p
-
-    rows = [("config", p.config_path()), ("ledger", p.db_path()), ("cache", p.cache_dir()),
-            ("models", p.models_dir()), ("own manifests", p.user_manifests_dir())]
-    for name, path in rows:
-        click.echo(f"{name:14} {path}")
-
-
 def main() -> None:
     cli(prog_name="r2local")
+
+
+# The other commands live beside this file, one module a concern; importing them registers them.
+from . import cli_admin, cli_learn  # noqa: E402,F401

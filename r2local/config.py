@@ -127,6 +127,19 @@ class BudgetSection(_Section):
     monthly_usd: float | None = Field(None, ge=0, description="Cloud spend cap per local calendar month; unset: no cap.")
 
 
+class LearningSection(_Section):
+    shadow_local: float = Field(
+        0.1, ge=0, le=1,
+        description="Share of locally answered questions also answered one local tier up (free: local time only); "
+        "agreement between the two is a training label.",
+    )
+    shadow_cloud: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of locally answered questions also answered on the cloud, for learning (costs money: "
+        "within the budget, never in local-only, asked first in confirm mode).",
+    )
+
+
 class PrivacySection(_Section):
     mode: Literal["local-only", "confirm", "auto"] = Field(
         "auto",
@@ -159,6 +172,7 @@ class Settings(_Section):
     executor: ExecutorSection = Field(default_factory=ExecutorSection)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     privacy: PrivacySection = Field(default_factory=PrivacySection)
+    learning: LearningSection = Field(default_factory=LearningSection)
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":

@@ -8,6 +8,7 @@ engine's, whatever the strategy.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Engine:
         self.router = RouterClient(self.pool, settings.router, self.recorder)
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
         self.strategy = strategy or STRATEGIES[settings.router.strategy]()
+        self._rng = random.Random()
 
     @classmethod
     def from_config(cls, pool: str | None = None, progress: Progress | None = None) -> "Engine":
@@ -133,6 +135,14 @@ class Engine:
         if cal is not None and len(cal["thresholds"]) == n - 1:
             return cal["thresholds"], "calibration"
         return default_thresholds(n), "default"
+
+    def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> Any:
+        """Maybe answer ``result``'s question one tier up too, for learning ([learning] shares);
+        records whether the answers agree. Call it after the user has the answer."""
+        from .shadow import pick_upper, shadow
+
+        upper = pick_upper(self, result, self._rng, local_only)
+        return shadow(self, result, upper, confirm) if upper is not None else None
 
     def route_policy(self) -> RoutePolicy:
         """The route policy: the last `r2local calibrate` that fits this pool, else the default."""

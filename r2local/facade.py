@@ -125,5 +125,18 @@ class Facade:
             confirm: Confirm | None = None) -> AskResult:
         return self.engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
 
+    def shadow(self, result: AskResult, *, local_only: bool, confirm: Confirm | None = None) -> Any:
+        return self.engine.shadow(result, local_only=local_only, confirm=confirm)
+
+    def feedback(self, question_id: str, verdict: str, subtask_id: int | None = None, tier: str | None = None) -> None:
+        """Mark an answer (subtask_id None) or one subtask good / bad / needed-the-cloud / did-not-need-it."""
+        from .records import Feedback
+        from .vocab import Verdict
+
+        if subtask_id is None and tier is None:  # the answer: the tier of the node that gave it
+            q = self.engine.ledger.question(question_id)
+            tier = q["subtasks"][-1]["tier"] if q and q["subtasks"] else None
+        self.engine.ledger.add_feedback(Feedback(question_id, Verdict(verdict), subtask_id=subtask_id, tier=tier))
+
     def close(self) -> None:
         self.engine.close()

@@ -260,6 +260,17 @@ class Ledger:
         q["calls"] = self._query("select * from calls where question_id = ? order by rowid", (qid,))
         return q
 
+    def find_question(self, ref: str) -> dict[str, Any]:
+        """A question by id, a unique id suffix (as `r2local logs` shows), or `last`."""
+        if ref == "last":
+            rows = self._query("select id from questions order by id desc limit 1")
+        else:
+            rows = self._query("select id from questions where id = ? or id like ? limit 2", (ref, f"%{ref}"))
+        if len(rows) != 1:
+            what = "no questions yet" if ref == "last" else (f"no question {ref!r}" if not rows else f"{ref!r} is ambiguous")
+            raise R2Error(f"{what} in {self.path}", fix="see `r2local logs` for question ids, or use `last`")
+        return self.question(rows[0]["id"])  # type: ignore[return-value]
+
     def questions(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._query("select * from questions order by id desc limit ?", (limit,))
 
@@ -293,4 +304,9 @@ class Ledger:
             f"where {day} between date(?, ?) and ? group by day order by day",
             (ref, f"-{days - 1} days", ref),
         )
-        return {"today_usd": today_usd[0]["usd"], "month_usd": month_usd[0]["usd"], "by_model": by_model, "by_day": by_day}
+        shadow = self._query(
+            "select coalesce(sum(cost_usd), 0) as usd, count(*) as calls from calls where role = 'shadow' "
+            "and strftime('%Y-%m', created_at, 'localtime') = ?", (ref[:7],),
+        )
+        return {"today_usd": today_usd[0]["usd"], "month_usd": month_usd[0]["usd"], "by_model": by_model, "by_day": by_day,
+                "shadow_month_usd": shadow[0]["usd"], "shadow_month_calls": shadow[0]["calls"]}

@@ -47,7 +47,11 @@ def budget_text(b: dict[str, Any]) -> str:
 
 def spend_text(spend: dict[str, Any]) -> str:
     out = [budget_text(spend["budget"])] if spend.get("budget") else []
-    out += [f"today: {usd(spend['today_usd'])}    this month: {usd(spend['month_usd'])}", "", "by model:"]
+    out += [f"today: {usd(spend['today_usd'])}    this month: {usd(spend['month_usd'])}"]
+    if spend.get("shadow_month_calls"):
+        out.append(f"  of which shadow runs for learning ([learning] in config.toml): {usd(spend['shadow_month_usd'])} "
+                   f"this month, {spend['shadow_month_calls']} calls")
+    out += ["", "by model:"]
     rows = [[r["tier"], r["model"], r["calls"], r["input_tokens"] or 0, r["output_tokens"] or 0, usd(r["cost_usd"])] for r in spend["by_model"]]
     out.append(table(["tier", "model", "calls", "in tok", "out tok", "cost"], rows, right={2, 3, 4, 5}))
     out += ["", "by day:"]

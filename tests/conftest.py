@@ -139,6 +139,7 @@ def plumbing_config(cloud_url: str, *, router_model: str = SMOL, prices: tuple[f
         "runtime": {"threads": 2, "threads_per_model": 1},
         # One answer per call: these tests are about plumbing (the agreement vote has its own tests).
         "executor": {"samples": 1},
+        "learning": {"shadow_local": 0.0},  # no random shadow runs (they have their own tests)
     }
     for section, values in extra.items():
         cfg[section] = {**cfg.get(section, {}), **values}

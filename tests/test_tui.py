@@ -281,3 +281,22 @@ async def test_confirm_mode_asks_with_the_redacted_text(r2home, proxy, answer, s
         statuses = {r["status"] for r in app.screen.query_one(PlanTree).records()}
         if not sent:
             assert "kept-local" in statuses
+
+
+async def test_feedback_keys_mark_the_answer_and_a_node(r2home, proxy):
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is 2 plus 3?")
+        qid = Ledger().questions(1)[0]["id"]
+        await pilot.press("+")  # still in the question box: typing, not feedback
+        assert Ledger().feedback(qid) == []
+        tree = app.screen.query_one(PlanTree)
+        tree.focus()
+        tree.move_cursor(tree.root)
+        await pilot.press("u")  # on the plan's title: the whole answer
+        await pilot.press("down", "-")  # on node 1
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        rows = [(r["verdict"], r["subtask_id"], r["source"]) for r in Ledger().feedback(qid)]
+        assert rows == [("needed-the-cloud", None, "user"), ("bad", 1, "user")]
+        assert Ledger().feedback(qid)[0]["tier"] is not None

@@ -31,6 +31,11 @@ class MainScreen(Screen):
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
         Binding("f4", "app.set_key", "Key"),
+        # Feedback on the highlighted plan node (the plan's title: the whole answer); not while typing.
+        Binding("plus", "feedback('good')", "Good", key_display="+", show=False),
+        Binding("minus", "feedback('bad')", "Bad", key_display="-", show=False),
+        Binding("u", "feedback('needed-the-cloud')", "Needed the cloud", show=False),
+        Binding("d", "feedback('did-not-need-it')", "Did not need it", show=False),
     ]
 
     def __init__(self) -> None:
@@ -38,6 +43,7 @@ class MainScreen(Screen):
         self.exchange: Exchange | None = None
         self.cancel_event: threading.Event | None = None
         self.busy = False
+        self.shown: str | None = None  # the question whose plan the tree shows
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -118,7 +124,7 @@ class MainScreen(Screen):
         event: Any = message.event
         tree = self.query_one(PlanTree)
         if isinstance(event, QuestionStarted) and self.exchange is not None:
-            self.exchange.question_id = event.question_id
+            self.exchange.question_id = self.shown = event.question_id
         elif isinstance(event, Notice):
             self.notify(event.text, title="r2local", timeout=6)
         elif isinstance(event, PlanReady):
@@ -140,6 +146,25 @@ class MainScreen(Screen):
             records = [as_record(n, self.app.tier_is_local) for n in r.nodes]
             self.exchange.set_warning(confidence_warning(records, self.app.confidence_bar()))
         self._reset()
+        self.run_shadow(r, self.app.local_only)
+
+    @work(thread=True, group="shadow", exit_on_error=False)
+    def run_shadow(self, result: Any, local_only: bool) -> None:
+        """For learning: maybe answer it one tier up too ([learning] shares), after the user has the answer."""
+        self.app.engine.shadow(result, local_only=local_only, **self.app.ask_options())
+
+    def action_feedback(self, verdict: str) -> None:
+        if isinstance(self.focused, Input) or self.shown is None:
+            return
+        node = self.query_one(PlanTree).cursor_node
+        rec = node.data if node is not None and isinstance(node.data, dict) else None
+        self.save_feedback(self.shown, verdict, rec["id"] if rec else None, rec.get("tier") if rec else None)
+
+    @work(thread=True, group="feedback", exit_on_error=False)
+    def save_feedback(self, qid: str, verdict: str, subtask: int | None, tier: str | None) -> None:
+        self.app.engine.feedback(qid, verdict, subtask, tier)
+        what = f"subtask {subtask}" if subtask is not None else "the answer"
+        self.app.call_from_thread(self.notify, f"Marked {what}: {verdict}. r2local train learns from it.")
 
     async def on_question_failed(self, message: QuestionFailed) -> None:
         if self.exchange is not None:
@@ -175,5 +200,6 @@ class MainScreen(Screen):
         meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, q["status"])
         await exchange.finish(q["answer"] or "(no answer)", f"{meta} · from history {q['created_at'][:16].replace('T', ' ')}")
         tree = self.query_one(PlanTree)
+        self.shown = q["id"]
         tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"), q.get("route"), q.get("route_reason"))
         exchange.set_warning(confidence_warning(tree.records(), self.app.confidence_bar()))

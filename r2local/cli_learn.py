@@ -1,0 +1,91 @@
+"""`r2local` commands that learn from the ledger: calibrate, bench, feedback, train."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .cli import cli
+from .errors import R2Error
+
+
+@cli.command()
+@click.option("--cloud-share", type=click.FloatRange(0, 1), help="At most this share of questions to the cloud.")
+@click.option("--reset", is_flag=True, help="Forget the calibration and use config/default thresholds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool, as_json: bool) -> None:
+    """Route by what each tier got right: fit the route policy from graded answers."""
+    from .calibration import calibrate_all, calibration_text
+    from .config import load_settings
+    from .ledger import Ledger
+
+    if reset:
+        ledger = Ledger()
+        ledger.clear_calibrations()
+        ledger.close()
+        click.echo("calibration cleared")
+        return
+    settings = load_settings(pool=ctx.obj["pool"])
+    data = calibrate_all(settings, cloud_share)
+    click.echo(json.dumps(data, indent=2) if as_json else calibration_text(data))
+    if data["note"]:
+        click.echo(f"note: {data['note']}", err=True)
+    if settings.router.thresholds is not None:
+        click.echo("note: router.thresholds in config.toml overrides the thresholds; remove it to use them", err=True)
+
+
+@cli.command()
+@click.option("--dataset", required=True, help="generated, champ, strategyqa, elementary_math_qa, or a .jsonl file.")
+@click.option("--n", "n", default=20, show_default=True, help="Questions to bench.")
+@click.option("--seed", default=0, show_default=True, help="Picks (or generates) the questions; seeds the random baseline.")
+@click.option("--strategies", default="all", show_default=True,
+              help="Comma-separated: all-small, all-local, all-cloud, cascade, r2local, task-level, random, "
+                   "cot-cloud, plan-local.")
+@click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
+              help="First calibrate r2local's route policy on a separate split, escalating at most this share.")
+@click.option("--calib-n", default=40, show_default=True, help="Questions in that calibration split.")
+@click.option("--agree-below", type=click.FloatRange(0, 1), default=None,
+              help="Pin the agreement threshold: escalate local answers whose samples agree less than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a cost-accuracy PNG (matplotlib).")
+@click.option("--ledger", type=click.Path(dir_okay=False), default=None,
+              help="Ledger for the bench's calls and call cache [default: bench.db beside the main ledger].")
+@click.option("--no-cache", is_flag=True, help="Do not reuse identical model calls.")
+@click.pass_context
+def bench(ctx: click.Context, no_cache: bool, **kw: Any) -> None:
+    """Accuracy and cloud cost of r2local against baselines, on your pool and data."""
+    from .bench.command import Options, run_command
+
+    run_command(ctx.obj["pool"], Options(cache=not no_cache, **kw))
+
+
+VERDICTS = ["good", "bad", "needed-the-cloud", "did-not-need-it"]
+
+
+@cli.command()
+@click.argument("question_id")
+@click.argument("verdict", type=click.Choice(VERDICTS))
+@click.option("--subtask", type=int, default=None, help="Mark one subtask (plan node) instead of the answer.")
+@click.option("--note", default=None, help="A few words on why.")
+def feedback(question_id: str, verdict: str, subtask: int | None, note: str | None) -> None:
+    """Mark an answer (or one subtask): good, bad, needed-the-cloud, did-not-need-it. QUESTION_ID may be `last`."""
+    from .ledger import Ledger
+    from .records import Feedback
+    from .vocab import Verdict
+
+    ledger = Ledger()
+    try:
+        q = ledger.find_question(question_id)
+        nodes = {s["subtask_id"]: s for s in q["subtasks"]}
+        if subtask is not None and subtask not in nodes:
+            raise R2Error(f"question {q['id']} has no subtask {subtask}", fix=f"use one of {sorted(nodes)}")
+        node = nodes.get(subtask) if subtask is not None else (nodes[max(nodes)] if nodes else None)
+        ledger.add_feedback(Feedback(q["id"], Verdict(verdict), subtask_id=subtask,
+                                     tier=node["tier"] if node else None, note=note))
+    finally:
+        ledger.close()
+    what = f"subtask {subtask}" if subtask is not None else "the answer"
+    click.echo(f"{verdict}: {what} of question {q['id']} ({(q['question'] or '')[:60]})")
