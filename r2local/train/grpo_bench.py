@@ -1,0 +1,177 @@
+"""Time one-token allocator GRPO on a real router: `python -m r2local.train.grpo_bench`.
+
+Prints a Markdown table per configuration: per-step time (mean/median),
+total wall, peak RSS and the reward curve, for G=8, 8 prompts of ~100 tokens,
+LoRA r16 on q,k,v,o. Configurations go from the naive step (all layers carry
+LoRA, full-vocabulary logits at every position) to the speed-ups this package
+uses (label rows only at the last position, LoRA on the top layers with the
+frozen layers cached, the batch's shared prompt prefix run once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..router.allocator import LABELS, score_messages
+from .data import AllocExample
+
+TOPICS = ["a train timetable", "a recipe for 12 people", "compound interest on a loan", "the area of a garden",
+          "a chess opening", "a unit conversion", "the boiling point of water at altitude", "a tax bracket",
+          "a proof that the square root of 2 is irrational", "the speed of a falling stone",
+          "a shopping bill with discounts", "a tiling puzzle"]
+
+
+def bench_examples(n: int, seed: int = 0) -> list[AllocExample]:
+    """Allocator prompts of ~100 tokens with a reward table whose best label
+    follows a rule the router can learn (the step's wording)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        topic = rng.choice(TOPICS)
+        a, b = rng.randint(2, 999), rng.randint(2, 999)
+        kind = i % 3
+        step = [f"Write down the number {a}.", f"Compute {a} times {b} and round to the nearest ten.",
+                f"Prove that the result for {topic} is optimal among all {a} possible arrangements."][kind]
+        question = (f"I am working on {topic}. The numbers involved are {a} and {b}, and I need a careful answer "
+                    f"that explains every step and checks the result.")
+        rewards = {label: (1.0 if k == kind else 0.2) - 0.1 * k for k, label in enumerate(LABELS)}
+        out.append(AllocExample(score_messages(question, step), rewards))
+    return out
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    layers: int | None
+    naive: bool = False
+    share_prefix: bool = False
+
+
+CONFIGS = {
+    "naive": Config("all 24 layers, full logits (naive)", None, naive=True),
+    "rows": Config("all layers, label rows at last position", None),
+    "top4": Config("top-4 LoRA, frozen layers cached", 4),
+    "top4p": Config("top-4 LoRA, cached + shared prefix once", 4, share_prefix=True),
+    "top2p": Config("top-2 LoRA, cached + shared prefix once", 2, share_prefix=True),
+}
+
+
+def naive_label_logprobs(policy: Any, batch: list) -> Any:
+    """What a generic trainer does: the whole model, full logits at every position."""
+    import torch
+
+    rows = [policy.tokens(m) for m in batch]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    logits = policy.model(input_ids=ids, attention_mask=mask).logits
+    last = logits[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]
+    return last[:, policy.label_ids].float().log_softmax(-1)
+
+
+class NaivePolicy:
+    """The same policy, scored the naive way (for the 'before' row)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.labels = inner, inner.labels
+
+    def label_logprobs(self, batch: list) -> Any:
+        return naive_label_logprobs(self.inner, batch)
+
+    def reference_logprobs(self, batch: list) -> Any:
+        return self.inner.reference_logprobs(batch)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: int, threads: int) -> dict:
+    import torch
+
+    from .allocator import AllocatorArgs, batches, evaluate, grpo_step, make_policy
+    from .common import LoraArgs, torch_threads
+
+    args = AllocatorArgs(grpo_steps=steps, batch_size=8, group_size=8, lr=1e-4, threads=threads,
+                         lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers))
+    times, rewards = [], []
+    with torch_threads(threads):
+        inner = make_policy(router, args, share_prefix=cfg.share_prefix)
+        policy = NaivePolicy(inner) if cfg.naive else inner
+        try:
+            opt = torch.optim.AdamW([p for p in inner.model.parameters() if p.requires_grad], lr=args.lr)
+            gen = torch.Generator().manual_seed(0)
+            order = batches(len(examples), args.batch_size, 0)
+            start = time.perf_counter()
+            inner.prepare([e.messages for e in examples])
+            prepare = time.perf_counter() - start
+            for _ in range(steps):
+                t = time.perf_counter()
+                metrics = grpo_step(policy, [examples[i] for i in next(order)], opt, args, gen)
+                times.append(time.perf_counter() - t)
+                rewards.append(metrics["reward"])
+            wall = time.perf_counter() - start
+            final = evaluate(policy, examples)
+        finally:
+            inner.model.unload()
+    return {"times": times, "wall": wall, "rewards": rewards, "final": final, "rss": rss_mb(), "prepare": prepare}
+
+
+def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
+    t = res["times"]
+    steady = t[1:] or t  # step 1 also pays one-off allocations and the split-path check
+    r = res["rewards"]
+    k = max(1, len(r) // 4)
+    return "\n".join([
+        f"### {cfg.name} ({steps} steps, {threads} threads)", "",
+        "| metric | value |", "|---|---|",
+        f"| step time mean / median (s) | {statistics.mean(t):.2f} / {statistics.median(t):.2f} |",
+        f"| steady step mean (s, steps 2..) | {statistics.mean(steady):.2f} |",
+        f"| frozen pass + reference, once per prompt (s, all prompts) | {res['prepare']:.1f} |",
+        f"| total wall incl. that (s) | {res['wall']:.1f} |",
+        f"| 200 steps incl. that, extrapolated (min) | {(res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+        f"| peak RSS (MB) | {res['rss']:.0f} |",
+        f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
+        f"| eval greedy reward / accuracy after | {res['final']['greedy_reward']:.3f} / {res['final']['accuracy']:.2f} |",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="router manifest name or .gguf path")
+    parser.add_argument("--steps", type=int, default=15, help="GRPO steps per configuration")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (batches of 8 cycle through)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {','.join(CONFIGS)}")
+    opts = parser.parse_args(argv)
+    from .common import load_router
+
+    path = Path(opts.model)
+    if not path.suffix == ".gguf":
+        from ..fetch import resolve
+        from ..manifests import load_manifests
+
+        path = resolve(load_manifests()[opts.model], fetch=False)
+    router = load_router(path)
+    examples = bench_examples(opts.prompts)
+    tokens = [len(router.tokenizer.apply_chat_template(e.messages, add_generation_prompt=True)["input_ids"])
+              for e in examples]
+    print(f"# one-token allocator GRPO on {path.name}: G=8, batch 8, LoRA r16 q,k,v,o, "
+          f"prompts {min(tokens)}-{max(tokens)} tokens (mean {statistics.mean(tokens):.0f})\n")
+    for key in opts.configs.split(","):
+        cfg = CONFIGS[key]
+        res = run_config(router, examples, cfg, opts.steps, opts.threads)
+        print(table(cfg, res, opts.steps, opts.threads), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
