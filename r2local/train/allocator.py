@@ -13,16 +13,15 @@ spend most samples on tokens that have no tier and no reward.
 
 from __future__ import annotations
 
-import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..router.allocator import LABELS
-from .common import (LoraArgs, Progress, Router, TrainResult, attach_lora, cancelled, detach_lora, load_router,
-                     record, save_atomically, torch_threads, write_meta)
-from .data import AllocExample, TrainError, best_label, check_alloc_examples
+from .common import (LoraArgs, Progress, Router, TrainResult, apply_gradients, attach_lora, batches, cancelled, detach_lora,
+                     load_router, make_optimizer, record, save_atomically, torch_threads, write_meta)
+from .data import AllocExample, best_label, check_alloc_examples
 
 Reward = Callable[[AllocExample, str], float]
 
@@ -51,20 +50,6 @@ class AllocatorArgs:
     cache_mb: float = field(default=1024.0, metadata={"help": "Memory for cached frozen-layer activations."})
     labels: tuple[str, ...] = field(default=LABELS, metadata={"help": "Label words, cheapest tier first."})
     lora: LoraArgs = field(default_factory=lambda: LoraArgs(layers=4), metadata={"help": "LoRA settings."})
-
-
-def batches(n: int, size: int, seed: int):
-    """Endless shuffled batches of indices; every example once per epoch."""
-    rng = random.Random(seed)
-    size = min(size, n)
-    order: list[int] = []
-    while True:
-        if len(order) < size:
-            fresh = list(range(n))
-            rng.shuffle(fresh)
-            order += fresh
-        yield order[:size]
-        order = order[size:]
 
 
 def _weights(examples: list[AllocExample]) -> Any:
@@ -129,20 +114,9 @@ def grpo_step(policy: Any, examples: list[AllocExample], opt: Any, args: Allocat
         if update:
             logp = policy.label_logprobs(batch)
         loss, metrics = loss_fn(logp, old, actions, adv, ref, w, args)
-        _apply(loss, opt, args)
+        apply_gradients(loss, opt, args.max_grad_norm)
     metrics["reward"] = float(rewards.mean())
     return metrics
-
-
-def _apply(loss: Any, opt: Any, args: AllocatorArgs) -> None:
-    import torch
-
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    params = [p for group in opt.param_groups for p in group["params"]]
-    if args.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-    opt.step()
 
 
 def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) -> dict[str, float]:
@@ -212,8 +186,6 @@ def train(router: Router | Path, examples: list[AllocExample], args: AllocatorAr
         out_dir: where the PEFT adapter and ``r2local_train.json`` go, atomically
             (None: keep the adapter in memory only).
     """
-    import torch
-
     check_alloc_examples(examples, tuple(args.labels))
     evals = eval_examples or examples
     check_alloc_examples(evals, tuple(args.labels))
@@ -233,23 +205,21 @@ def train(router: Router | Path, examples: list[AllocExample], args: AllocatorAr
 
 
 def _write(policy: Any, folder: Path, meta: dict) -> None:
-    policy.model.save_pretrained(str(folder))
+    policy.model.save_pretrained(str(folder), save_embedding_layers=False)  # LoRA weights only
     write_meta(folder, meta)
 
 
 def _loop(policy, examples, evals, args, reward, loss, progress, cancel) -> AllocatorRun:
     import torch
 
-    params = [p for p in policy.model.parameters() if p.requires_grad]
-    if not params:
-        raise TrainError("the adapter has no trainable weights", fix="check lora.targets")
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    opt = make_optimizer(policy.model, args.lr)
     gen = torch.Generator().manual_seed(args.seed)
     order = batches(len(examples), args.batch_size, args.seed)
     run = AllocatorRun(None, {}, policy=policy)
     policy.prepare([ex.messages for ex in examples + evals], cancel)
-    _evaluate(run, policy, evals, 0, progress)
     total = args.sft_steps + args.grpo_steps
+    if not cancelled(cancel):
+        _evaluate(run, policy, evals, 0, progress)
     for step in range(1, total + 1):
         if cancelled(cancel):
             run.cancelled = True
@@ -257,7 +227,7 @@ def _loop(policy, examples, evals, args, reward, loss, progress, cancel) -> Allo
         chunk = [examples[i] for i in next(order)]
         if step <= args.sft_steps:
             value, metrics = sft_loss(policy, chunk)
-            _apply(value, opt, args)
+            apply_gradients(value, opt, args.max_grad_norm)
             metrics = {f"sft_{k}": v for k, v in metrics.items()}
         else:
             metrics = {f"grpo_{k}": v for k, v in grpo_step(policy, chunk, opt, args, gen, reward, loss).items()}
@@ -267,6 +237,9 @@ def _loop(policy, examples, evals, args, reward, loss, progress, cancel) -> Allo
             progress(step, metrics)
         if args.eval_every and step % args.eval_every == 0 and step != total:
             _evaluate(run, policy, evals, step, progress)
+    if cancelled(cancel):  # set during the last step or the prepare pass
+        run.cancelled = True
+        return run
     _evaluate(run, policy, evals, total, progress)
     return run
 

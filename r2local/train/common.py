@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import threading
 import uuid
@@ -128,6 +129,41 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def apply_gradients(loss: Any, opt: Any, max_grad_norm: float) -> None:
+    """Backward, clip the gradient norm (0: no clip), one optimiser step."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm > 0:
+        params = [p for group in opt.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+
+
+def make_optimizer(model: Any, lr: float) -> Any:
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainError("the adapter has no trainable weights", fix="check lora.targets")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+
+def batches(n: int, size: int, seed: int) -> Iterator[list[int]]:
+    """Endless shuffled batches of indices: a new shuffle of all n after each pass."""
+    rng = random.Random(seed)
+    size = min(size, n)
+    order: list[int] = []
+    while True:
+        if len(order) < size:
+            fresh = list(range(n))
+            rng.shuffle(fresh)
+            order += fresh
+        yield order[:size]
+        order = order[size:]
 
 
 def cancelled(cancel: threading.Event | None) -> bool:

@@ -68,6 +68,7 @@ class LabelPolicy:
         self.head = causal.get_output_embeddings()
         self.config = causal.config
         self.split = split
+        self._pad = tokenizer.pad_token_id or 0
         self.cache_bytes = int(cache_mb * 2**20)
         self._used = 0
         self._tokens: dict[str, list[int]] = {}
@@ -86,40 +87,40 @@ class LabelPolicy:
         return self._tokens[key]
 
     # -- frozen part: runs once per prompt ------------------------------------
-    def _frozen_pass(self, messages: Messages) -> tuple[Any, Any]:
-        """(input to layer `split`, reference label log-probs) with the adapter off."""
+    def _frozen_pass(self, batch: list[Messages]) -> list[tuple[Any, Any]]:
+        """Per prompt: (input to layer `split`, reference label log-probs), adapter off."""
         import torch
 
-        ids = torch.tensor([self.tokens(messages)])
+        rows = [self.tokens(m) for m in batch]
+        lengths, mask, width = self._padded(rows)
+        ids = torch.tensor([r + [self._pad] * (width - len(r)) for r in rows])
         with torch.no_grad(), self.model.disable_adapter():
-            out = self.decoder(input_ids=ids, output_hidden_states=True)
-            ref = self._label_logprobs(out.last_hidden_state[0, -1:])[0]
-            lower = out.hidden_states[self.split][0]
-        return lower, ref
+            out = self.decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            last = out.last_hidden_state[torch.arange(len(rows)), lengths - 1]
+            refs = self._label_logprobs(last)
+            lower = out.hidden_states[self.split]
+        # clone: a view would keep the whole padded batch alive in the cache
+        return [(lower[i, :n].clone(), refs[i]) for i, n in enumerate(lengths.tolist())]
 
-    def _prepare(self, messages: Messages) -> None:
-        key = self._key(messages)
-        if key in self._ref:
-            return
-        lower, ref = self._frozen_pass(messages)
-        self._ref[key] = ref
-        if lower is not None and self._used + lower.numel() * 4 <= self.cache_bytes:
-            self._lower[key] = lower
-            self._used += lower.numel() * 4
-
-    def prepare(self, prompts: list[Messages], cancel: Any = None) -> None:
-        """Run the frozen part for every prompt now (once each), not inside the steps."""
-        for messages in prompts:
+    def prepare(self, prompts: list[Messages], cancel: Any = None, chunk: int = 8) -> None:
+        """Run the frozen part for every new prompt now, batched, once each."""
+        todo = list({self._key(m): m for m in prompts if self._key(m) not in self._ref}.values())
+        for start in range(0, len(todo), chunk):
             if cancel is not None and cancel.is_set():
                 return
-            self._prepare(messages)
+            part = todo[start:start + chunk]
+            for messages, (lower, ref) in zip(part, self._frozen_pass(part)):
+                key = self._key(messages)
+                self._ref[key] = ref
+                if self._used + lower.numel() * 4 <= self.cache_bytes:
+                    self._lower[key] = lower
+                    self._used += lower.numel() * 4
 
     def reference_logprobs(self, batch: list[Messages]) -> Any:
         """[B, K] label log-probs of the router without the adapter (cached)."""
         import torch
 
-        for messages in batch:
-            self._prepare(messages)
+        self.prepare(batch)
         return torch.stack([self._ref[self._key(m)] for m in batch])
 
     # -- trainable part --------------------------------------------------------
@@ -135,8 +136,7 @@ class LabelPolicy:
         """[B, H] final-norm hidden state at each prompt's last token, adapter on."""
         if self.split == 0 and not self.share_prefix:
             return self._last_hidden_full(batch)
-        for messages in batch:
-            self._prepare(messages)
+        self.prepare(batch)
         with_prefix = self._shared_prefix([self.tokens(m) for m in batch]) > 0
         if with_prefix not in self._checked:
             self._check_split(batch[:4])
@@ -164,9 +164,8 @@ class LabelPolicy:
 
         rows = [self.tokens(m) for m in batch]
         lengths, mask, width = self._padded(rows)
-        pad = self.tokenizer.pad_token_id or 0
         # Right padding: real tokens never attend to the pads after them.
-        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        ids = torch.tensor([r + [self._pad] * (width - len(r)) for r in rows])
         out = self.decoder(input_ids=ids, attention_mask=mask)
         return out.last_hidden_state[torch.arange(len(rows)), lengths - 1]
 
@@ -174,7 +173,7 @@ class LabelPolicy:
         key = self._key(messages)
         if key in self._lower:
             return self._lower[key]
-        return self._frozen_pass(messages)[0]  # over the cache budget: recompute
+        return self._frozen_pass([messages])[0][0]  # over the cache budget: recompute
 
     def _run_upper(self, hidden: Any, mask: Any, positions: Any, cache: Any = None) -> Any:
         """Layers split.. on ``hidden`` (the model's own layer modules, our loop)."""
