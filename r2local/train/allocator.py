@@ -13,6 +13,7 @@ spend most samples on tokens that have no tier and no reward.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,29 +120,36 @@ def grpo_step(policy: Any, examples: list[AllocExample], opt: Any, args: Allocat
     return metrics
 
 
-def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) -> dict[str, float]:
+def eval_metrics(examples: list[AllocExample], labels: tuple[str, ...], logp: list[list[float]],
+                 ref: list[list[float]]) -> dict[str, float]:
     """Greedy reward, label accuracy vs the best label, expected reward under sampling,
-    mean probability of the best label and KL to the reference (all exact)."""
+    mean probability of the best label and KL to the reference — all exact, from
+    per-example label log-probs (plain lists, so the MLX trainer shares it)."""
+    sums = dict(greedy_reward=0.0, accuracy=0.0, sampled_reward=0.0, p_best=0.0, kl_ref=0.0)
+    for ex, lp, rf in zip(examples, logp, ref):
+        p = [math.exp(v) for v in lp]
+        table = [ex.rewards[label] for label in labels]
+        greedy = max(range(len(p)), key=lambda k: (p[k], -k))  # ties: cheaper label
+        best = labels.index(best_label(ex.rewards, labels))
+        sums["greedy_reward"] += table[greedy]
+        sums["accuracy"] += float(greedy == best)
+        sums["sampled_reward"] += sum(pk * rk for pk, rk in zip(p, table))
+        sums["p_best"] += p[best]
+        sums["kl_ref"] += sum(pk * (a - b) for pk, a, b in zip(p, lp, rf))
+    return {k: v / len(examples) for k, v in sums.items()}
+
+
+def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) -> dict[str, float]:
+    """``eval_metrics`` for a torch label policy (no gradient)."""
     import torch
 
-    sums = dict(greedy_reward=0.0, accuracy=0.0, sampled_reward=0.0, p_best=0.0, kl_ref=0.0)
+    logp, ref = [], []
     for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        batch = [ex.messages for ex in chunk]
+        batch = [ex.messages for ex in examples[start:start + batch_size]]
         with torch.no_grad():
-            logp = policy.label_logprobs(batch)
-            ref = policy.reference_logprobs(batch)
-        probs = logp.exp()
-        for ex, p, lp, rf in zip(chunk, probs.tolist(), logp, ref):
-            table = [ex.rewards[label] for label in policy.labels]
-            greedy = max(range(len(p)), key=lambda k: (p[k], -k))
-            best = policy.labels.index(best_label(ex.rewards, policy.labels))
-            sums["greedy_reward"] += table[greedy]
-            sums["accuracy"] += float(greedy == best)
-            sums["sampled_reward"] += sum(pk * rk for pk, rk in zip(p, table))
-            sums["p_best"] += p[best]
-            sums["kl_ref"] += float((lp.exp() * (lp - rf)).sum())
-    return {k: v / len(examples) for k, v in sums.items()}
+            logp += policy.label_logprobs(batch).tolist()
+            ref += policy.reference_logprobs(batch).tolist()
+    return eval_metrics(examples, policy.labels, logp, ref)
 
 
 def make_policy(router: Router, args: AllocatorArgs, *, share_prefix: bool = True) -> Any:

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="router manifest name or .gguf path")
     parser.add_argument("--steps", type=int, default=15, help="GRPO steps per configuration")
+    parser.add_argument("--slow-steps", type=int, default=None,
+                        help="steps for the all-layer configurations (default: --steps); they take minutes each")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (batches of 8 cycle through)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {','.join(CONFIGS)}")
@@ -169,8 +171,9 @@ def main(argv: list[str] | None = None) -> None:
           f"prompts {min(tokens)}-{max(tokens)} tokens (mean {statistics.mean(tokens):.0f})\n")
     for key in opts.configs.split(","):
         cfg = CONFIGS[key]
-        res = run_config(router, examples, cfg, opts.steps, opts.threads)
-        print(table(cfg, res, opts.steps, opts.threads), flush=True)
+        steps = opts.slow_steps if opts.slow_steps and cfg.layers is None else opts.steps
+        res = run_config(router, examples, cfg, steps, opts.threads)
+        print(table(cfg, res, steps, opts.threads), flush=True)
 
 
 if __name__ == "__main__":
