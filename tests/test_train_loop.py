@@ -129,6 +129,21 @@ def test_trainer_scores_the_routers_prompt(smol_path: Path, router: Router):
     assert ours == pytest.approx([probs[label] for label in LABELS], abs=0.05)
 
 
+def test_reference_is_the_router_without_the_adapter(router: Router):
+    """The cached reference (shared prefix run once) equals the plain forward, adapter off."""
+    policy = allocator.make_policy(router, args())
+    messages = [ex.messages for ex in table({})]
+    policy.prepare(messages)
+    assert policy._prefix is not None and len(policy._prefix[0]) > 30
+    _randomise_lora(policy.model)  # the reference must not see the adapter
+    ref = policy.reference_logprobs(messages)
+    ids = torch.tensor(label_token_ids(router.tokenizer, LABELS))
+    with torch.no_grad(), policy.model.disable_adapter():
+        for row, m in zip(ref, messages):
+            logits = policy.model(input_ids=torch.tensor([policy.tokens(m)])).logits[0, -1]
+            assert torch.allclose(row, logits[ids].log_softmax(-1), atol=1e-4)
+
+
 def _randomise_lora(model) -> None:
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -188,6 +203,13 @@ def test_kl_term_keeps_the_policy_near_the_reference(router: Router):
     assert kl_held < 0.5 * kl_free
     assert held.last("eval_sampled_reward") > held.curves["eval_sampled_reward"][0][1]  # still learns
     held.release()
+
+
+def test_several_updates_per_batch_make_the_clip_bite(router: Router):
+    run = allocator.train(router, table({"easy": 0.0, "medium": 0.2, "hard": 1.0}),
+                          args(grpo_steps=3, updates_per_batch=4, clip_eps=0.05), None)
+    assert max(v for _, v in run.curves["grpo_clip_frac"]) > 0  # later updates move past 1 +- eps
+    run.release()
 
 
 def test_cancel_stops_within_a_step_and_writes_nothing(router: Router, tmp_path: Path):

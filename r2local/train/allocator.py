@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..router.allocator import LABELS
-from .common import (LoraArgs, Progress, Router, TrainResult, apply_gradients, attach_lora, batches, cancelled, detach_lora,
-                     load_router, make_optimizer, record, save_atomically, torch_threads, write_meta)
+from .common import (LoraArgs, Progress, Router, TrainResult, apply_gradients, attach_lora, batches, cancelled,
+                     detach_lora, load_router, make_optimizer, record, save_atomically, torch_threads, write_meta)
 from .data import AllocExample, best_label, check_alloc_examples
 
 Reward = Callable[[AllocExample, str], float]
@@ -49,6 +49,8 @@ class AllocatorArgs:
     threads: int = field(default=2, metadata={"help": "Torch threads; leave cores for inference."})
     eval_every: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only before and after)."})
     cache_mb: float = field(default=1024.0, metadata={"help": "Memory for cached frozen-layer activations."})
+    share_prefix: bool = field(
+        default=True, metadata={"help": "Run the prompt prefix a batch shares (the system prompt) once per step."})
     labels: tuple[str, ...] = field(default=LABELS, metadata={"help": "Label words, cheapest tier first."})
     lora: LoraArgs = field(default_factory=lambda: LoraArgs(layers=4), metadata={"help": "LoRA settings."})
 
@@ -152,7 +154,7 @@ def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) ->
     return eval_metrics(examples, policy.labels, logp, ref)
 
 
-def make_policy(router: Router, args: AllocatorArgs, *, share_prefix: bool = True) -> Any:
+def make_policy(router: Router, args: AllocatorArgs) -> Any:
     """Attach a fresh LoRA to ``router.model`` (in place) and wrap it as a label policy."""
     from .policy import LabelPolicy, label_token_ids
 
@@ -161,7 +163,7 @@ def make_policy(router: Router, args: AllocatorArgs, *, share_prefix: bool = Tru
     n_layers = router.model.config.num_hidden_layers
     split = 0 if args.lora.layers is None else n_layers - args.lora.layers
     return LabelPolicy(peft_model, router.tokenizer, tuple(args.labels), split=split, cache_mb=args.cache_mb,
-                       share_prefix=share_prefix)
+                       share_prefix=args.share_prefix)
 
 
 @dataclass

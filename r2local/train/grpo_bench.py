@@ -78,7 +78,8 @@ def naive_label_logprobs(policy: Any, batch: list) -> Any:
 
 
 class NaivePolicy:
-    """The same policy, scored the naive way (for the 'before' row)."""
+    """The same policy, scored the naive way (for the 'before' row). At beta=0 a
+    naive trainer keeps no reference, so the KL metric reads 0 here."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.labels = inner, inner.labels
@@ -87,7 +88,10 @@ class NaivePolicy:
         return naive_label_logprobs(self.inner, batch)
 
     def reference_logprobs(self, batch: list) -> Any:
-        return self.inner.reference_logprobs(batch)
+        import torch
+
+        with torch.no_grad():
+            return self.label_logprobs(batch)
 
 
 def rss_mb() -> float:
@@ -101,18 +105,19 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
     from .common import LoraArgs, torch_threads
 
     args = AllocatorArgs(grpo_steps=steps, batch_size=8, group_size=8, lr=1e-4, threads=threads,
-                         lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers))
+                         share_prefix=cfg.share_prefix, lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers))
     times, rewards = [], []
     with torch_threads(threads):
-        inner = make_policy(router, args, share_prefix=cfg.share_prefix)
+        inner = make_policy(router, args)
         policy = NaivePolicy(inner) if cfg.naive else inner
         try:
             opt = torch.optim.AdamW([p for p in inner.model.parameters() if p.requires_grad], lr=args.lr)
             gen = torch.Generator().manual_seed(0)
             order = batches(len(examples), args.batch_size, 0)
             start = time.perf_counter()
-            inner.prepare([e.messages for e in examples])
-            prepare = time.perf_counter() - start
+            if not cfg.naive:
+                inner.prepare([e.messages for e in examples])
+            prepare = (time.perf_counter() - start) / len(examples)
             for _ in range(steps):
                 t = time.perf_counter()
                 metrics = grpo_step(policy, [examples[i] for i in next(order)], opt, args, gen)
@@ -122,7 +127,8 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
             final = evaluate(policy, examples)
         finally:
             inner.model.unload()
-    return {"times": times, "wall": wall, "rewards": rewards, "final": final, "rss": rss_mb(), "prepare": prepare}
+    return {"times": times, "wall": wall, "rewards": rewards, "final": final, "rss": rss_mb(), "prepare": prepare,
+            "prompts": len(examples)}
 
 
 def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
@@ -135,9 +141,12 @@ def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
         "| metric | value |", "|---|---|",
         f"| step time mean / median (s) | {statistics.mean(t):.2f} / {statistics.median(t):.2f} |",
         f"| steady step mean (s, steps 2..) | {statistics.mean(steady):.2f} |",
-        f"| frozen pass + reference, once per prompt (s, all prompts) | {res['prepare']:.1f} |",
-        f"| total wall incl. that (s) | {res['wall']:.1f} |",
-        f"| 200 steps incl. that, extrapolated (min) | {(res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+        f"| frozen layers + reference, once per distinct prompt (s) | {res['prepare']:.2f} |",
+        f"| total wall, {res['prompts']} prompts prepared + {steps} steps (s) | {res['wall']:.1f} |",
+        f"| 200 steps over {res['prompts']} distinct prompts, extrapolated (min) | "
+        f"{(res['prompts'] * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+        f"| 200 steps, every prompt new (1600 distinct), extrapolated (min) | "
+        f"{(1600 * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
         f"| peak RSS (MB) | {res['rss']:.0f} |",
         f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
         f"| eval greedy reward / accuracy after | {res['final']['greedy_reward']:.3f} / {res['final']['accuracy']:.2f} |",

@@ -75,6 +75,7 @@ class LabelPolicy:
         self._lower: dict[str, Any] = {}
         self._ref: dict[str, Any] = {}
         self.share_prefix = share_prefix
+        self._prefix: tuple[list[int], Any, Any] | None = None  # frozen: tokens, keys/values, states
         self._checked: set[bool] = set()  # split paths verified: without / with a shared prefix
 
     def _key(self, messages: Messages) -> str:
@@ -88,23 +89,53 @@ class LabelPolicy:
 
     # -- frozen part: runs once per prompt ------------------------------------
     def _frozen_pass(self, batch: list[Messages]) -> list[tuple[Any, Any]]:
-        """Per prompt: (input to layer `split`, reference label log-probs), adapter off."""
+        """Per prompt: (input to layer `split`, reference label log-probs), adapter off.
+
+        With the adapter off nothing changes between steps, so the prefix every
+        prompt shares (the system prompt) runs once for the whole run: its
+        keys/values and layer-`split` states are kept and each chunk runs only
+        its own tokens on top.
+        """
+        import copy
+
         import torch
 
         rows = [self.tokens(m) for m in batch]
-        lengths, mask, width = self._padded(rows)
-        ids = torch.tensor([r + [self._pad] * (width - len(r)) for r in rows])
+        n, cache, head = 0, None, None
+        if self._prefix is not None and all(r[: len(self._prefix[0])] == self._prefix[0] for r in rows):
+            tokens, kv, head = self._prefix
+            n, cache = len(tokens), copy.deepcopy(kv)
+            cache.batch_repeat_interleave(len(rows))
+        lengths, mask, width = self._padded([r[n:] for r in rows])
+        ids = torch.tensor([r[n:] + [self._pad] * (width - len(r) + n) for r in rows])
+        if n:
+            mask = torch.cat([torch.ones(len(rows), n, dtype=torch.long), mask], dim=1)
         with torch.no_grad(), self.model.disable_adapter():
-            out = self.decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            last = out.last_hidden_state[torch.arange(len(rows)), lengths - 1]
-            refs = self._label_logprobs(last)
+            out = self.decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True, cache=cache,
+                               use_cache=cache is not None, position_ids=(n + torch.arange(width))[None])
+            refs = self._label_logprobs(out.last_hidden_state[torch.arange(len(rows)), lengths - 1])
             lower = out.hidden_states[self.split]
         # clone: a view would keep the whole padded batch alive in the cache
-        return [(lower[i, :n].clone(), refs[i]) for i, n in enumerate(lengths.tolist())]
+        return [(torch.cat([head, lower[i, :k]]) if n else lower[i, :k].clone(), refs[i])
+                for i, k in enumerate(lengths.tolist())]
+
+    def _keep_prefix(self, prompts: list[Messages]) -> None:
+        """Run the prefix all these prompts share once, adapter off, and keep it."""
+        import torch
+
+        rows = [self.tokens(m) for m in prompts]
+        n = self._common_prefix(rows)
+        if not n:
+            return
+        with torch.no_grad(), self.model.disable_adapter():
+            out = self.decoder(input_ids=torch.tensor([rows[0][:n]]), use_cache=True, output_hidden_states=True)
+        self._prefix = (rows[0][:n], out.cache, out.hidden_states[self.split][0].clone())
 
     def prepare(self, prompts: list[Messages], cancel: Any = None, chunk: int = 8) -> None:
         """Run the frozen part for every new prompt now, batched, once each."""
         todo = list({self._key(m): m for m in prompts if self._key(m) not in self._ref}.values())
+        if self._prefix is None and self.share_prefix and len(todo) > 1:
+            self._keep_prefix(todo)
         for start in range(0, len(todo), chunk):
             if cancel is not None and cancel.is_set():
                 return
@@ -187,8 +218,12 @@ class LabelPolicy:
         return hidden
 
     def _shared_prefix(self, rows: list[list[int]]) -> int:
-        """Tokens every prompt in the batch starts with, keeping >= 1 own token each."""
-        if not self.share_prefix or len(rows) < 2:
+        return self._common_prefix(rows) if self.share_prefix else 0
+
+    @staticmethod
+    def _common_prefix(rows: list[list[int]]) -> int:
+        """Tokens every prompt starts with, keeping >= 1 own token each (0 if short)."""
+        if len(rows) < 2:
             return 0
         n = min(len(r) for r in rows) - 1
         first = rows[0]
