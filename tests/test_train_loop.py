@@ -22,14 +22,27 @@ from r2local.errors import R2Error  # noqa: E402
 from r2local.router.allocator import LABELS, score_messages  # noqa: E402
 from r2local.router.decomposer import plan_messages  # noqa: E402
 from r2local.train import allocator, decomposer  # noqa: E402
-from r2local.train.common import (META_FILE, LoraArgs, Router, attach_lora, batches, load_router,  # noqa: E402
-                                  save_atomically)
+from r2local.train.common import (
+    META_FILE,
+    LoraArgs,
+    Router,
+    attach_lora,
+    batches,
+    load_router,  # noqa: E402
+    save_atomically,
+)
 from r2local.train.data import AllocExample, TextExample, TrainError, best_label  # noqa: E402
 from r2local.train.head import HeadBaseline, hidden_features  # noqa: E402
 from r2local.train.policy import LabelPolicy, label_token_ids  # noqa: E402
 
-QUESTIONS = ["What is 17 + 25?", "Name the capital of France.", "Sort the list 3, 1, 2.",
-             "How many legs has a spider?", "Convert 3 km to metres.", "Spell 'cat' backwards."]
+QUESTIONS = [
+    "What is 17 + 25?",
+    "Name the capital of France.",
+    "Sort the list 3, 1, 2.",
+    "How many legs has a spider?",
+    "Convert 3 km to metres.",
+    "Spell 'cat' backwards.",
+]
 
 
 def table(rewards: dict[str, float], questions=QUESTIONS) -> list[AllocExample]:
@@ -169,8 +182,11 @@ def test_cached_layers_and_shared_prefix_match_the_models_own_forward(router: Ro
     grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.grad is not None}
     peft_model.zero_grad()
     plain.label_logprobs(messages).sum().backward()
-    assert grads and all(torch.allclose(grads[n], p.grad, rtol=1e-3, atol=1e-6)
-                         for n, p in peft_model.named_parameters() if p.grad is not None)
+    assert grads and all(
+        torch.allclose(grads[n], p.grad, rtol=1e-3, atol=1e-6)
+        for n, p in peft_model.named_parameters()
+        if p.grad is not None
+    )
 
 
 # -- training ----------------------------------------------------------------------
@@ -206,8 +222,12 @@ def test_kl_term_keeps_the_policy_near_the_reference(router: Router):
 
 
 def test_several_updates_per_batch_make_the_clip_bite(router: Router):
-    run = allocator.train(router, table({"easy": 0.0, "medium": 0.2, "hard": 1.0}),
-                          args(grpo_steps=3, updates_per_batch=4, clip_eps=0.05), None)
+    run = allocator.train(
+        router,
+        table({"easy": 0.0, "medium": 0.2, "hard": 1.0}),
+        args(grpo_steps=3, updates_per_batch=4, clip_eps=0.05),
+        None,
+    )
     assert max(v for _, v in run.curves["grpo_clip_frac"]) > 0  # later updates move past 1 +- eps
     run.release()
 
@@ -222,8 +242,14 @@ def test_cancel_stops_within_a_step_and_writes_nothing(router: Router, tmp_path:
                 cancel.set()
 
     out = tmp_path / "adapters" / "v1"
-    run = allocator.train(router, table({"easy": 0.0, "medium": 0.2, "hard": 1.0}), args(grpo_steps=50), out,
-                          progress=progress, cancel=cancel)
+    run = allocator.train(
+        router,
+        table({"easy": 0.0, "medium": 0.2, "hard": 1.0}),
+        args(grpo_steps=50),
+        out,
+        progress=progress,
+        cancel=cancel,
+    )
     assert run.cancelled and run.steps == 2 and seen == [1, 2] and run.out_dir is None
     parent = tmp_path / "adapters"
     assert not out.exists() and (not parent.exists() or list(parent.iterdir()) == [])  # no temp dir either
@@ -261,9 +287,13 @@ def test_saved_adapter_reloads_with_peft_and_gives_the_same_logits(router: Route
 # -- decomposer ------------------------------------------------------------------------
 PLANS = [
     ("A box holds 12 eggs. How many eggs are in 7 boxes?", [{"id": 1, "text": "Compute 7 x 12.", "depends_on": []}]),
-    ("Tom has 5 apples and buys 3 bags of 4. How many apples now?",
-     [{"id": 1, "text": "Compute 3 x 4.", "depends_on": []},
-      {"id": 2, "text": "Add 5 to the result of step 1.", "depends_on": [1]}]),
+    (
+        "Tom has 5 apples and buys 3 bags of 4. How many apples now?",
+        [
+            {"id": 1, "text": "Compute 3 x 4.", "depends_on": []},
+            {"id": 2, "text": "Add 5 to the result of step 1.", "depends_on": [1]},
+        ],
+    ),
     ("What is 15% of 80?", [{"id": 1, "text": "Compute 0.15 x 80.", "depends_on": []}]),
 ]
 
@@ -288,8 +318,11 @@ def _feature_examples(n: int, seed: int) -> list[AllocExample]:
     rng, out = random.Random(seed), []
     for _ in range(n):
         k = rng.randrange(3)  # the true best tier shows in the logged features, with noise
-        feats = {"p_hard": 0.2 + 0.3 * k + rng.gauss(0, 0.08), "len": 20 + 40 * k + rng.gauss(0, 15),
-                 "agree": rng.random()}
+        feats = {
+            "p_hard": 0.2 + 0.3 * k + rng.gauss(0, 0.08),
+            "len": 20 + 40 * k + rng.gauss(0, 15),
+            "agree": rng.random(),
+        }
         rewards = {label: (1.0 if i == k else 0.3) for i, label in enumerate(LABELS)}
         out.append(AllocExample([{"role": "user", "content": "x"}], rewards, feats))
     return out
@@ -304,17 +337,22 @@ def test_head_beats_chance_and_round_trips(tmp_path: Path):
     assert loaded.predict(test_set) == head.predict(test_set)
     assert head.predict_proba(test_set).sum(1) == pytest.approx([1.0] * 60)
     two = HeadBaseline.fit([ex for ex in train_set if best_label(ex.rewards) != "medium"])
-    assert set(two.predict(test_set)) <= {"easy", "hard"} and two.evaluate(
-        [ex for ex in test_set if best_label(ex.rewards) != "medium"])["accuracy"] > 0.9
+    assert (
+        set(two.predict(test_set)) <= {"easy", "hard"}
+        and two.evaluate([ex for ex in test_set if best_label(ex.rewards) != "medium"])["accuracy"] > 0.9
+    )
 
 
 def test_head_on_router_hidden_states(base: Router):
     sums = [f"What is {a} + {b}?" for a, b in [(2, 3), (7, 8), (10, 5), (4, 4), (9, 1), (6, 2), (3, 3), (1, 8)]]
-    proofs = [f"Prove that {x} is irrational." for x in
-              ["sqrt 2", "sqrt 3", "pi", "e", "sqrt 5", "log 2", "sqrt 7", "the golden ratio"]]
+    proofs = [
+        f"Prove that {x} is irrational."
+        for x in ["sqrt 2", "sqrt 3", "pi", "e", "sqrt 5", "log 2", "sqrt 7", "the golden ratio"]
+    ]
     easy, hard = {"easy": 1.0, "medium": 0.5, "hard": 0.2}, {"easy": 0.0, "medium": 0.3, "hard": 0.9}
-    examples = [AllocExample(score_messages(q, q), easy) for q in sums] + \
-               [AllocExample(score_messages(q, q), hard) for q in proofs]
+    examples = [AllocExample(score_messages(q, q), easy) for q in sums] + [
+        AllocExample(score_messages(q, q), hard) for q in proofs
+    ]
     hidden = hidden_features(base, [ex.messages for ex in examples])
     assert hidden.shape == (16, base.model.config.hidden_size)
     train_idx = [i for i in range(16) if i % 4]

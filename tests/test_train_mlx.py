@@ -55,12 +55,19 @@ def test_mlx_grpo_raises_the_best_label_and_the_kl_term_holds_it_back(folder: Pa
 def test_mlx_adapter_reloads_in_mlx_lm_with_the_same_logits(folder: Path, tmp_path: Path):
     from mlx_lm import load
 
-    run = mlx_allocator.train(folder, examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}),
-                              args(sft_steps=3, grpo_steps=3, lora=LoraArgs(rank=4, alpha=8, layers=1)),
-                              tmp_path / "adapter")
+    run = mlx_allocator.train(
+        folder,
+        examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}),
+        args(sft_steps=3, grpo_steps=3, lora=LoraArgs(rank=4, alpha=8, layers=1)),
+        tmp_path / "adapter",
+    )
     config = json.loads((run.out_dir / "adapter_config.json").read_text())
     assert config["num_layers"] == 1 and sorted(config["lora_parameters"]["keys"]) == [
-        "self_attn.k_proj", "self_attn.o_proj", "self_attn.q_proj", "self_attn.v_proj"]
+        "self_attn.k_proj",
+        "self_attn.o_proj",
+        "self_attn.q_proj",
+        "self_attn.v_proj",
+    ]
     keys = list(mx.load(str(run.out_dir / "adapters.safetensors")))
     assert keys and all(k.startswith("model.layers.1.") and k.rsplit(".", 1)[-1] in ("lora_a", "lora_b") for k in keys)
     prompts = [ex.messages for ex in examples({})]
@@ -76,13 +83,23 @@ def test_mlx_adapter_reloads_in_mlx_lm_with_the_same_logits(folder: Path, tmp_pa
 def test_mlx_cancel_writes_nothing(folder: Path, tmp_path: Path):
     cancel = threading.Event()
     out = tmp_path / "adapter"
-    run = mlx_allocator.train(folder, examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}), args(grpo_steps=30), out,
-                              progress=lambda step, m: cancel.set() if step == 1 else None, cancel=cancel)
+    run = mlx_allocator.train(
+        folder,
+        examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}),
+        args(grpo_steps=30),
+        out,
+        progress=lambda step, m: cancel.set() if step == 1 else None,
+        cancel=cancel,
+    )
     assert run.cancelled and run.steps == 1 and not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_mlx_bad_targets_are_refused(folder: Path):
     with pytest.raises(TrainError) as err:
-        mlx_allocator.train(folder, examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}),
-                            args(grpo_steps=1, lora=LoraArgs(targets=("lm_head",))), None)
+        mlx_allocator.train(
+            folder,
+            examples({"easy": 1.0, "medium": 0.0, "hard": 0.0}),
+            args(grpo_steps=1, lora=LoraArgs(targets=("lm_head",))),
+            None,
+        )
     assert err.value.fix

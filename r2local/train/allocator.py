@@ -20,8 +20,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..router.allocator import LABELS
-from .common import (LoraArgs, Progress, Router, TrainResult, apply_gradients, attach_lora, batches, cancelled,
-                     detach_lora, load_router, make_optimizer, record, save_atomically, torch_threads, write_meta)
+from .common import (
+    LoraArgs,
+    Progress,
+    Router,
+    TrainResult,
+    apply_gradients,
+    attach_lora,
+    batches,
+    cancelled,
+    check_out_dir,
+    detach_lora,
+    load_router,
+    make_optimizer,
+    record,
+    save_atomically,
+    torch_threads,
+    write_meta,
+)
 from .data import AllocExample, best_label, check_alloc_examples
 
 Reward = Callable[[AllocExample, str], float]
@@ -42,7 +58,8 @@ class AllocatorArgs:
     clip_eps: float = field(default=0.2, metadata={"help": "GRPO: PPO clip range for the ratio new/old policy."})
     beta: float = field(default=0.0, metadata={"help": "GRPO: weight of KL(policy || router without adapter)."})
     updates_per_batch: int = field(
-        default=1, metadata={"help": "GRPO: optimiser updates per sampled batch (>1 makes the clip bite)."})
+        default=1, metadata={"help": "GRPO: optimiser updates per sampled batch (>1 makes the clip bite)."}
+    )
     adv_eps: float = field(default=1e-4, metadata={"help": "GRPO: eps in (r - mean) / (std + eps)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient norm clip (0: off)."})
     seed: int = field(default=0, metadata={"help": "Seed for LoRA init, batch order and sampling."})
@@ -50,7 +67,8 @@ class AllocatorArgs:
     eval_every: int = field(default=0, metadata={"help": "Evaluate every N steps (0: only before and after)."})
     cache_mb: float = field(default=1024.0, metadata={"help": "Memory for cached frozen-layer activations."})
     share_prefix: bool = field(
-        default=True, metadata={"help": "Run the prompt prefix a batch shares (the system prompt) once per step."})
+        default=True, metadata={"help": "Run the prompt prefix a batch shares (the system prompt) once per step."}
+    )
     labels: tuple[str, ...] = field(default=LABELS, metadata={"help": "Label words, cheapest tier first."})
     lora: LoraArgs = field(default_factory=lambda: LoraArgs(layers=4), metadata={"help": "LoRA settings."})
 
@@ -98,8 +116,15 @@ def _group_advantages(rewards: Any, eps: float) -> Any:
     return (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + eps)
 
 
-def grpo_step(policy: Any, examples: list[AllocExample], opt: Any, args: AllocatorArgs, gen: Any,
-              reward: Reward = table_reward, loss_fn: Callable = grpo_loss) -> dict[str, float]:
+def grpo_step(
+    policy: Any,
+    examples: list[AllocExample],
+    opt: Any,
+    args: AllocatorArgs,
+    gen: Any,
+    reward: Reward = table_reward,
+    loss_fn: Callable = grpo_loss,
+) -> dict[str, float]:
     """Sample G labels per prompt, score them from the table, update the adapter."""
     import torch
 
@@ -122,8 +147,9 @@ def grpo_step(policy: Any, examples: list[AllocExample], opt: Any, args: Allocat
     return metrics
 
 
-def eval_metrics(examples: list[AllocExample], labels: tuple[str, ...], logp: list[list[float]],
-                 ref: list[list[float]]) -> dict[str, float]:
+def eval_metrics(
+    examples: list[AllocExample], labels: tuple[str, ...], logp: list[list[float]], ref: list[list[float]]
+) -> dict[str, float]:
     """Greedy reward, label accuracy vs the best label, expected reward under sampling,
     mean probability of the best label and KL to the reference — all exact, from
     per-example label log-probs (plain lists, so the MLX trainer shares it)."""
@@ -147,7 +173,7 @@ def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) ->
 
     logp, ref = [], []
     for start in range(0, len(examples), batch_size):
-        batch = [ex.messages for ex in examples[start:start + batch_size]]
+        batch = [ex.messages for ex in examples[start : start + batch_size]]
         with torch.no_grad():
             logp += policy.label_logprobs(batch).tolist()
             ref += policy.reference_logprobs(batch).tolist()
@@ -162,8 +188,14 @@ def make_policy(router: Router, args: AllocatorArgs) -> Any:
     peft_model = attach_lora(router.model, args.lora, args.seed)
     n_layers = router.model.config.num_hidden_layers
     split = 0 if args.lora.layers is None else n_layers - args.lora.layers
-    return LabelPolicy(peft_model, router.tokenizer, tuple(args.labels), split=split, cache_mb=args.cache_mb,
-                       share_prefix=args.share_prefix)
+    return LabelPolicy(
+        peft_model,
+        router.tokenizer,
+        tuple(args.labels),
+        split=split,
+        cache_mb=args.cache_mb,
+        share_prefix=args.share_prefix,
+    )
 
 
 @dataclass
@@ -178,10 +210,19 @@ class AllocatorRun(TrainResult):
         return model
 
 
-def train(router: Router | Path, examples: list[AllocExample], args: AllocatorArgs, out_dir: Path | None, *,
-          eval_examples: list[AllocExample] | None = None, reward: Reward = table_reward,
-          loss: Callable = grpo_loss, progress: Progress | None = None,
-          cancel: threading.Event | None = None, overwrite: bool = False) -> AllocatorRun:
+def train(
+    router: Router | Path,
+    examples: list[AllocExample],
+    args: AllocatorArgs,
+    out_dir: Path | None,
+    *,
+    eval_examples: list[AllocExample] | None = None,
+    reward: Reward = table_reward,
+    loss: Callable = grpo_loss,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    overwrite: bool = False,
+) -> AllocatorRun:
     """SFT then GRPO on ``examples``; save the adapter to ``out_dir`` unless cancelled.
 
     Args:
@@ -197,6 +238,8 @@ def train(router: Router | Path, examples: list[AllocExample], args: AllocatorAr
             (None: keep the adapter in memory only).
     """
     check_alloc_examples(examples, tuple(args.labels))
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite)
     evals = eval_examples or examples
     check_alloc_examples(evals, tuple(args.labels))
     router = router if isinstance(router, Router) else load_router(Path(router))
@@ -204,13 +247,19 @@ def train(router: Router | Path, examples: list[AllocExample], args: AllocatorAr
         policy = make_policy(router, args)
         try:
             run = _loop(policy, examples, evals, args, reward, loss, progress, cancel)
+            if not run.cancelled and out_dir is not None:
+                meta = {
+                    "kind": "allocator",
+                    "router": router.source,
+                    "args": args,
+                    "curves": run.curves,
+                    "labels": list(args.labels),
+                    "examples": len(examples),
+                }
+                run.out_dir = save_atomically(out_dir, lambda tmp: _write(policy, tmp, meta), overwrite=overwrite)
         except BaseException:
-            detach_lora(policy.model)
+            detach_lora(policy.model)  # leave the caller's model as it was
             raise
-    if not run.cancelled and out_dir is not None:
-        meta = {"kind": "allocator", "router": router.source, "args": args, "curves": run.curves,
-                "labels": list(args.labels), "examples": len(examples)}
-        run.out_dir = save_atomically(out_dir, lambda tmp: _write(policy, tmp, meta), overwrite=overwrite)
     return run
 
 

@@ -30,13 +30,17 @@ class LoraArgs:
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (0 keeps steps deterministic)."})
     targets: tuple[str, ...] = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj"),
-        metadata={"help": "Linear layers that get LoRA: attention q,k,v,o and optionally gate/up/down_proj. "
-                  "Never the head: the GGUF exporter only maps per-layer linears."},
+        metadata={
+            "help": "Linear layers that get LoRA: attention q,k,v,o and optionally gate/up/down_proj. "
+            "Never the head: the GGUF exporter only maps per-layer linears."
+        },
     )
     layers: int | None = field(
         default=None,
-        metadata={"help": "LoRA only on the top N transformer layers (None: all). The frozen layers below "
-                  "then run once per prompt and are cached, which makes allocator steps several times cheaper."},
+        metadata={
+            "help": "LoRA only on the top N transformer layers (None: all). The frozen layers below "
+            "then run once per prompt and are cached, which makes allocator steps several times cheaper."
+        },
     )
 
 
@@ -91,11 +95,15 @@ def attach_lora(model: Any, lora: LoraArgs, seed: int = 0) -> Any:
 
     n_layers = model.config.num_hidden_layers
     if lora.layers is not None and not 1 <= lora.layers <= n_layers:
-        raise TrainError(f"lora.layers={lora.layers} but the model has {n_layers} layers", fix=f"use 1..{n_layers} or None")
+        raise TrainError(
+            f"lora.layers={lora.layers} but the model has {n_layers} layers", fix=f"use 1..{n_layers} or None"
+        )
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     unknown = [t for t in lora.targets if t not in names]
     if unknown or not lora.targets:
-        raise TrainError(f"LoRA targets {unknown or '()'} are not layers of this model", fix="use q_proj,k_proj,v_proj,o_proj")
+        raise TrainError(
+            f"LoRA targets {unknown or '()'} are not layers of this model", fix="use q_proj,k_proj,v_proj,o_proj"
+        )
     config = LoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,
@@ -170,6 +178,14 @@ def cancelled(cancel: threading.Event | None) -> bool:
     return cancel is not None and cancel.is_set()
 
 
+def check_out_dir(out_dir: Path, overwrite: bool) -> Path:
+    """Refuse an existing output directory before training, not after it."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise TrainError(f"{out_dir} already exists", fix="pick a new output directory or pass overwrite=True")
+    return out_dir
+
+
 def save_atomically(out_dir: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
     """Write a directory under a temporary name, then rename it into place.
 
@@ -178,9 +194,7 @@ def save_atomically(out_dir: Path, write: Callable[[Path], None], *, overwrite: 
     old one is renamed aside first; the integrator should rather write each
     version to a fresh directory and flip a pointer (one rename, atomic).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise TrainError(f"{out_dir} already exists", fix="pick a new output directory or pass overwrite=True")
+    out_dir = check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:

@@ -15,8 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import (LoraArgs, Progress, Router, TrainResult, apply_gradients, attach_lora, batches, cancelled, detach_lora,
-                     load_router, make_optimizer, record, save_atomically, torch_threads, write_meta)
+from .common import (
+    LoraArgs,
+    Progress,
+    Router,
+    TrainResult,
+    apply_gradients,
+    attach_lora,
+    batches,
+    cancelled,
+    check_out_dir,
+    detach_lora,
+    load_router,
+    make_optimizer,
+    record,
+    save_atomically,
+    torch_threads,
+    write_meta,
+)
 from .data import TextExample, TrainError, check_text_examples
 from .policy import prompt_tokens
 
@@ -45,8 +61,8 @@ def encode(tokenizer: Any, example: TextExample) -> tuple[list[int], int]:
     prompt = tokenizer.apply_chat_template(example.messages, add_generation_prompt=True, tokenize=False)
     turn = example.messages + [{"role": "assistant", "content": example.target}]
     full = tokenizer.apply_chat_template(turn, tokenize=False)
-    if full.startswith(prompt) and example.target in full[len(prompt):]:
-        reply = full[len(prompt):]
+    if full.startswith(prompt) and example.target in full[len(prompt) :]:
+        reply = full[len(prompt) :]
     else:
         reply = example.target + (tokenizer.eos_token or "")
     reply_ids = list(tokenizer(reply, add_special_tokens=False)["input_ids"])
@@ -77,7 +93,7 @@ def evaluate(model: Any, encoded: list[tuple[list[int], int]], batch_size: int =
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(encoded), batch_size):
-            loss, n = target_loss(model, encoded[start:start + batch_size])
+            loss, n = target_loss(model, encoded[start : start + batch_size])
             total, count = total + float(loss) * n, count + n
     return {"target_loss": total / count}
 
@@ -98,16 +114,26 @@ def _encode_all(tokenizer: Any, examples: list[TextExample], max_tokens: int) ->
     for i, ex in enumerate(examples):
         ids, n = encode(tokenizer, ex)
         if len(ids) > max_tokens:
-            raise TrainError(f"text example {i} has {len(ids)} tokens, over max_tokens={max_tokens}",
-                             fix="raise max_tokens or drop that example")
+            raise TrainError(
+                f"text example {i} has {len(ids)} tokens, over max_tokens={max_tokens}",
+                fix="raise max_tokens or drop that example",
+            )
         out.append((ids, n))
     return out
 
 
-def train(router: Router | Path, examples: list[TextExample], args: DecomposerArgs, out_dir: Path | None, *,
-          eval_examples: list[TextExample] | None = None, loss: Callable = target_loss,
-          progress: Progress | None = None, cancel: threading.Event | None = None,
-          overwrite: bool = False) -> DecomposerRun:
+def train(
+    router: Router | Path,
+    examples: list[TextExample],
+    args: DecomposerArgs,
+    out_dir: Path | None,
+    *,
+    eval_examples: list[TextExample] | None = None,
+    loss: Callable = target_loss,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    overwrite: bool = False,
+) -> DecomposerRun:
     """LoRA SFT on (prompt, plan) pairs; save the adapter to ``out_dir`` unless cancelled.
 
     Args mirror ``allocator.train``: a loaded router is wrapped in place until
@@ -115,6 +141,8 @@ def train(router: Router | Path, examples: list[TextExample], args: DecomposerAr
     and writes nothing; the save is atomic.
     """
     check_text_examples(examples)
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite)
     router = router if isinstance(router, Router) else load_router(Path(router))
     train_rows = _encode_all(router.tokenizer, examples, args.max_tokens)
     eval_rows = _encode_all(router.tokenizer, eval_examples, args.max_tokens) if eval_examples else train_rows
@@ -122,13 +150,18 @@ def train(router: Router | Path, examples: list[TextExample], args: DecomposerAr
         model = attach_lora(router.model, args.lora, args.seed)
         try:
             run = _loop(model, train_rows, eval_rows, args, loss, progress, cancel)
+            if not run.cancelled and out_dir is not None:
+                meta = {
+                    "kind": "decomposer",
+                    "router": router.source,
+                    "args": args,
+                    "curves": run.curves,
+                    "examples": len(examples),
+                }
+                run.out_dir = save_atomically(out_dir, lambda tmp: _write(model, tmp, meta), overwrite=overwrite)
         except BaseException:
-            detach_lora(model)
+            detach_lora(model)  # leave the caller's model as it was
             raise
-    if not run.cancelled and out_dir is not None:
-        meta = {"kind": "decomposer", "router": router.source, "args": args, "curves": run.curves,
-                "examples": len(examples)}
-        run.out_dir = save_atomically(out_dir, lambda tmp: _write(model, tmp, meta), overwrite=overwrite)
     return run
 
 

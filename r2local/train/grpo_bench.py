@@ -23,10 +23,20 @@ from typing import Any
 from ..router.allocator import LABELS, score_messages
 from .data import AllocExample
 
-TOPICS = ["a train timetable", "a recipe for 12 people", "compound interest on a loan", "the area of a garden",
-          "a chess opening", "a unit conversion", "the boiling point of water at altitude", "a tax bracket",
-          "a proof that the square root of 2 is irrational", "the speed of a falling stone",
-          "a shopping bill with discounts", "a tiling puzzle"]
+TOPICS = [
+    "a train timetable",
+    "a recipe for 12 people",
+    "compound interest on a loan",
+    "the area of a garden",
+    "a chess opening",
+    "a unit conversion",
+    "the boiling point of water at altitude",
+    "a tax bracket",
+    "a proof that the square root of 2 is irrational",
+    "the speed of a falling stone",
+    "a shopping bill with discounts",
+    "a tiling puzzle",
+]
 
 
 def bench_examples(n: int, seed: int = 0) -> list[AllocExample]:
@@ -38,10 +48,15 @@ def bench_examples(n: int, seed: int = 0) -> list[AllocExample]:
         topic = rng.choice(TOPICS)
         a, b = rng.randint(2, 999), rng.randint(2, 999)
         kind = i % 3
-        step = [f"Write down the number {a}.", f"Compute {a} times {b} and round to the nearest ten.",
-                f"Prove that the result for {topic} is optimal among all {a} possible arrangements."][kind]
-        question = (f"I am working on {topic}. The numbers involved are {a} and {b}, and I need a careful answer "
-                    f"that explains every step and checks the result.")
+        step = [
+            f"Write down the number {a}.",
+            f"Compute {a} times {b} and round to the nearest ten.",
+            f"Prove that the result for {topic} is optimal among all {a} possible arrangements.",
+        ][kind]
+        question = (
+            f"I am working on {topic}. The numbers involved are {a} and {b}, and I need a careful answer "
+            f"that explains every step and checks the result."
+        )
         rewards = {label: (1.0 if k == kind else 0.2) - 0.1 * k for k, label in enumerate(LABELS)}
         out.append(AllocExample(score_messages(question, step), rewards))
     return out
@@ -104,8 +119,15 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
     from .allocator import AllocatorArgs, batches, evaluate, grpo_step, make_policy
     from .common import LoraArgs, torch_threads
 
-    args = AllocatorArgs(grpo_steps=steps, batch_size=8, group_size=8, lr=1e-4, threads=threads,
-                         share_prefix=cfg.share_prefix, lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers))
+    args = AllocatorArgs(
+        grpo_steps=steps,
+        batch_size=8,
+        group_size=8,
+        lr=1e-4,
+        threads=threads,
+        share_prefix=cfg.share_prefix,
+        lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers),
+    )
     times, rewards = [], []
     with torch_threads(threads):
         inner = make_policy(router, args)
@@ -127,8 +149,15 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
             final = evaluate(policy, examples)
         finally:
             inner.model.unload()
-    return {"times": times, "wall": wall, "rewards": rewards, "final": final, "rss": rss_mb(), "prepare": prepare,
-            "prompts": len(examples)}
+    return {
+        "times": times,
+        "wall": wall,
+        "rewards": rewards,
+        "final": final,
+        "rss": rss_mb(),
+        "prepare": prepare,
+        "prompts": len(examples),
+    }
 
 
 def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
@@ -136,30 +165,39 @@ def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
     steady = t[1:] or t  # step 1 also pays one-off allocations and the split-path check
     r = res["rewards"]
     k = max(1, len(r) // 4)
-    return "\n".join([
-        f"### {cfg.name} ({steps} steps, {threads} threads)", "",
-        "| metric | value |", "|---|---|",
-        f"| step time mean / median (s) | {statistics.mean(t):.2f} / {statistics.median(t):.2f} |",
-        f"| steady step mean (s, steps 2..) | {statistics.mean(steady):.2f} |",
-        f"| frozen layers + reference, once per distinct prompt (s) | {res['prepare']:.2f} |",
-        f"| total wall, {res['prompts']} prompts prepared + {steps} steps (s) | {res['wall']:.1f} |",
-        f"| 200 steps over {res['prompts']} distinct prompts, extrapolated (min) | "
-        f"{(res['prompts'] * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
-        f"| 200 steps, every prompt new (1600 distinct), extrapolated (min) | "
-        f"{(1600 * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
-        f"| peak RSS (MB) | {res['rss']:.0f} |",
-        f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
-        f"| eval greedy reward / accuracy after | {res['final']['greedy_reward']:.3f} / {res['final']['accuracy']:.2f} |",
-        "",
-    ])
+    final = res["final"]
+    return "\n".join(
+        [
+            f"### {cfg.name} ({steps} steps, {threads} threads)",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            f"| step time mean / median (s) | {statistics.mean(t):.2f} / {statistics.median(t):.2f} |",
+            f"| steady step mean (s, steps 2..) | {statistics.mean(steady):.2f} |",
+            f"| frozen layers + reference, once per distinct prompt (s) | {res['prepare']:.2f} |",
+            f"| total wall, {res['prompts']} prompts prepared + {steps} steps (s) | {res['wall']:.1f} |",
+            f"| 200 steps over {res['prompts']} distinct prompts, extrapolated (min) | "
+            f"{(res['prompts'] * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+            f"| 200 steps, every prompt new (1600 distinct), extrapolated (min) | "
+            f"{(1600 * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+            f"| peak RSS (MB) | {res['rss']:.0f} |",
+            f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
+            f"| eval greedy reward / accuracy after | {final['greedy_reward']:.3f} / {final['accuracy']:.2f} |",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="router manifest name or .gguf path")
     parser.add_argument("--steps", type=int, default=15, help="GRPO steps per configuration")
-    parser.add_argument("--slow-steps", type=int, default=None,
-                        help="steps for the all-layer configurations (default: --steps); they take minutes each")
+    parser.add_argument(
+        "--slow-steps",
+        type=int,
+        default=None,
+        help="steps for the all-layer configurations (default: --steps); they take minutes each",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (batches of 8 cycle through)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {','.join(CONFIGS)}")
@@ -174,10 +212,13 @@ def main(argv: list[str] | None = None) -> None:
         path = resolve(load_manifests()[opts.model], fetch=False)
     router = load_router(path)
     examples = bench_examples(opts.prompts)
-    tokens = [len(router.tokenizer.apply_chat_template(e.messages, add_generation_prompt=True)["input_ids"])
-              for e in examples]
-    print(f"# one-token allocator GRPO on {path.name}: G=8, batch 8, LoRA r16 q,k,v,o, "
-          f"prompts {min(tokens)}-{max(tokens)} tokens (mean {statistics.mean(tokens):.0f})\n")
+    tokens = [
+        len(router.tokenizer.apply_chat_template(e.messages, add_generation_prompt=True)["input_ids"]) for e in examples
+    ]
+    print(
+        f"# one-token allocator GRPO on {path.name}: G=8, batch 8, LoRA r16 q,k,v,o, "
+        f"prompts {min(tokens)}-{max(tokens)} tokens (mean {statistics.mean(tokens):.0f})\n"
+    )
     for key in opts.configs.split(","):
         cfg = CONFIGS[key]
         steps = opts.slow_steps if opts.slow_steps and cfg.layers is None else opts.steps

@@ -29,7 +29,7 @@ def hidden_features(router: Any, prompts: list[Messages], *, threads: int = 1, b
     out = []
     with torch_threads(threads), torch.no_grad():
         for start in range(0, len(prompts), batch_size):
-            rows = [prompt_tokens(router.tokenizer, m) for m in prompts[start:start + batch_size]]
+            rows = [prompt_tokens(router.tokenizer, m) for m in prompts[start : start + batch_size]]
             width = max(len(r) for r in rows)
             ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
             mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
@@ -52,8 +52,9 @@ class HeadBaseline:
     intercept: list[float]
 
     @classmethod
-    def fit(cls, examples: list[AllocExample], *, labels: tuple[str, ...] = LABELS, hidden: Any = None,
-            c: float = 1.0) -> HeadBaseline:
+    def fit(
+        cls, examples: list[AllocExample], *, labels: tuple[str, ...] = LABELS, hidden: Any = None, c: float = 1.0
+    ) -> HeadBaseline:
         """Fit on the examples' features (+ ``hidden`` rows, same order); C is the inverse L2 strength."""
         import numpy as np
         from sklearn.linear_model import LogisticRegression
@@ -82,7 +83,9 @@ class HeadBaseline:
         import numpy as np
 
         if self.hidden_dim and (hidden is None or np.asarray(hidden).shape[1] != self.hidden_dim):
-            raise TrainError(f"this head needs {self.hidden_dim} hidden-state columns", fix="pass hidden= from hidden_features")
+            raise TrainError(
+                f"this head needs {self.hidden_dim} hidden-state columns", fix="pass hidden= from hidden_features"
+            )
         x = (_matrix(examples, self.feature_names, hidden if self.hidden_dim else None) - self.mean) / self.scale
         scores = x @ np.array(self.coef).T + np.array(self.intercept)
         if len(self.classes) == 2:  # sklearn's binary model: one score for the second class
@@ -131,4 +134,3 @@ def _matrix(examples: list[AllocExample], names: list[str], hidden: Any) -> Any:
     if hidden is not None:
         x = np.concatenate([x, np.asarray(hidden, dtype=np.float64)], axis=1)
     return x
-

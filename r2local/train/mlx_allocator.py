@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .allocator import AllocatorArgs, Reward, eval_metrics, table_reward
-from .common import META_FILE, Progress, TrainResult, batches, cancelled, record, save_atomically, to_json
+from .common import (
+    META_FILE,
+    Progress,
+    TrainResult,
+    batches,
+    cancelled,
+    check_out_dir,
+    record,
+    save_atomically,
+    to_json,
+)
 from .data import AllocExample, Messages, TrainError, best_label, check_alloc_examples
 from .policy import label_token_ids
 
@@ -70,7 +80,7 @@ class MlxLabelPolicy:
 
         todo = [m for m in prompts if json.dumps(m, sort_keys=True) not in self._ref]
         for start in range(0, len(todo), 8):
-            part = todo[start:start + 8]
+            part = todo[start : start + 8]
             values = mx.stop_gradient(self.label_logprobs(part)).tolist()
             for m, v in zip(part, values):
                 self._ref[json.dumps(m, sort_keys=True)] = v
@@ -81,7 +91,9 @@ class MlxLabelPolicy:
         try:
             return mx.array([self._ref[json.dumps(m, sort_keys=True)] for m in batch])
         except KeyError:
-            raise TrainError("a prompt has no reference distribution", fix="call prepare() on every prompt first") from None
+            raise TrainError(
+                "a prompt has no reference distribution", fix="call prepare() on every prompt first"
+            ) from None
 
 
 def attach_lora(model: Any, args: AllocatorArgs) -> dict[str, Any]:
@@ -96,10 +108,16 @@ def attach_lora(model: Any, args: AllocatorArgs) -> dict[str, Any]:
     names = [name for name, _ in model.layers[0].named_modules()]
     keys = [name for name in names if name.rsplit(".", 1)[-1] in args.lora.targets]
     if len(keys) != len(args.lora.targets):
-        raise TrainError(f"LoRA targets {list(args.lora.targets)} do not all exist in this model",
-                         fix="use q_proj,k_proj,v_proj,o_proj")
-    params = {"rank": args.lora.rank, "scale": args.lora.alpha / args.lora.rank, "dropout": args.lora.dropout,
-              "keys": keys}
+        raise TrainError(
+            f"LoRA targets {list(args.lora.targets)} do not all exist in this model",
+            fix="use q_proj,k_proj,v_proj,o_proj",
+        )
+    params = {
+        "rank": args.lora.rank,
+        "scale": args.lora.alpha / args.lora.rank,
+        "dropout": args.lora.dropout,
+        "keys": keys,
+    }
     mx.random.seed(args.seed)  # LoRA A is random: same seed, same run
     model.freeze()
     linear_to_lora_layers(model, layers, params)
@@ -172,12 +190,14 @@ def _update(model: Any, opt: Any, grads: Any, max_norm: float) -> None:
 
 def evaluate(policy: MlxLabelPolicy, examples: list[AllocExample]) -> dict[str, float]:
     batch = [ex.messages for ex in examples]
-    return eval_metrics(examples, policy.labels, policy.label_logprobs(batch).tolist(),
-                        policy.reference_logprobs(batch).tolist())
+    return eval_metrics(
+        examples, policy.labels, policy.label_logprobs(batch).tolist(), policy.reference_logprobs(batch).tolist()
+    )
 
 
-def _evaluate(run: TrainResult, policy: MlxLabelPolicy, evals: list[AllocExample], step: int,
-              progress: Progress | None) -> None:
+def _evaluate(
+    run: TrainResult, policy: MlxLabelPolicy, evals: list[AllocExample], step: int, progress: Progress | None
+) -> None:
     metrics = {f"eval_{k}": v for k, v in evaluate(policy, evals).items()}
     record(run.curves, step, metrics)
     if progress:
@@ -200,10 +220,19 @@ def load(path: Path) -> tuple[Any, Any]:
     return mlx_load(str(path))
 
 
-def train(model: Path | tuple[Any, Any], examples: list[AllocExample], args: AllocatorArgs, out_dir: Path | None,
-          *, eval_examples: list[AllocExample] | None = None, reward: Reward = table_reward,
-          loss: Callable = grpo_loss, progress: Progress | None = None, cancel: threading.Event | None = None,
-          overwrite: bool = False) -> MlxRun:
+def train(
+    model: Path | tuple[Any, Any],
+    examples: list[AllocExample],
+    args: AllocatorArgs,
+    out_dir: Path | None,
+    *,
+    eval_examples: list[AllocExample] | None = None,
+    reward: Reward = table_reward,
+    loss: Callable = grpo_loss,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    overwrite: bool = False,
+) -> MlxRun:
     """SFT then GRPO with mlx-lm LoRA; conventions as in ``allocator.train``.
 
     ``model`` is an MLX model folder or a loaded ``(model, tokenizer)`` pair
@@ -213,6 +242,8 @@ def train(model: Path | tuple[Any, Any], examples: list[AllocExample], args: All
     import numpy as np
 
     check_alloc_examples(examples, tuple(args.labels))
+    if out_dir is not None:
+        check_out_dir(out_dir, overwrite)
     evals = eval_examples or examples
     mlx_model, tokenizer = load(Path(model)) if isinstance(model, (str, Path)) else model
     policy = MlxLabelPolicy(mlx_model, tokenizer, tuple(args.labels))
@@ -240,8 +271,9 @@ def train(model: Path | tuple[Any, Any], examples: list[AllocExample], args: All
         _evaluate(run, policy, evals, run.steps, progress)
     if out_dir is not None:
         meta = {"kind": "allocator-mlx", "args": args, "curves": run.curves, "labels": list(args.labels)}
-        run.out_dir = save_atomically(out_dir, lambda tmp: _write(mlx_model, adapter_config, tmp, meta),
-                                      overwrite=overwrite)
+        run.out_dir = save_atomically(
+            out_dir, lambda tmp: _write(mlx_model, adapter_config, tmp, meta), overwrite=overwrite
+        )
     return run
 
 

@@ -57,8 +57,16 @@ class LabelPolicy:
             system prompt) once per step instead of once per prompt.
     """
 
-    def __init__(self, peft_model: Any, tokenizer: Any, labels: tuple[str, ...], *, split: int = 0,
-                 cache_mb: float = 1024.0, share_prefix: bool = True) -> None:
+    def __init__(
+        self,
+        peft_model: Any,
+        tokenizer: Any,
+        labels: tuple[str, ...],
+        *,
+        split: int = 0,
+        cache_mb: float = 1024.0,
+        share_prefix: bool = True,
+    ) -> None:
         self.model = peft_model
         self.tokenizer = tokenizer
         self.labels = tuple(labels)
@@ -111,13 +119,21 @@ class LabelPolicy:
         if n:
             mask = torch.cat([torch.ones(len(rows), n, dtype=torch.long), mask], dim=1)
         with torch.no_grad(), self.model.disable_adapter():
-            out = self.decoder(input_ids=ids, attention_mask=mask, output_hidden_states=True, cache=cache,
-                               use_cache=cache is not None, position_ids=(n + torch.arange(width))[None])
+            out = self.decoder(
+                input_ids=ids,
+                attention_mask=mask,
+                output_hidden_states=True,
+                cache=cache,
+                use_cache=cache is not None,
+                position_ids=(n + torch.arange(width))[None],
+            )
             refs = self._label_logprobs(out.last_hidden_state[torch.arange(len(rows)), lengths - 1])
             lower = out.hidden_states[self.split]
         # clone: a view would keep the whole padded batch alive in the cache
-        return [(torch.cat([head, lower[i, :k]]) if n else lower[i, :k].clone(), refs[i])
-                for i, k in enumerate(lengths.tolist())]
+        return [
+            (torch.cat([head, lower[i, :k]]) if n else lower[i, :k].clone(), refs[i])
+            for i, k in enumerate(lengths.tolist())
+        ]
 
     def _keep_prefix(self, prompts: list[Messages]) -> None:
         """Run the prefix all these prompts share once, adapter off, and keep it."""
@@ -139,7 +155,7 @@ class LabelPolicy:
         for start in range(0, len(todo), chunk):
             if cancel is not None and cancel.is_set():
                 return
-            part = todo[start:start + chunk]
+            part = todo[start : start + chunk]
             for messages, (lower, ref) in zip(part, self._frozen_pass(part)):
                 key = self._key(messages)
                 self._ref[key] = ref
@@ -212,9 +228,15 @@ class LabelPolicy:
 
         causal = create_causal_mask(self.config, hidden, mask, cache, position_ids=positions, layer_idx=self.split)
         rope = self.decoder.rotary_emb(hidden, positions)
-        for layer in self.decoder.layers[self.split:]:
-            hidden = layer(hidden, attention_mask=causal, position_embeddings=rope, position_ids=positions,
-                           cache=cache, use_cache=cache is not None)
+        for layer in self.decoder.layers[self.split :]:
+            hidden = layer(
+                hidden,
+                attention_mask=causal,
+                position_embeddings=rope,
+                position_ids=positions,
+                cache=cache,
+                use_cache=cache is not None,
+            )
         return hidden
 
     def _shared_prefix(self, rows: list[list[int]]) -> int:
