@@ -139,13 +139,14 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
             start = time.perf_counter()
             if not cfg.naive:
                 inner.prepare([e.messages for e in examples])
-            prepare = (time.perf_counter() - start) / len(examples)
+            prepare = time.perf_counter() - start
+            before = evaluate(policy, examples)  # not timed
             for _ in range(steps):
                 t = time.perf_counter()
                 metrics = grpo_step(policy, [examples[i] for i in next(order)], opt, args, gen)
                 times.append(time.perf_counter() - t)
                 rewards.append(metrics["reward"])
-            wall = time.perf_counter() - start
+            wall = prepare + sum(times)
             final = evaluate(policy, examples)
         finally:
             inner.model.unload()
@@ -155,8 +156,9 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
         "rewards": rewards,
         "final": final,
         "rss": rss_mb(),
-        "prepare": prepare,
+        "prepare": prepare / len(examples),
         "prompts": len(examples),
+        "before": before,
     }
 
 
@@ -182,10 +184,15 @@ def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
             f"{(1600 * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
             f"| peak RSS (MB) | {res['rss']:.0f} |",
             f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
-            f"| eval greedy reward / accuracy after | {final['greedy_reward']:.3f} / {final['accuracy']:.2f} |",
+            f"| eval greedy reward / accuracy before | {_fmt(res['before'])} |",
+            f"| eval greedy reward / accuracy after | {_fmt(final)} |",
             "",
         ]
     )
+
+
+def _fmt(ev: dict | None) -> str:
+    return "n/a" if ev is None else f"{ev['greedy_reward']:.3f} / {ev['accuracy']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
