@@ -139,6 +139,7 @@ def test_trainer_scores_the_routers_prompt(smol_path: Path, router: Router):
     assert len(policy.tokens(messages)) == n_tokens
     ours = policy.reference_logprobs([messages])[0].exp().tolist()
     # Same prompt tokens; fp32 here vs llama.cpp's quantised matmuls there.
+    print("label probs, trainer (fp32) vs llama.cpp:", [round(p, 3) for p in ours], probs)
     assert ours == pytest.approx([probs[label] for label in LABELS], abs=0.05)
 
 
@@ -194,6 +195,7 @@ def test_sft_moves_the_greedy_label_to_the_target(router: Router):
     examples = table({"easy": 0.0, "medium": 1.0, "hard": 0.0})  # medium: the least likely label before
     run = allocator.train(router, examples, args(sft_steps=8), None)
     acc = run.curves["eval_accuracy"]
+    print("SFT accuracy", acc, "loss", run.curves["sft_loss"][0][1], "->", run.last("sft_loss"))
     assert acc[0] == (0, 0.0) and acc[-1] == (8, 1.0)
     losses = [v for _, v in run.curves["sft_loss"]]
     assert losses[-1] < 0.5 * losses[0]
@@ -204,6 +206,7 @@ def test_grpo_raises_the_best_labels_probability_and_reward(router: Router):
     examples = table({"easy": 0.0, "medium": 0.2, "hard": 1.0})
     run = allocator.train(router, examples, args(grpo_steps=12), None)
     p_best, greedy = run.curves["eval_p_best"], run.curves["eval_greedy_reward"]
+    print("GRPO p_best", p_best, "greedy reward", greedy)
     assert p_best[-1][1] > p_best[0][1] + 0.3 and p_best[-1][1] > 0.9
     assert greedy[-1][1] > greedy[0][1] and greedy[-1][1] == pytest.approx(1.0)
     assert run.curves["eval_sampled_reward"][-1][1] > run.curves["eval_sampled_reward"][0][1]
@@ -216,6 +219,8 @@ def test_kl_term_keeps_the_policy_near_the_reference(router: Router):
     router.model = free.release()  # the bare model again, for a fresh adapter
     held = allocator.train(router, examples, args(grpo_steps=12, beta=2.0), None)
     kl_free, kl_held = free.last("eval_kl_ref"), held.last("eval_kl_ref")
+    print("KL to reference: beta=0", kl_free, "beta=2", kl_held, "sampled reward beta=2",
+          held.curves["eval_sampled_reward"][0][1], "->", held.last("eval_sampled_reward"))
     assert kl_held < 0.5 * kl_free
     assert held.last("eval_sampled_reward") > held.curves["eval_sampled_reward"][0][1]  # still learns
     held.release()
@@ -228,6 +233,7 @@ def test_several_updates_per_batch_make_the_clip_bite(router: Router):
         args(grpo_steps=3, updates_per_batch=4, clip_eps=0.05),
         None,
     )
+    print("clip fraction per step", run.curves["grpo_clip_frac"])
     assert max(v for _, v in run.curves["grpo_clip_frac"]) > 0  # later updates move past 1 +- eps
     run.release()
 
@@ -306,6 +312,7 @@ def test_decomposer_sft_lowers_the_target_loss(router: Router, tmp_path: Path):
     a = decomposer.DecomposerArgs(steps=6, batch_size=3, lr=1e-3, threads=1, lora=LoraArgs(layers=8))
     run = decomposer.train(router, examples, a, tmp_path / "plan-adapter")
     before, after = run.curves["eval_target_loss"][0][1], run.last("eval_target_loss")
+    print("decomposer target loss", before, "->", after)
     assert after < 0.6 * before
     assert (run.out_dir / "adapter_model.safetensors").is_file() and (run.out_dir / META_FILE).is_file()
     run.release()
@@ -332,6 +339,7 @@ def test_head_beats_chance_and_round_trips(tmp_path: Path):
     train_set, test_set = _feature_examples(120, 0), _feature_examples(60, 1)
     head = HeadBaseline.fit(train_set)
     score = head.evaluate(test_set)
+    print("head on logged features, held-out", score)
     assert score["accuracy"] > 0.8  # chance is 1/3
     loaded = HeadBaseline.load(head.save(tmp_path / "head.json"))
     assert loaded.predict(test_set) == head.predict(test_set)

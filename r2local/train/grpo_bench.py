@@ -76,6 +76,7 @@ CONFIGS = {
     "top4": Config("top-4 LoRA, frozen layers cached", 4),
     "top4p": Config("top-4 LoRA, cached + shared prefix once", 4, share_prefix=True),
     "top2p": Config("top-2 LoRA, cached + shared prefix once", 2, share_prefix=True),
+    "top8p": Config("top-8 LoRA, cached + shared prefix once", 8, share_prefix=True),
 }
 
 
@@ -113,7 +114,7 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: int, threads: int) -> dict:
+def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: int, threads: int, lr: float) -> dict:
     import torch
 
     from .allocator import AllocatorArgs, batches, evaluate, grpo_step, make_policy
@@ -123,7 +124,7 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
         grpo_steps=steps,
         batch_size=8,
         group_size=8,
-        lr=1e-4,
+        lr=lr,
         threads=threads,
         share_prefix=cfg.share_prefix,
         lora=LoraArgs(rank=16, alpha=32, layers=cfg.layers),
@@ -162,7 +163,7 @@ def run_config(router: Any, examples: list[AllocExample], cfg: Config, steps: in
     }
 
 
-def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
+def table(cfg: Config, res: dict, steps: int, threads: int, lr: float) -> str:
     t = res["times"]
     steady = t[1:] or t  # step 1 also pays one-off allocations and the split-path check
     r = res["rewards"]
@@ -170,7 +171,7 @@ def table(cfg: Config, res: dict, steps: int, threads: int) -> str:
     final = res["final"]
     return "\n".join(
         [
-            f"### {cfg.name} ({steps} steps, {threads} threads)",
+            f"### {cfg.name} ({steps} steps, {threads} threads, lr {lr:g})",
             "",
             "| metric | value |",
             "|---|---|",
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="steps for the all-layer configurations (default: --steps); they take minutes each",
     )
+    parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--prompts", type=int, default=32, help="distinct prompts (batches of 8 cycle through)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma list of {','.join(CONFIGS)}")
@@ -229,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     for key in opts.configs.split(","):
         cfg = CONFIGS[key]
         steps = opts.slow_steps if opts.slow_steps and cfg.layers is None else opts.steps
-        res = run_config(router, examples, cfg, steps, opts.threads)
-        print(table(cfg, res, steps, opts.threads), flush=True)
+        res = run_config(router, examples, cfg, steps, opts.threads, opts.lr)
+        print(table(cfg, res, steps, opts.threads, opts.lr), flush=True)
 
 
 if __name__ == "__main__":
