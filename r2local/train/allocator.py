@@ -54,7 +54,13 @@ class AllocatorArgs:
     grpo_steps: int = field(default=200, metadata={"help": "GRPO steps."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per step."})
     group_size: int = field(default=8, metadata={"help": "GRPO: labels sampled per prompt (G)."})
-    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate (5e-4 collapsed SmolLM2; 1e-4 worked)."})
+    lr: float = field(
+        default=3e-4,
+        metadata={
+            "help": "AdamW learning rate. Top-4-layer LoRA learned at 3e-4 (SmolLM2, Qwen 0.5B); "
+            "all-layer LoRA collapsed SmolLM2 at 5e-4 and wants ~1e-4."
+        },
+    )
     clip_eps: float = field(default=0.2, metadata={"help": "GRPO: PPO clip range for the ratio new/old policy."})
     beta: float = field(default=0.0, metadata={"help": "GRPO: weight of KL(policy || router without adapter)."})
     updates_per_batch: int = field(

@@ -6,6 +6,12 @@ LoRA r16 on q,k,v,o. Configurations go from the naive step (all layers carry
 LoRA, full-vocabulary logits at every position) to the speed-ups this package
 uses (label rows only at the last position, LoRA on the top layers with the
 frozen layers cached, the batch's shared prompt prefix run once).
+
+Measured on the shared 2-core box (Qwen2.5-Coder-0.5B, 2 threads, quiet
+spell): naive 24.7 s/step, label rows 12.9, top-4 cached 1.9, top-4 cached +
+shared prefix 0.96 (0.27 s once per distinct prompt for the frozen layers and
+the reference). At lr 3e-4 the top-4 adapter took greedy label accuracy on
+the bench set from 0.34 to 1.00 in 40 steps.
 """
 
 from __future__ import annotations
