@@ -22,13 +22,13 @@ from r2local.errors import R2Error  # noqa: E402
 from r2local.router.allocator import LABELS, score_messages  # noqa: E402
 from r2local.router.decomposer import plan_messages  # noqa: E402
 from r2local.train import allocator, decomposer  # noqa: E402
-from r2local.train.common import (
+from r2local.train.common import (  # noqa: E402
     META_FILE,
     LoraArgs,
     Router,
     attach_lora,
     batches,
-    load_router,  # noqa: E402
+    load_router,
     save_atomically,
 )
 from r2local.train.data import AllocExample, TextExample, TrainError, best_label  # noqa: E402
@@ -50,7 +50,7 @@ def table(rewards: dict[str, float], questions=QUESTIONS) -> list[AllocExample]:
 
 
 def args(**kw) -> allocator.AllocatorArgs:
-    base = dict(sft_steps=0, grpo_steps=0, batch_size=6, lr=1e-3, threads=1, lora=LoraArgs(layers=4))
+    base = {"sft_steps": 0, "grpo_steps": 0, "batch_size": 6, "lr": 1e-3, "threads": 1, "lora": LoraArgs(layers=4)}
     return allocator.AllocatorArgs(**{**base, **kw})
 
 
@@ -219,8 +219,16 @@ def test_kl_term_keeps_the_policy_near_the_reference(router: Router):
     router.model = free.release()  # the bare model again, for a fresh adapter
     held = allocator.train(router, examples, args(grpo_steps=12, beta=2.0), None)
     kl_free, kl_held = free.last("eval_kl_ref"), held.last("eval_kl_ref")
-    print("KL to reference: beta=0", kl_free, "beta=2", kl_held, "sampled reward beta=2",
-          held.curves["eval_sampled_reward"][0][1], "->", held.last("eval_sampled_reward"))
+    print(
+        "KL to reference: beta=0",
+        kl_free,
+        "beta=2",
+        kl_held,
+        "sampled reward beta=2",
+        held.curves["eval_sampled_reward"][0][1],
+        "->",
+        held.last("eval_sampled_reward"),
+    )
     assert kl_held < 0.5 * kl_free
     assert held.last("eval_sampled_reward") > held.curves["eval_sampled_reward"][0][1]  # still learns
     held.release()

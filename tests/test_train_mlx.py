@@ -31,7 +31,8 @@ def examples(rewards: dict[str, float]) -> list[AllocExample]:
 
 
 def args(**kw) -> AllocatorArgs:
-    base = dict(sft_steps=0, grpo_steps=0, batch_size=5, group_size=8, lr=1e-2, lora=LoraArgs(rank=4, alpha=8))
+    lora = LoraArgs(rank=4, alpha=8)
+    base = {"sft_steps": 0, "grpo_steps": 0, "batch_size": 5, "group_size": 8, "lr": 1e-2, "lora": lora}
     return AllocatorArgs(**{**base, **kw})
 
 

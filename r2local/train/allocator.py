@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..router.allocator import LABELS
 from .common import (
@@ -159,7 +160,7 @@ def eval_metrics(
     """Greedy reward, label accuracy vs the best label, expected reward under sampling,
     mean probability of the best label and KL to the reference — all exact, from
     per-example label log-probs (plain lists, so the MLX trainer shares it)."""
-    sums = dict(greedy_reward=0.0, accuracy=0.0, sampled_reward=0.0, p_best=0.0, kl_ref=0.0)
+    sums = {"greedy_reward": 0.0, "accuracy": 0.0, "sampled_reward": 0.0, "p_best": 0.0, "kl_ref": 0.0}
     for ex, lp, rf in zip(examples, logp, ref):
         p = [math.exp(v) for v in lp]
         table = [ex.rewards[label] for label in labels]

@@ -10,9 +10,10 @@ import random
 import shutil
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .data import TrainError
 

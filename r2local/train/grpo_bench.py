@@ -175,6 +175,9 @@ def table(cfg: Config, res: dict, steps: int, threads: int, lr: float) -> str:
     r = res["rewards"]
     k = max(1, len(r) // 4)
     final = res["final"]
+    steps_200 = t[0] + 199 * statistics.mean(steady)
+    few = (res["prompts"] * res["prepare"] + steps_200) / 60
+    fresh = (1600 * res["prepare"] + steps_200) / 60
     return "\n".join(
         [
             f"### {cfg.name} ({steps} steps, {threads} threads, lr {lr:g})",
@@ -185,10 +188,8 @@ def table(cfg: Config, res: dict, steps: int, threads: int, lr: float) -> str:
             f"| steady step mean (s, steps 2..) | {statistics.mean(steady):.2f} |",
             f"| frozen layers + reference, once per distinct prompt (s) | {res['prepare']:.2f} |",
             f"| total wall, {res['prompts']} prompts prepared + {steps} steps (s) | {res['wall']:.1f} |",
-            f"| 200 steps over {res['prompts']} distinct prompts, extrapolated (min) | "
-            f"{(res['prompts'] * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
-            f"| 200 steps, every prompt new (1600 distinct), extrapolated (min) | "
-            f"{(1600 * res['prepare'] + t[0] + 199 * statistics.mean(steady)) / 60:.1f} |",
+            f"| 200 steps over {res['prompts']} distinct prompts, extrapolated (min) | {few:.1f} |",
+            f"| 200 steps, every prompt new (1600 distinct), extrapolated (min) | {fresh:.1f} |",
             f"| peak RSS (MB) | {res['rss']:.0f} |",
             f"| sampled reward first / last {k} steps | {statistics.mean(r[:k]):.3f} / {statistics.mean(r[-k:]):.3f} |",
             f"| eval greedy reward / accuracy before | {_fmt(res['before'])} |",
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     from .common import load_router
 
     path = Path(opts.model)
-    if not path.suffix == ".gguf":
+    if path.suffix != ".gguf":
         from ..fetch import resolve
         from ..manifests import load_manifests
 

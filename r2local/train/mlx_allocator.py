@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .allocator import AllocatorArgs, Reward, eval_metrics, table_reward
 from .common import (
@@ -138,8 +139,8 @@ def grpo_loss(logp: Any, old: Any, actions: Any, adv: Any, ref: Any, w: Any, arg
 
 def _grpo_step(policy, examples, opt, args, rng, reward: Reward, loss_fn: Callable) -> dict[str, float]:
     import mlx.core as mx
-    import mlx.nn as nn
     import numpy as np
+    from mlx import nn
 
     batch = [ex.messages for ex in examples]
     ref = policy.reference_logprobs(batch)
@@ -163,7 +164,7 @@ def _grpo_step(policy, examples, opt, args, rng, reward: Reward, loss_fn: Callab
 
 def _sft_step(policy, examples, opt, args) -> dict[str, float]:
     import mlx.core as mx
-    import mlx.nn as nn
+    from mlx import nn
 
     batch = [ex.messages for ex in examples]
     target = mx.array([policy.label_ids[policy.labels.index(best_label(ex.rewards, policy.labels))] for ex in examples])
