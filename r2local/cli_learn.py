@@ -89,3 +89,93 @@ def feedback(question_id: str, verdict: str, subtask: int | None, note: str | No
         ledger.close()
     what = f"subtask {subtask}" if subtask is not None else "the answer"
     click.echo(f"{verdict}: {what} of question {q['id']} ({(q['question'] or '')[:60]})")
+
+
+@cli.group()
+def train() -> None:
+    """Teach the router from your own ledger: status, run, adopt, rollback."""
+
+
+@train.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def train_status(ctx: click.Context, as_json: bool) -> None:
+    """The active router adapter, every version, the last runs, and the labels there are to learn from."""
+    from .config import load_settings
+    from .train.report import status, status_text
+
+    data = status(load_settings(pool=ctx.find_root().obj["pool"]))
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else status_text(data))
+
+
+@train.command("run")
+@click.option("--sft-steps", type=int, default=40, show_default=True, help="SFT steps on the best label.")
+@click.option("--grpo-steps", type=int, default=200, show_default=True, help="One-token GRPO steps.")
+@click.option("--cloud-share", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="The operating point the held-out comparison is made at.")
+@click.option("--threads", type=int, default=None, help="CPU threads for training [default: runtime.threads].")
+@click.option("--no-adopt", is_flag=True, help="Keep the new version as a candidate even if it is better.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def train_run(ctx: click.Context, sft_steps: int, grpo_steps: int, cloud_share: float, threads: int | None,
+              no_adopt: bool, as_json: bool) -> None:
+    """Train a router adapter on what the ledgers know; adopt it only if it is better on held-out questions."""
+    import signal
+    import sys
+    import threading
+
+    from .config import load_settings
+    from .train.report import progress_printer, report_text
+    from .train.run import TrainArgs, run
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    args = TrainArgs(sft_steps=sft_steps, grpo_steps=grpo_steps, cloud_share=cloud_share, threads=threads,
+                     adopt=not no_adopt)
+    try:
+        report = run(load_settings(pool=ctx.find_root().obj["pool"]), args, progress=progress_printer(), cancel=cancel)
+    except Exception as exc:
+        from .errors import Cancelled
+
+        if isinstance(exc, Cancelled):
+            click.echo("\ncancelled: nothing was kept; the active adapter is unchanged", err=True)
+            sys.exit(130)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    click.echo(json.dumps(report.to_json(), indent=2, default=str) if as_json else report_text(report.to_json()))
+
+
+@train.command("adopt")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def train_adopt(version: str, as_json: bool) -> None:
+    """Route with adapter VERSION (e.g. v3) from now on."""
+    from .ledger import Ledger
+    from .train import adapters
+
+    ledger = Ledger()
+    try:
+        row = adapters.adopt(ledger, version)
+    finally:
+        ledger.close()
+    click.echo(json.dumps(row, indent=2, default=str) if as_json else f"{row['id']} is active; the router uses it "
+               "from the next question (run `r2local calibrate` to refit the route policy on its ratings)")
+
+
+@train.command("rollback")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def train_rollback(as_json: bool) -> None:
+    """Back to the adapter adopted before the active one (or to the plain router)."""
+    from .ledger import Ledger
+    from .train import adapters
+
+    ledger = Ledger()
+    try:
+        row = adapters.rollback(ledger)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(row, indent=2, default=str))
+    else:
+        click.echo(f"{row['id']} is active again" if row else "no adapter is active: the router runs as shipped")

@@ -101,13 +101,14 @@ class Engine:
         recorder: Recorder | None = None,
         strategy: Strategy | None = None,
     ) -> None:
-        self.settings = settings
         self.ledger = ledger or Ledger()
+        settings, self.adapter_id = _with_active_adapter(settings, self.ledger)
+        self.settings = settings
         self.pool = pool or Pool(settings, progress=progress)
         self.budget = Budget(self.ledger, settings.budget)
         self.gates = Gates(settings.privacy.mode, Redactor(settings.privacy.extra_patterns), self.budget)
         self.recorder = recorder or LedgerRecorder(self.ledger)
-        self.router = RouterClient(self.pool, settings.router, self.recorder)
+        self.router = RouterClient(self.pool, settings.router, self.recorder, self.adapter_id)
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
         self.strategy = strategy or STRATEGIES[settings.router.strategy]()
         self._rng = random.Random()
@@ -297,6 +298,24 @@ class Engine:
             node.decision_source, node.decided_tier = d.source, job.tiers[d.tier].name
             self.ledger.save_node(job.question_id, node)
             job.emit(NodeUpdate(job.question_id, node.snapshot()))
+
+
+def _with_active_adapter(settings: Settings, ledger: Ledger) -> tuple[Settings, str | None]:
+    """The router runs with the adopted adapter (`r2local train adopt`) unless config.toml names one.
+
+    Returns the settings to use and the adapter's id for the ledger ("router@v3"), or the
+    configured adapter's file name, or None."""
+    from pathlib import Path
+
+    from .train import adapters
+
+    r = settings.router
+    if r.adapter is not None:
+        return settings, Path(r.adapter).name
+    found = adapters.active(ledger, base_model=r.model)
+    if found is None or not Path(found["path"]).is_file():
+        return settings, None
+    return settings.model_copy(update={"router": r.model_copy(update={"adapter": found["path"]})}), found["id"]
 
 
 def _ms(started: float) -> float:

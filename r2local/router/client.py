@@ -29,14 +29,18 @@ if TYPE_CHECKING:
 
 
 class RouterClient:
-    def __init__(self, pool: "Pool", section: "RouterSection", recorder: "Recorder") -> None:
+    def __init__(self, pool: "Pool", section: "RouterSection", recorder: "Recorder", adapter_id: str | None = None) -> None:
         self.pool = pool
         self.section = section
         self.recorder = recorder
         self._burst = threading.local()
+        self._adapter_id = adapter_id
 
     @property
     def adapter(self) -> str | None:
+        """What the ledger calls the adapter the router runs with: its version id, or its file name."""
+        if self._adapter_id:
+            return self._adapter_id
         return Path(self.section.adapter).name if self.section.adapter else None
 
     def _record(self, role: Role, qid: str | None, subtask_id: int | None, messages: list, **kw: object) -> CallRecord:

@@ -1,0 +1,114 @@
+"""How good an allocator is, on held-out questions whose every tier's outcome is known.
+
+An allocator gives each question label probabilities. As a query router it
+sends a question to the cloud when P(hard) reaches a cut, else to the likelier
+of the two local labels' tiers; sweeping the cut gives a cost–accuracy curve.
+The comparison is the cloud cost at equal accuracy: the accuracy the
+untrained router reaches when it sends the target share of questions to the
+cloud, and what each allocator pays to reach it. A paired sign test on the
+per-question reward of the greedy label says whether a new version really
+beats the active one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..outcomes import Row
+from ..router.allocator import LABELS, score_messages
+from .data import AllocExample
+from .labels import complete
+
+Probs = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Point:
+    cut: float | None  # P(hard) at or above which the question goes to the cloud (None: never)
+    accuracy: float
+    cloud_cost_usd: float
+    cloud_share: float
+
+
+def curve(rows: list[Row], probs: list[Probs], mapping: dict[str, str]) -> list[Point]:
+    """Accuracy and cloud cost for every cut that changes a decision."""
+    outcomes = [complete(r, mapping) for r in rows]
+    costs = [r.tiers[mapping["hard"]].cost_usd if mapping["hard"] in r.tiers else 0.0 for r in rows]
+    mean = sum(costs) / max(1, sum(1 for c in costs if c)) if any(costs) else 0.0
+    costs = [c or mean for c in costs]  # an unmeasured cloud answer costs what they do on average
+    cuts = sorted({p.get("hard", 0.0) for p in probs}, reverse=True) + [math.inf]
+    points = []
+    for cut in [math.inf] + cuts[:-1]:
+        right = cost = up = 0.0
+        for o, p, c in zip(outcomes, probs, costs):
+            if o is None:
+                continue
+            if p.get("hard", 0.0) >= cut:
+                right, cost, up = right + o["hard"], cost + c, up + 1
+            else:
+                right += o["easy"] if p.get("easy", 0.0) > p.get("medium", 0.0) else o["medium"]
+        n = sum(1 for o in outcomes if o is not None) or 1
+        points.append(Point(None if cut == math.inf else cut, right / n, cost, up / n))
+    return points
+
+
+def at_share(points: list[Point], share: float) -> Point:
+    """The point whose cloud share is the largest not above ``share``."""
+    fit = [p for p in points if p.cloud_share <= share + 1e-9]
+    return max(fit, key=lambda p: (p.cloud_share, p.accuracy)) if fit else points[0]
+
+
+def cost_at(points: list[Point], accuracy: float) -> float | None:
+    """The least cloud cost that reaches ``accuracy`` on this curve (None: it never does)."""
+    reach = [p.cloud_cost_usd for p in points if p.accuracy >= accuracy - 1e-9]
+    return min(reach) if reach else None
+
+
+def greedy_rewards(examples: list[AllocExample], probs: list[Probs]) -> list[float]:
+    return [ex.rewards[max(LABELS, key=lambda k: p.get(k, 0.0))] for ex, p in zip(examples, probs)]
+
+
+def sign_test(new: list[float], old: list[float]) -> dict[str, Any]:
+    """Exact two-sided sign test on paired rewards (ties dropped)."""
+    wins = sum(1 for a, b in zip(new, old) if a > b + 1e-12)
+    losses = sum(1 for a, b in zip(new, old) if b > a + 1e-12)
+    n = wins + losses
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n)
+    return {"wins": wins, "losses": losses, "p": p}
+
+
+def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, list[Probs]], mapping: dict[str, str],
+            *, reference: str = "untrained", share: float = 0.3) -> dict[str, Any]:
+    """Each allocator's curve, cost at the reference's accuracy, greedy reward, label accuracy."""
+    curves = {name: curve(rows, probs, mapping) for name, probs in scored.items()}
+    ref = at_share(curves[reference], share)
+    out: dict[str, Any] = {"reference": reference, "share": share, "accuracy": ref.accuracy,
+                           "reference_cost_usd": ref.cloud_cost_usd, "allocators": {}}
+    base_rewards = greedy_rewards(examples, scored[reference])
+    for name, probs in scored.items():
+        rewards = greedy_rewards(examples, probs)
+        best = [max(LABELS, key=lambda k: ex.rewards[k]) for ex in examples]
+        picked = [max(LABELS, key=lambda k: p.get(k, 0.0)) for p in probs]
+        cost = cost_at(curves[name], ref.accuracy)
+        out["allocators"][name] = {
+            "cost_at_equal_accuracy_usd": cost,
+            "cost_change": None if cost is None or not ref.cloud_cost_usd else cost / ref.cloud_cost_usd - 1.0,
+            "greedy_reward": sum(rewards) / max(1, len(rewards)),
+            "label_accuracy": sum(a == b for a, b in zip(picked, best)) / max(1, len(best)),
+            "vs_reference": sign_test(rewards, base_rewards),
+            "curve": [p.__dict__ for p in curves[name]],
+        }
+    return out
+
+
+def score_rows(backend: Any, rows: list[Row], adapter: Any = None) -> list[Probs]:
+    """Label probabilities the way inference computes them: llama.cpp, with the GGUF adapter applied."""
+    if hasattr(backend, "set_adapter"):
+        backend.set_adapter(adapter)
+    out = []
+    for row in rows:
+        probs, _ = backend.score_labels(score_messages(row.question, row.question), list(LABELS))
+        out.append(probs)
+    return out
