@@ -149,18 +149,15 @@ def train_run(ctx: click.Context, sft_steps: int, grpo_steps: int, cloud_share: 
 @train.command("adopt")
 @click.argument("version")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def train_adopt(version: str, as_json: bool) -> None:
-    """Route with adapter VERSION (e.g. v3) from now on."""
-    from .ledger import Ledger
-    from .train import adapters
+@click.pass_context
+def train_adopt(ctx: click.Context, version: str, as_json: bool) -> None:
+    """Route with adapter VERSION (e.g. v3) from now on (the route policy is refitted on its ratings)."""
+    from .config import load_settings
+    from .train.run import adopt
 
-    ledger = Ledger()
-    try:
-        row = adapters.adopt(ledger, version)
-    finally:
-        ledger.close()
-    click.echo(json.dumps(row, indent=2, default=str) if as_json else f"{row['id']} is active; the router uses it "
-               "from the next question (run `r2local calibrate` to refit the route policy on its ratings)")
+    row = adopt(load_settings(pool=ctx.find_root().obj["pool"]), version)
+    click.echo(json.dumps(row, indent=2, default=str) if as_json
+               else f"{row['id']} is active; the router uses it from the next question")
 
 
 @train.command("rollback")

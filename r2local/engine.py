@@ -145,6 +145,13 @@ class Engine:
         upper = pick_upper(self, result, self._rng, local_only)
         return shadow(self, result, upper, confirm) if upper is not None else None
 
+    def use_adapter(self, adapter_id: str | None, path: str | None) -> None:
+        """Route with another adapter from the next question on (the replaced router instance is unloaded)."""
+        self.pool.use_router_adapter(path)
+        self.settings = self.pool.settings
+        self.adapter_id = adapter_id
+        self.router = RouterClient(self.pool, self.settings.router, self.recorder, adapter_id)
+
     def route_policy(self) -> RoutePolicy:
         """The route policy: the last `r2local calibrate` that fits this pool, else the default."""
         cal = self.ledger.latest_calibration()

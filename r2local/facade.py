@@ -138,5 +138,36 @@ class Facade:
             tier = q["subtasks"][-1]["tier"] if q and q["subtasks"] else None
         self.engine.ledger.add_feedback(Feedback(question_id, Verdict(verdict), subtask_id=subtask_id, tier=tier))
 
+    # -- training (minutes of PyTorch: call from a worker) -------------------------------------
+    def train_status_text(self) -> str:
+        from .train.report import status, status_text
+
+        return status_text(status(self.engine.settings))
+
+    def train(self, steps: tuple[int, int], progress: Any, cancel: threading.Event) -> dict[str, Any]:
+        """Train a candidate adapter (not adopted: the caller decides) on half the thread budget."""
+        from .train.run import TrainArgs, run
+
+        budget = self.engine.pool.budget
+        threads = max(1, budget.total // 2)  # the rest stays free for answering questions meanwhile
+        with budget.hold(threads, cancel):
+            report = run(self.engine.settings, TrainArgs(sft_steps=steps[0], grpo_steps=steps[1], threads=threads,
+                                                          adopt=False), progress=progress, cancel=cancel)
+        return report.to_json()
+
+    def decide_adapter(self, adapter_id: str, adopt: bool) -> str:
+        """Adopt a trained version (the router switches now) or discard it."""
+        from .train import adapters
+        from .train.run import adopt as adopt_version
+
+        if not adopt:
+            with self.engine.ledger._lock, self.engine.ledger.db.conn:
+                self.engine.ledger.db.execute("update adapters set status = ? where id = ?",
+                                              (adapters.REJECTED, adapter_id))
+            return f"{adapter_id} discarded; the router is unchanged"
+        row = adopt_version(self.engine.settings, adapter_id)
+        self.engine.use_adapter(row["id"], row["path"])
+        return f"{row['id']} adopted: the router uses it from the next question"
+
     def close(self) -> None:
         self.engine.close()

@@ -300,3 +300,32 @@ async def test_feedback_keys_mark_the_answer_and_a_node(r2home, proxy):
         rows = [(r["verdict"], r["subtask_id"], r["source"]) for r in Ledger().feedback(qid)]
         assert rows == [("needed-the-cloud", None, "user"), ("bad", 1, "user")]
         assert Ledger().feedback(qid)[0]["tier"] is not None
+
+
+async def test_training_screen_trains_and_adopts(r2home, proxy):
+    """F5, t: a short real training run in a worker, its before/after table, then adopt."""
+    from tui.screens.training import TrainingScreen
+
+    from .test_train_run import bench_ledger
+
+    bench_ledger(r2home)
+    app = app_for(r2home, proxy)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        assert isinstance(app.screen, TrainingScreen)
+        app.screen.steps = (6, 4)  # a short run
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "labelled questions to learn from: 48" in str(app.screen.query_one("#train-status").render())
+        await pilot.press("t")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert screen.report is not None and screen.query_one("#train-table").row_count == 3
+        assert "router@v1" in str(screen.query_one("#train-why").render())
+        assert not screen.query_one("#adopt").disabled
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.engine.engine.adapter_id == "router@v1"
+        assert Ledger()._query("select status from adapters")[0]["status"] == "active"

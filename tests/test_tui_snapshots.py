@@ -187,3 +187,33 @@ def test_first_run_screen_without_a_keyring(r2home, snap_compare):
         await pilot.pause(0.2)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=wait)
+
+
+REPORT = {
+    "adapter_id": "router@v2", "adopted": False, "better": True,
+    "why": "greedy reward 0.912 vs 0.781 (untrained), sign test p = 0.0039; cloud cost at equal accuracy $0.004210 vs "
+           "$0.007930: better; kept as a candidate (--no-adopt)",
+    "comparison": {"reference": "untrained", "share": 0.3, "accuracy": 0.81, "allocators": {
+        "untrained": {"greedy_reward": 0.781, "label_accuracy": 0.52, "cost_at_equal_accuracy_usd": 0.00793,
+                      "cost_change": 0.0, "vs_reference": {"wins": 0, "losses": 0, "p": 1.0}},
+        "head": {"greedy_reward": 0.844, "label_accuracy": 0.66, "cost_at_equal_accuracy_usd": 0.00611,
+                 "cost_change": -0.23, "vs_reference": {"wins": 9, "losses": 3, "p": 0.146}},
+        "lora": {"greedy_reward": 0.912, "label_accuracy": 0.79, "cost_at_equal_accuracy_usd": 0.00421,
+                 "cost_change": -0.469, "vs_reference": {"wins": 12, "losses": 1, "p": 0.0034}}}},
+}
+
+
+def test_training_screen_before_after(r2home, snap_compare):
+    from tui.screens.training import TrainingScreen
+
+    app, _ = build_app(r2home, first_run_check=False)
+
+    async def run_before(pilot):
+        await app.push_screen(TrainingScreen())
+        await app.workers.wait_for_complete()
+        app.screen.rewards = [0.4, 0.5, 0.55, 0.7, 0.72, 0.8, 0.85, 0.9]
+        app.screen.query_one("#train-spark").data = app.screen.rewards
+        app.screen.show_report(REPORT)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

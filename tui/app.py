@@ -146,6 +146,11 @@ class R2App(App):
         today = self.today or date.today()
         self.push_screen(SpendScreen(self.engine.spend(30, today), today, 30, self.engine.budget_caps))
 
+    def action_training(self) -> None:
+        from .screens.training import TrainingScreen
+
+        self.push_screen(TrainingScreen())
+
     def action_set_key(self) -> None:
         tier = self.cloud_tier()
         if tier is None:
@@ -164,6 +169,7 @@ class R2App(App):
         yield SystemCommand("Set API key", "Store the cloud key in the OS keyring (F4)", self.action_set_key)
         yield SystemCommand("History", "Past questions from the ledger (F2)", self.action_history)
         yield SystemCommand("Spend", "Cost per day and per model (F3)", self.action_spend)
+        yield SystemCommand("Train the router", "Learn from the ledger, adopt only when better (F5)", self.action_training)
         yield SystemCommand("Cancel question", "Stop the running question (Esc)", self.action_cancel_question)
 
 

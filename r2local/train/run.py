@@ -237,6 +237,18 @@ def _kl(torch_probs: list[dict[str, float]], llama_probs: list[dict[str, float]]
     return {"mean_kl": sum(kls) / n, "max_kl": max(kls, default=0.0), "label_agreement": same / n, "n": len(kls)}
 
 
+def adopt(settings: Settings, ref: str, *, threads: int | None = None) -> dict[str, Any]:
+    """Make adapter ``ref`` active and refit the route policy on its ratings (CLI, app)."""
+    main = Ledger()
+    try:
+        row = adapters.adopt(main, ref)
+        gguf = Pool(settings, fetch=False).model_file(settings.router.model)
+        _recalibrate(settings, main, gguf, Path(row["path"]), threads or settings.runtime.threads)
+        return row
+    finally:
+        main.close()
+
+
 def _recalibrate(settings: Settings, main: Ledger, gguf: Path, adapter: Path, threads: int) -> None:
     """The route policy's bands, refitted on the adopted adapter's ratings of every labelled question."""
     from ..backends.llamacpp import LlamaCppBackend

@@ -31,6 +31,7 @@ class MainScreen(Screen):
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
         Binding("f4", "app.set_key", "Key"),
+        Binding("f5", "app.training", "Train"),
         # Feedback on the highlighted plan node (the plan's title: the whole answer); not while typing.
         Binding("plus", "feedback('good')", "Good", key_display="+", show=False),
         Binding("minus", "feedback('bad')", "Bad", key_display="-", show=False),
