@@ -32,9 +32,11 @@ class Point:
     cloud_share: float
 
 
-def curve(rows: list[Row], probs: list[Probs], mapping: dict[str, str]) -> list[Point]:
-    """Accuracy and cloud cost for every cut that changes a decision."""
+def curve(rows: list[Row], probs: list[Probs], mapping: dict[str, str], tau: float | None = None) -> list[Point]:
+    """Accuracy and cloud cost for every cut that changes a decision. With ``tau``, as r2local
+    runs: a question kept local still climbs to the cloud when its samples agree less than tau."""
     outcomes = [complete(r, mapping) for r in rows]
+    agree = [r.tiers[mapping["medium"]].confidence if mapping["medium"] in r.tiers else None for r in rows]
     costs = [r.tiers[mapping["hard"]].cost_usd if mapping["hard"] in r.tiers else 0.0 for r in rows]
     mean = sum(costs) / max(1, sum(1 for c in costs if c)) if any(costs) else 0.0
     costs = [c or mean for c in costs]  # an unmeasured cloud answer costs what they do on average
@@ -42,10 +44,11 @@ def curve(rows: list[Row], probs: list[Probs], mapping: dict[str, str]) -> list[
     points = []
     for cut in [math.inf] + cuts[:-1]:
         right = cost = up = 0.0
-        for o, p, c in zip(outcomes, probs, costs):
+        for o, p, c, a in zip(outcomes, probs, costs, agree):
             if o is None:
                 continue
-            if p.get("hard", 0.0) >= cut:
+            climbs = tau is not None and a is not None and a < tau and p.get("easy", 0.0) <= p.get("medium", 0.0)
+            if p.get("hard", 0.0) >= cut or climbs:
                 right, cost, up = right + o["hard"], cost + c, up + 1
             else:
                 right += o["easy"] if p.get("easy", 0.0) > p.get("medium", 0.0) else o["medium"]
@@ -80,8 +83,9 @@ def sign_test(new: list[float], old: list[float]) -> dict[str, Any]:
 
 
 def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, list[Probs]], mapping: dict[str, str],
-            *, reference: str = "untrained", share: float = 0.3) -> dict[str, Any]:
-    """Each allocator's curve, cost at the reference's accuracy, greedy reward, label accuracy."""
+            *, reference: str = "untrained", share: float = 0.3, tau: float | None = None) -> dict[str, Any]:
+    """Each allocator's curve, cost at the reference's accuracy, greedy reward, label accuracy;
+    with ``tau``, also each allocator as r2local uses it (its route, then agreement)."""
     curves = {name: curve(rows, probs, mapping) for name, probs in scored.items()}
     ref = at_share(curves[reference], share)
     out: dict[str, Any] = {"reference": reference, "share": share, "accuracy": ref.accuracy,
@@ -100,6 +104,22 @@ def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, lis
             "vs_reference": sign_test(rewards, base_rewards),
             "curve": [p.__dict__ for p in curves[name]],
         }
+    if tau is not None:
+        out["with_agreement"] = _with_agreement(rows, scored, mapping, reference, share, tau)
+    return out
+
+
+def _with_agreement(rows: list[Row], scored: dict[str, list[Probs]], mapping: dict[str, str], reference: str,
+                    share: float, tau: float) -> dict[str, Any]:
+    """Each allocator routing first, agreement escalating after: r2local's cloud cost at equal accuracy."""
+    curves = {name: curve(rows, probs, mapping, tau) for name, probs in scored.items()}
+    ref = at_share(curves[reference], share)
+    out: dict[str, Any] = {"agree_below": tau, "accuracy": ref.accuracy, "reference_cost_usd": ref.cloud_cost_usd}
+    for name, points in curves.items():
+        cost = cost_at(points, ref.accuracy)
+        out[name] = {"cost_at_equal_accuracy_usd": cost,
+                     "cost_change": None if cost is None or not ref.cloud_cost_usd else cost / ref.cloud_cost_usd - 1.0,
+                     "curve": [p.__dict__ for p in points]}
     return out
 
 

@@ -64,6 +64,13 @@ def report_text(r: dict[str, Any]) -> str:
            f"cloud ({c.get('accuracy', 0):.1%}):",
            table(["allocator", "greedy reward", "best label", "cloud cost at equal acc.", "vs ref", "wins/losses", "p"],
                  rows, right={1, 2, 3, 4, 5, 6})]
+    w = c.get("with_agreement")
+    if w:
+        line = ", ".join(f"{k} {_usd(v['cost_at_equal_accuracy_usd'])}"
+                         + (f" ({v['cost_change']:+.0%})" if v["cost_change"] is not None else "")
+                         for k, v in w.items() if isinstance(v, dict))
+        out.append(f"as r2local routes (allocator first, then agreement below {w['agree_below']:.2f}), cloud cost "
+                   f"at {w['accuracy']:.1%} accuracy: {line}")
     e = r["export_check"]
     if e:
         out.append(f"exported GGUF adapter vs PyTorch on {e['n']} prompts: mean KL {e['mean_kl']:.4f}, "

@@ -211,7 +211,8 @@ def _judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: di
     finally:
         backend.close()
     reference = "active" if "active" in scored else "untrained"
-    report.comparison = compare(held, ex_held, scored, mapping, reference=reference, share=args.cloud_share)
+    report.comparison = compare(held, ex_held, scored, mapping, reference=reference, share=args.cloud_share,
+                                tau=settings.executor.agree_below)
     report.export_check = _kl(torch_held, scored["lora"])
     lora, ref = report.comparison["allocators"]["lora"], report.comparison["allocators"][reference]
     better = (lora["greedy_reward"] > ref["greedy_reward"] and lora["vs_reference"]["p"] < 0.05
