@@ -27,7 +27,7 @@ class MainScreen(Screen):
         Binding("escape", "cancel", "Cancel"),
         Binding("slash", "focus_ask", "Ask", key_display="/"),
         Binding("z", "zoom_detail", "Zoom"),
-        Binding("ctrl+o", "app.toggle_local_only", "Local-only"),
+        Binding("ctrl+o", "app.toggle_local_only", "Local"),
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
         Binding("f4", "app.set_key", "Key"),
