@@ -95,53 +95,25 @@ STRATEGIES: dict[str, StrategyFactory] = {}
 register = registrar(STRATEGIES)
 
 
-@register("all-small")
-def all_small(ctx: Context) -> Strategy:
-    return Strategy("all-small", WholeQuestion(), ForcedAllocator(ctx.small.name))
-
-
-@register("all-local")
-def all_local(ctx: Context) -> Strategy:
-    return Strategy("all-local", WholeQuestion(), ForcedAllocator(ctx.strong.name))
-
-
-@register("all-cloud")
-def all_cloud(ctx: Context) -> Strategy:
-    return Strategy("all-cloud", WholeQuestion(), ForcedAllocator(ctx.cloud.name))
-
-
-@register("cascade")
-def cascade(ctx: Context) -> Strategy:
-    return Strategy("cascade", WholeQuestion(), StartAt(ctx.first.index))
-
-
-@register("r2local")
-def routed(ctx: Context) -> Strategy:
-    return Strategy("r2local", RoutePlanner(ctx.policy), RouteAllocator())
-
-
-@register("task-level")
-def task_level(ctx: Context) -> Strategy:
-    # One node that is the question itself: the router scores it once and the
-    # thresholds pick its tier, at r2local's cloud share; nothing climbs.
-    return Strategy("task-level", WholeQuestion(), PolicyAllocator(ctx.equal_cost_thresholds(), escalate=False))
-
-
-@register("random")
-def random_tiers(ctx: Context) -> Strategy:
-    # The whole question on a tier drawn with r2local's shares: it spends what
-    # r2local spends, but blindly.
-    return Strategy("random", WholeQuestion(), RandomAllocator(ctx.shares, ctx.rng))
-
-
-@register("cot-cloud")
-def cot_cloud(ctx: Context) -> Strategy:
-    return Strategy("cot-cloud", RouterPlanner(), ForcedAllocator(ctx.cloud.name))
-
-
-@register("plan-local")
-def plan_local(ctx: Context) -> Strategy:
-    return Strategy("plan-local", RouterPlanner(), ForcedAllocator(ctx.first.name))
+# Each strategy is a planner/allocator pair made from what the run shares (the
+# tiers it found, r2local's shares so far, the pinned policy). A plugin adds one
+# with @register("name") and a factory of the same shape.
+PAIRS: dict[str, Callable[[Context], tuple[Any, Any]]] = {
+    "all-small": lambda c: (WholeQuestion(), ForcedAllocator(c.small.name)),
+    "all-local": lambda c: (WholeQuestion(), ForcedAllocator(c.strong.name)),
+    "all-cloud": lambda c: (WholeQuestion(), ForcedAllocator(c.cloud.name)),
+    # the whole question on the first local tier; agreement sends it to the cloud
+    "cascade": lambda c: (WholeQuestion(), StartAt(c.first.index)),
+    "r2local": lambda c: (RoutePlanner(c.policy), RouteAllocator()),
+    # the router scores the question once; thresholds at r2local's cloud share pick the tier; nothing climbs
+    "task-level": lambda c: (WholeQuestion(), PolicyAllocator(c.equal_cost_thresholds(), escalate=False)),
+    # a tier drawn with r2local's shares: it spends what r2local spends, but blindly
+    "random": lambda c: (WholeQuestion(), RandomAllocator(c.shares, c.rng)),
+    "cot-cloud": lambda c: (RouterPlanner(), ForcedAllocator(c.cloud.name)),
+    "plan-local": lambda c: (RouterPlanner(), ForcedAllocator(c.first.name)),
+}
+for _name, _pair in PAIRS.items():
+    register(_name)(lambda ctx, name=_name, pair=_pair: Strategy(name, *pair(ctx)))
 
 
 @dataclass(frozen=True)
