@@ -201,3 +201,26 @@ def test_confirm_on_a_terminal_shows_exactly_what_would_leave(r2home, proxy, ans
         [request] = proxy.completions
         assert email not in json.dumps(request["body"]) and node["tier"] == "cloud" and node["status"] == "done"
         assert email in node["answer"] and node["redactions"] == 1
+
+
+def test_kill_9_during_planning_leaves_the_plan_call_interrupted(r2home, proxy):
+    """Every call's row is written before the call: a crash while the router plans leaves it, marked."""
+    cfg = plumbing_config(proxy.url, router={"strategy": "plan-and-allocate", "plan_max_tokens": 400},
+                          runtime={"threads": 1})
+    write_config(r2home, to_toml(cfg))
+    db_path = r2home / "r2local.db"
+    proc = subprocess.Popen([sys.executable, "-m", "r2local", "ask", "Plan a week of meals for a family of four, "
+                             "with a shopping list and costs.", "--local-only"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(db_path, "select count(*) from calls where role = 'plan' and status = 'running'")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    ledger = Ledger()
+    assert ledger.interrupted == 1
+    [plan] = [c for c in ledger.question(ledger.questions(1)[0]["id"])["calls"] if c["role"] == "plan"]
+    assert plan["status"] == "interrupted" and plan["error_class"] == "Interrupted" and plan["tier"] == "router"
+    logs = r2("logs")
+    assert "plan" in logs.stdout and "interrupted" in logs.stdout  # `r2local logs` shows it, not "no calls yet"
+    ledger.close()

@@ -122,16 +122,28 @@ class R2App(App):
         self.notify("Local-only: nothing leaves this machine." if self.local_only else "Cloud allowed again (if a key is set).")
         self.refresh_meter()
 
+    # Screens that need the ledger or the keyring read it in a worker, then open.
     def action_history(self) -> None:
+        self._open_history()
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_history(self) -> None:
         from .screens.history import HistoryScreen
 
         def reopen(qid: str | None) -> None:
             if qid:
-                self.call_later(self._reopen, qid)
+                self._load_past(qid)
 
-        self.push_screen(HistoryScreen(self.engine.questions(200)), reopen)
+        self.call_from_thread(self.push_screen, HistoryScreen(self.engine.questions(200)), reopen)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _load_past(self, qid: str) -> None:
+        q = self.engine.question(qid)
+        if q is not None:
+            self.call_from_thread(self.main_screen.show_past, q)
 
     async def _reopen(self, qid: str) -> None:
+        """Show a past question (tests, and callers already off the UI thread)."""
         q = self.engine.question(qid)
         if q is not None:
             await self.main_screen.show_past(q)
@@ -141,10 +153,15 @@ class R2App(App):
         return next(s for s in self.screen_stack if isinstance(s, MainScreen))
 
     def action_spend(self) -> None:
+        self._open_spend()
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_spend(self) -> None:
         from .screens.spend import SpendScreen
 
         today = self.today or date.today()
-        self.push_screen(SpendScreen(self.engine.spend(30, today), today, 30, self.engine.budget_caps))
+        screen = SpendScreen(self.engine.spend(30, today), today, 30, self.engine.budget_caps)
+        self.call_from_thread(self.push_screen, screen)
 
     def action_training(self) -> None:
         from .screens.training import TrainingScreen
@@ -156,7 +173,15 @@ class R2App(App):
         if tier is None:
             self.notify("No cloud tier is configured; add one to config.toml.", severity="warning")
             return
-        self.push_screen(KeyDialog(tier), lambda saved: self.refresh_meter())
+        self._open_key_dialog(tier)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_key_dialog(self, tier: str) -> None:
+        from r2local import keys
+        from r2local.keystore import active
+
+        dialog = KeyDialog(tier, keys.status(tier), active())
+        self.call_from_thread(self.push_screen, dialog, lambda saved: self.refresh_meter())
 
     def action_cancel_question(self) -> None:
         self.main_screen.action_cancel()

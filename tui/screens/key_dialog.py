@@ -4,7 +4,9 @@ gets one line and the way out."""
 
 from __future__ import annotations
 
-from textual import on
+from typing import Any
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,15 +20,13 @@ from r2local.errors import R2Error
 class KeyDialog(ModalScreen[bool]):
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel")]
 
-    def __init__(self, tier: str) -> None:
+    def __init__(self, tier: str, status: Any, store: Any) -> None:
+        """``status`` (keys.status) and ``store`` (keystore.active) are read off the UI thread by the caller."""
         super().__init__(id="key-dialog")
-        self.tier = tier
+        self.tier, self.status, self.store = tier, status, store
 
     def compose(self) -> ComposeResult:
-        from r2local.keystore import active
-
-        st = keys.status(self.tier)
-        info = active()
+        st, info = self.status, self.store
         now = f"A key is set (…{st.last4}, in {st.where})." if st.is_set else "No key is set."
         with Vertical(id="dialog"):
             yield Label(f"API key for tier [b]{self.tier}[/b]", id="dialog-title")
@@ -61,11 +61,20 @@ class KeyDialog(ModalScreen[bool]):
     def save(self) -> None:
         value = self.query_one("#key-input", Input).value
         consent = any(box.value for box in self.query("#plaintext").results(Checkbox))
+        self.store_key(value, consent)
+
+    @work(thread=True, exclusive=True, group="key", exit_on_error=False)
+    def store_key(self, value: str, consent: bool) -> None:
+        """The keyring write runs off the UI thread (an OS keyring may prompt or block)."""
         try:
             where = keys.set_key(self.tier, value, allow_plaintext=consent)
         except R2Error as exc:
             # Say what went wrong and how to fix it, once; keep the dialog open.
-            self.query_one("#key-error", Static).update(f"{exc.message}\nfix: {exc.fix}" if exc.fix else exc.message)
+            self.app.call_from_thread(self.query_one("#key-error", Static).update,
+                                      f"{exc.message}\nfix: {exc.fix}" if exc.fix else exc.message)
             return
-        self.notify(f"Key for {self.tier} saved in {where} ({keys.mask(value.strip())})")
+        self.app.call_from_thread(self._saved, where, keys.mask(value.strip()))
+
+    def _saved(self, where: str, masked: str) -> None:
+        self.notify(f"Key for {self.tier} saved in {where} ({masked})")
         self.dismiss(True)

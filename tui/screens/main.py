@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
 from r2local.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionStarted
+from r2local.vocab import Status
 
 from ..messages import EngineEvent, QuestionFailed, QuestionFinished
 from ..widgets.node_detail import NodeDetail
@@ -134,7 +135,7 @@ class MainScreen(Screen):
             self._progress(f"plan: {len(event.nodes)} node(s); rating difficulty…")
         elif isinstance(event, NodeUpdate):
             tree.update_node(event.node)
-            if event.node.status == "running":
+            if event.node.status == Status.RUNNING:
                 self._progress(f"running {'final' if event.node.kind == 'final' else '#' + str(event.node.id)} on {event.node.tier}…")
         elif isinstance(event, AnswerDelta) and self.exchange is not None:
             await self.exchange.write(event.text, restart=event.restart)

@@ -16,7 +16,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, ProgressBar, Sparkline, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    ProgressBar,
+    Sparkline,
+    Static,
+)
 
 
 class TrainProgress(Message):

@@ -6,20 +6,22 @@ import math
 
 from rich.text import Text
 
-STATUS_ICON = {
-    "queued": ("○", "dim"),
-    "running": ("◐", "bold yellow"),
-    "done": ("●", "green"),
-    "escalated": ("⇡", "bold magenta"),
-    "unsure": ("?", "yellow"),
-    "failed": ("✗", "bold red"),
-    "fallback": ("↯", "bold yellow"),  # the cloud failed after retries: answered locally
-    "budget": ("$", "bold yellow"),  # over budget: answered locally
-    "kept-local": ("⌂", "bold cyan"),  # privacy: nobody confirmed, or refused
+from r2local.vocab import Status
 
-    "cancelled": ("⊘", "dim red"),
-    "interrupted": ("⊘", "dim red"),
+STATUS_ICON = {
+    Status.QUEUED: ("○", "dim"),
+    Status.RUNNING: ("◐", "bold yellow"),
+    Status.DONE: ("●", "green"),
+    Status.ESCALATED: ("⇡", "bold magenta"),
+    Status.UNSURE: ("?", "yellow"),
+    Status.FAILED: ("✗", "bold red"),
+    Status.FALLBACK: ("↯", "bold yellow"),  # the cloud failed after retries: answered locally
+    Status.BUDGET: ("$", "bold yellow"),  # over budget: answered locally
+    Status.KEPT_LOCAL: ("⌂", "bold cyan"),  # privacy: nobody confirmed, or refused
+    Status.CANCELLED: ("⊘", "dim red"),
+    Status.INTERRUPTED: ("⊘", "dim red"),
 }
+assert set(STATUS_ICON) == set(Status)  # a new status needs an icon
 
 
 def status_icon(status: str) -> Text:

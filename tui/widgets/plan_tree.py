@@ -14,9 +14,11 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from r2local.vocab import Status
+
 from .badges import money, status_icon, tier_badge
 
-UNSETTLED = ("queued", "running")
+UNSETTLED = (Status.QUEUED, Status.RUNNING)
 
 
 def as_record(node: Any, tier_is_local: Callable[[str | None], bool]) -> dict[str, Any]:
@@ -33,11 +35,11 @@ def as_record(node: Any, tier_is_local: Callable[[str | None], bool]) -> dict[st
 
 def below_bar(rec: dict[str, Any], bar: float | None) -> bool:
     """Answered with less confidence than the escalation bar (and kept)."""
-    if rec.get("status") == "unsure":
+    if rec.get("status") == Status.UNSURE:
         return True
     conf = rec.get("confidence")
     return bool(bar is not None and conf is not None and rec.get("is_local", True) and conf < bar
-                and rec.get("status") not in UNSETTLED + ("cancelled", "failed"))
+                and rec.get("status") not in UNSETTLED + (Status.CANCELLED, Status.FAILED))
 
 
 def node_label(rec: dict[str, Any]) -> Text:
@@ -45,7 +47,7 @@ def node_label(rec: dict[str, Any]) -> Text:
     label = Text.assemble(status_icon(rec["status"]), " ")
     label.append("final " if rec.get("kind") == "final" else f"#{rec['id']} ", style="bold")
     label.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
-    if rec["status"] == "cancelled":
+    if rec["status"] == Status.CANCELLED:
         label.append(" cancelled", style="dim red")
     return label
 
@@ -65,7 +67,7 @@ def figures(rec: dict[str, Any], bar: float | None = None) -> list[Text]:
             parts.append(Text(f"⚠ conf {rec['confidence']:.2f}{limit}", style="bold yellow"))
         else:
             parts.append(Text(f"conf {rec['confidence']:.2f}", style="dim"))
-    elif rec.get("status") == "unsure":
+    elif rec.get("status") == Status.UNSURE:
         parts.append(Text("⚠ low confidence", style="bold yellow"))
     deps = rec.get("depends_on") or []
     if deps and rec.get("kind") != "final":
@@ -168,7 +170,7 @@ class PlanTree(Tree[dict]):
         """The question was cancelled: nodes that had not finished never will."""
         for rec in self.records():
             if rec["status"] in UNSETTLED:
-                self._update({**rec, "status": "cancelled"})
+                self._update({**rec, "status": Status.CANCELLED})
 
     def _fill(self, branch: TreeNode[dict], rec: dict[str, Any]) -> None:
         branch.remove_children()
