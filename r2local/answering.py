@@ -38,6 +38,7 @@ class Sample:
     answer: Answer | None
     program: str | None = None
     status: str | None = None  # the sandbox's verdict for a program
+    value: str | None = None  # what the program computed, as it printed it
     prob: float | None = None  # mean token probability of the reply (a recorded feature)
 
 
@@ -114,10 +115,11 @@ class Answerer:
         result = call(program_messages(prose), temperature, i, False)
         program = extract_program(result.text)
         if program is None:
-            return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", result.confidence)
+            return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
         ran = run(program, i)
         answer = read_answer(ran.value, kind) if ran.ok and ran.value is not None else None
-        return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status), result.confidence)
+        return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
+                      value=ran.value, prob=result.confidence)
 
     def _outcome(self, taken: list[Sample], kind: str, tau: float) -> Outcome:
         features = _features(taken, kind)
@@ -131,7 +133,8 @@ class Answerer:
         features.update(agree=agree.with_answer, agree_majority=agree.majority)
         if best.prob is not None:
             features["mean_prob"] = best.prob
-        text = program_answer(best.answer.show()) if best.way == PROGRAM else best.text
+        # A program's answer is what it computed, as written ("12:15, 15" stays that, not a re-read of it).
+        text = program_answer(best.value or best.answer.show()) if best.way == PROGRAM else best.text
         failure = degenerate(best.text if best.way == PROSE else best.program or "")
         confidence = agree.with_answer if len(taken) > 1 else None
         if failure is None and confidence is not None and confidence < tau:

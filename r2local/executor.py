@@ -301,7 +301,7 @@ class Executor:
             spec = CallSpec(record, ticket.messages, params, self.gates.admission(ticket), tier.cost)
             try:
                 result = self.recorder.call(
-                    spec, lambda: self._complete(run, node, tier, ticket, temperature, stream),
+                    spec, lambda: self._complete(run, node, tier, ticket, temperature, stream, sample or 0),
                     lambda exc, ms: self._failed(tier, ticket, exc, ms),
                 )
             except BackendError as exc:
@@ -321,11 +321,12 @@ class Executor:
         raise AssertionError("unreachable")
 
     def _complete(self, run: Run, node: Node, tier: Tier, ticket: Ticket, temperature: float,
-                  stream: bool) -> Completion:
+                  stream: bool, sample: int = 0) -> Completion:
         on_text, flush = ticket.stream(self._streamer(run, node) if stream else None)
         backend = self.pool.backend(tier)
+        seed = _seed(ticket.messages, sample) if temperature > 0 else None
         result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, temperature=temperature,
-                          cancel=run.cancel, on_text=on_text)
+                          cancel=run.cancel, on_text=on_text, seed=seed)
         flush()
         ticket.ran = True
         return ticket.restore(result)
@@ -356,6 +357,14 @@ class Executor:
     def _sleep(run: Run, seconds: float) -> None:
         if run.cancel.wait(min(seconds, MAX_WAIT_S)):
             raise Cancelled("cancelled")
+
+
+def _seed(messages: list[Message], salt: int) -> int:
+    """A sampled call's seed from what it asks: the same prompt draws the same sample."""
+    import hashlib
+    import json
+
+    return int(hashlib.sha256(json.dumps([messages, salt]).encode()).hexdigest()[:8], 16)
 
 
 def _ms(started: float) -> float:

@@ -102,6 +102,7 @@ class Backend(Protocol):
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
+        seed: int | None = None,
     ) -> Iterator[Chunk]: ...
 
     def count_tokens(self, text: str) -> int: ...

@@ -211,6 +211,7 @@ class LlamaCppBackend(FileRuntime):
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
+        seed: int | None = None,
     ) -> Iterator[Chunk]:
         threads = self._call_threads()
         with self._lock, self.budget.hold(threads, cancel):
@@ -224,6 +225,8 @@ class LlamaCppBackend(FileRuntime):
             vocab = llama_model_get_vocab(llm.model)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             produced, finish = 0, "length"
+            if temperature > 0 and seed is not None:
+                llm.set_seed(seed)  # a sample is the same sample whenever it is drawn (the vote, the cache)
             self.prompt_cache.restore(llm, prompt)
             tokens = _tokens(llm, prompt, temperature, grammar)
             try:

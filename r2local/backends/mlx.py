@@ -71,6 +71,7 @@ class MlxBackend(FileRuntime):
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
+        seed: int | None = None,
     ) -> Iterator[Chunk]:
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
@@ -78,6 +79,10 @@ class MlxBackend(FileRuntime):
         with self._lock, self.budget.hold(self.threads, cancel):
             model, tokenizer = self._load()
             prompt = self._prompt(messages)
+            if temperature > 0 and seed is not None:
+                import mlx.core as mx
+
+                mx.random.seed(seed)
             finish, produced = "length", 0
             for resp in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens, sampler=make_sampler(temp=temperature)):
                 if cancel is not None and cancel.is_set():

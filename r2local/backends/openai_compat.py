@@ -160,9 +160,11 @@ class OpenAIBackend:
         temperature: float = 0.0,
         json_schema: dict[str, Any] | None = None,
         cancel: threading.Event | None = None,
+        seed: int | None = None,
     ) -> Iterator[Chunk]:
+        extra = {"seed": seed} if seed is not None and temperature > 0 else {}
         if self.stream_usage is False:
-            yield from self._blocking(messages, max_tokens, temperature, json_schema)
+            yield from self._blocking(messages, max_tokens, temperature, json_schema, **extra)
             return
         response = self._create(
             messages,
@@ -171,6 +173,7 @@ class OpenAIBackend:
             temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
+            **extra,
         )
         yield from self._read_stream(response, messages, cancel)
 
@@ -206,9 +209,10 @@ class OpenAIBackend:
         yield Chunk(finish_reason=finish, usage=usage, model=model)
 
     def _blocking(
-        self, messages: list[Message], max_tokens: int, temperature: float, json_schema: dict[str, Any] | None
+        self, messages: list[Message], max_tokens: int, temperature: float, json_schema: dict[str, Any] | None,
+        **extra: Any,
     ) -> Iterator[Chunk]:
-        reply = self._create(messages, json_schema, max_tokens=max_tokens, temperature=temperature)
+        reply = self._create(messages, json_schema, max_tokens=max_tokens, temperature=temperature, **extra)
         choice = reply.choices[0]
         text = choice.message.content or ""
         if reply.usage is not None:

@@ -39,7 +39,7 @@ def answer_kind(question: str) -> str:
         return CHOICE
     if re.search(r"\banswer (with )?yes or no\b", q) or re.match(r"\s*(is|are|was|were|do|does|did|can|could|would|will|has|have|should)\b", q):
         return POLAR
-    if re.search(r"\b(at )?what time\b|\bhh:mm\b|\bclock\b", q):
+    if re.search(r"\b(at )?what time\b|\bhh:mm\b|\bclock\b|\bwhen (does|will|did|do)\b", q):
         return CLOCK
     if re.search(r"\d", q) or re.search(r"\bhow (many|much|long|far)\b", q):
         return NUMBER
@@ -69,6 +69,8 @@ def read_answer(text: str, kind: str) -> Answer | None:
         got = _answer_of(text, quantities)
         if got is not None:
             return Answer(NUMBER, got)
+        if kind == NUMBER and clocks(text):  # a number was asked, a time was given: compare it as a time
+            return read_answer(text, CLOCK)
     words = normalise(marked(text) or text.splitlines()[-1])
     return Answer(TEXT, words) if words else None
 

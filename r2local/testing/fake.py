@@ -84,7 +84,8 @@ class ScriptedBackend:
         self.scripts = scripts
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0,
-               json_schema: dict[str, Any] | None = None, cancel: threading.Event | None = None) -> Iterator[Chunk]:
+               json_schema: dict[str, Any] | None = None, cancel: threading.Event | None = None,
+               seed: int | None = None) -> Iterator[Chunk]:
         step = self.scripts.next(self.model, messages)
         _wait(step.delay_s, cancel)
         if step.error is not None and step.error_after is None:
