@@ -115,10 +115,12 @@ def train_status(ctx: click.Context, as_json: bool) -> None:
               help="The operating point the held-out comparison is made at.")
 @click.option("--threads", type=int, default=None, help="CPU threads for training [default: runtime.threads].")
 @click.option("--no-adopt", is_flag=True, help="Keep the new version as a candidate even if it is better.")
+@click.option("--decomposer", is_flag=True,
+              help="Train the decomposer instead: SFT on the plans that led to right answers (--sft-steps steps).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def train_run(ctx: click.Context, sft_steps: int, grpo_steps: int, cloud_share: float, threads: int | None,
-              no_adopt: bool, as_json: bool) -> None:
+              no_adopt: bool, decomposer: bool, as_json: bool) -> None:
     """Train a router adapter on what the ledgers know; adopt it only if it is better on held-out questions."""
     import signal
     import sys
@@ -129,6 +131,20 @@ def train_run(ctx: click.Context, sft_steps: int, grpo_steps: int, cloud_share: 
     from .train.run import TrainArgs, run
 
     cancel = threading.Event()
+    if decomposer:
+        from .train.plans import train_plans
+
+        previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+        try:
+            out = train_plans(load_settings(pool=ctx.find_root().obj["pool"]), sft_steps, threads=threads, cancel=cancel)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        click.echo(json.dumps(out, indent=2) if as_json else
+                   f"{out['adapter_id']}: held-out plan loss {out['target_loss_before']:.3f} -> "
+                   f"{out['target_loss_after']:.3f} on {out['held_out']} plans ("
+                   + ("better: adopt it with `r2local train adopt " + out["adapter_id"] + "`)" if out["better"]
+                      else "not better, not kept as a candidate)"))
+        return
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     args = TrainArgs(sft_steps=sft_steps, grpo_steps=grpo_steps, cloud_share=cloud_share, threads=threads,
                      adopt=not no_adopt)

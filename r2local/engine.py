@@ -108,7 +108,8 @@ class Engine:
         self.budget = Budget(self.ledger, settings.budget)
         self.gates = Gates(settings.privacy.mode, Redactor(settings.privacy.extra_patterns), self.budget)
         self.recorder = recorder or LedgerRecorder(self.ledger)
-        self.router = RouterClient(self.pool, settings.router, self.recorder, self.adapter_id)
+        self.router = RouterClient(self.pool, settings.router, self.recorder, self.adapter_id,
+                                   _plan_adapter(settings, self.ledger))
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
         self.strategy = strategy or STRATEGIES[settings.router.strategy]()
         self._rng = random.Random()
@@ -150,7 +151,8 @@ class Engine:
         self.pool.use_router_adapter(path)
         self.settings = self.pool.settings
         self.adapter_id = adapter_id
-        self.router = RouterClient(self.pool, self.settings.router, self.recorder, adapter_id)
+        self.router = RouterClient(self.pool, self.settings.router, self.recorder, adapter_id,
+                                   self.router.plan_adapter)
 
     def route_policy(self) -> RoutePolicy:
         """The route policy: the last `r2local calibrate` that fits this pool, else the default."""
@@ -323,6 +325,16 @@ def _with_active_adapter(settings: Settings, ledger: Ledger) -> tuple[Settings, 
     if found is None or not Path(found["path"]).is_file():
         return settings, None
     return settings.model_copy(update={"router": r.model_copy(update={"adapter": found["path"]})}), found["id"]
+
+
+def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
+    """The adopted decomposer adapter (`r2local train run --decomposer`), applied while planning."""
+    from pathlib import Path
+
+    from .train import adapters
+
+    found = adapters.active(ledger, "decomposer", settings.router.model)
+    return (found["id"], Path(found["path"])) if found and Path(found["path"]).is_file() else None
 
 
 def _ms(started: float) -> float:

@@ -101,3 +101,51 @@ def test_train_export_compare_adopt_rollback_and_route_with_it(r2home):
     back = subprocess.run([sys.executable, "-m", "r2local", "train", "rollback"], capture_output=True, text=True)
     assert back.returncode == 0 and "runs as shipped" in back.stdout
     assert Engine(s).adapter_id is None
+
+
+def plans_ledger(home, n=12):
+    """Decomposed questions graded right: their plans are what the decomposer learns."""
+    from r2local.events import Node
+    from r2local.records import Feedback
+    from r2local.vocab import FeedbackSource, Verdict
+
+    bench = Ledger(home / "bench.db")
+    for i in range(n):
+        q = f"Sam buys {i + 2} packs of {i + 3} pens and gives {i} away. How many pens are left?"
+        plan = {"subtasks": [{"id": 1, "text": f"Compute {i + 2} x {i + 3}.", "depends_on": []},
+                             {"id": 2, "text": f"Subtract {i} from the result.", "depends_on": [1]}]}
+        qid = bench.start_question(q, local_only=True, pool="demo", strategy="plan-local")
+        bench.update_question(qid, plan_json=json.dumps(plan), route="decompose")
+        for s in plan["subtasks"]:
+            bench.save_node(qid, Node(s["id"], s["text"], s["depends_on"], tier="local", status="done", answer="x"))
+        bench.save_node(qid, Node(3, "final", [1, 2], kind="final", tier="local", status="done", answer="y"))
+        bench.add_feedback(Feedback(qid, Verdict.GOOD, FeedbackSource.BENCH, tier="local"))
+    bench.close()
+
+
+@pytest.mark.slow
+def test_decomposer_sft_from_right_plans_and_its_use_while_planning(r2home):
+    from r2local.routing import planned
+    from r2local.train.plans import train_plans
+
+    s = settings(r2home)
+    with pytest.raises(TrainError, match="plans that led to a right answer"):
+        train_plans(s, 2)
+    plans_ledger(r2home)
+    out = train_plans(s, 8, threads=1)
+    assert out["adapter_id"] == "decomposer@v1" and out["plans"] == 12
+    assert out["better"] and out["target_loss_after"] < out["target_loss_before"]
+    assert (adapters.root("decomposer") / "v1" / "adapter.gguf").is_file()
+    adopted = subprocess.run([sys.executable, "-m", "r2local", "train", "adopt", "decomposer@v1"],
+                             capture_output=True, text=True)
+    assert adopted.returncode == 0, adopted.stderr
+    engine = Engine(s)
+    assert engine.router.plan_adapter[0] == "decomposer@v1"
+    result = engine.ask("Ann has 3 boxes of 4 eggs and uses 5. How many eggs are left?", local_only=True,
+                        strategy=planned())
+    calls = engine.ledger.question(result.question_id)["calls"]
+    plan = [c for c in calls if c["role"] == "plan"]
+    rates = [c for c in calls if c["role"] == "allocate"]
+    assert plan and plan[0]["adapter"] == "decomposer@v1" and plan[0]["status"] == "ok"
+    assert rates and all(c["adapter"] is None for c in rates)  # the allocator rates without it
+    engine.close()

@@ -7,6 +7,7 @@ adapter, and can be answered by the bench's call cache like any other call.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -29,12 +30,14 @@ if TYPE_CHECKING:
 
 
 class RouterClient:
-    def __init__(self, pool: "Pool", section: "RouterSection", recorder: "Recorder", adapter_id: str | None = None) -> None:
+    def __init__(self, pool: "Pool", section: "RouterSection", recorder: "Recorder", adapter_id: str | None = None,
+                 plan_adapter: tuple[str, Path] | None = None) -> None:
         self.pool = pool
         self.section = section
         self.recorder = recorder
         self._burst = threading.local()
         self._adapter_id = adapter_id
+        self.plan_adapter = plan_adapter  # (id, GGUF path) of an adopted decomposer adapter, applied while planning
 
     @property
     def adapter(self) -> str | None:
@@ -72,13 +75,23 @@ class RouterClient:
         backend, burst = self._backend()
         messages = plan_messages(question, r.max_subtasks)
         schema = plan_schema(r.max_subtasks) if backend.supports_json_schema else None
-        spec = CallSpec(self._record(Role.PLAN, qid, None, messages), messages,
-                        {"max_tokens": r.plan_max_tokens, "temperature": 0.0, "json_schema": schema})
+        swap = self.plan_adapter if self.plan_adapter and hasattr(backend, "set_adapter") else None
+        record = self._record(Role.PLAN, qid, None, messages)
+        if swap is not None:
+            record = dataclasses.replace(record, adapter=swap[0])
+        spec = CallSpec(record, messages, {"max_tokens": r.plan_max_tokens, "temperature": 0.0, "json_schema": schema})
 
         def invoke() -> Completion:
             with burst:
-                return complete(backend, messages, max_tokens=r.plan_max_tokens, temperature=0.0, json_schema=schema,
-                                cancel=cancel)
+                if swap is None:
+                    return complete(backend, messages, max_tokens=r.plan_max_tokens, temperature=0.0,
+                                    json_schema=schema, cancel=cancel)
+                backend.set_adapter(swap[1])  # the decomposer's adapter for this call only
+                try:
+                    return complete(backend, messages, max_tokens=r.plan_max_tokens, temperature=0.0,
+                                    json_schema=schema, cancel=cancel)
+                finally:
+                    backend.set_adapter(self.section.adapter)
 
         try:
             result = self.recorder.call(spec, invoke)

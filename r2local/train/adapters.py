@@ -62,8 +62,10 @@ def active(ledger: Ledger, name: str = NAME, base_model: str | None = None) -> d
     return None
 
 
-def adopt(ledger: Ledger, adapter_id: str, name: str = NAME) -> dict[str, Any]:
-    """Make ``adapter_id`` (or ``vN``, or ``N``) the active version; the previous one is retired."""
+def adopt(ledger: Ledger, adapter_id: str, name: str | None = None) -> dict[str, Any]:
+    """Make ``adapter_id`` (``router@v2``, ``decomposer@v1``, or ``vN`` / ``N`` of the router) the active
+    version of its kind; the previous one is retired."""
+    name = name or (adapter_id.split("@", 1)[0] if "@" in adapter_id else NAME)
     found = _find(ledger, adapter_id, name)
     if not Path(found["path"]).is_file():
         raise R2Error(f"{found['id']}'s adapter file is gone ({found['path']})", fix="train again: r2local train run")
