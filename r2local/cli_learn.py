@@ -47,6 +47,8 @@ def calibrate(ctx: click.Context, cloud_share: float | None, reset: bool, as_jso
 @click.option("--cloud-share", type=click.FloatRange(0, 1), default=None,
               help="First calibrate r2local's route policy on a separate split, escalating at most this share.")
 @click.option("--calib-n", default=40, show_default=True, help="Questions in that calibration split.")
+@click.option("--calib-seed", type=int, default=None,
+              help="Draw the calibration split with this seed (for generated: another run's questions, cached).")
 @click.option("--agree-below", type=click.FloatRange(0, 1), default=None,
               help="Pin the agreement threshold: escalate local answers whose samples agree less than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table and every answer as JSON.")

@@ -27,6 +27,7 @@ class Options:
     cloud_share: float | None
     agree_below: float | None
     calib_n: int
+    calib_seed: int | None = None  # draw the calibration split with this seed instead (generated: another run's questions)
     as_json: bool
     plot: str | None
     ledger: str | None
@@ -102,6 +103,10 @@ def execute(pool: str | None, opts: Options, cancel: threading.Event | None = No
     settings = load_settings(pool=pool)
     confirm = _confirm(settings, names)
     items, calib_items = datasets.load(opts.dataset, opts.n, opts.seed, calib=calib, progress=_status)
+    if calib and opts.calib_seed is not None:
+        calib_items, _ = datasets.load(opts.dataset, calib, opts.calib_seed, progress=_status)
+        texts = {i.question for i in items}
+        calib_items = [i for i in calib_items if i.question not in texts]  # never calibrate on a benched question
     engine = _engine(settings, opts)
     try:
         _check_cloud(engine, names)

@@ -77,6 +77,8 @@ def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> 
            "--json", "--plot", str(out / f"{dataset}.png")]
     if args.cloud_share is not None:
         cmd += ["--cloud-share", str(args.cloud_share), "--calib-n", str(args.calib_n)]
+        if args.calib_seed is not None:
+            cmd += ["--calib-seed", str(args.calib_seed)]
     if args.agree_below is not None:
         cmd += ["--agree-below", str(args.agree_below)]
     if args.strategies:
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cloud-share", type=float, default=None,
                    help="calibrate the route policy first on --calib-n other questions (answered on every tier)")
     p.add_argument("--calib-n", type=int, default=40)
+    p.add_argument("--calib-seed", type=int, default=None, help="calibrate on this seed's questions")
     p.add_argument("--agree-below", type=float, default=None, help="pin the agreement threshold")
     p.add_argument("--max-tokens", type=int, default=384, help="answer cap on every tier")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the local models")
