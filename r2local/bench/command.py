@@ -27,11 +27,11 @@ class Options:
     cloud_share: float | None
     agree_below: float | None
     calib_n: int
-    calib_seed: int | None = None  # draw the calibration split with this seed instead (generated: another run's questions)
     as_json: bool
     plot: str | None
     ledger: str | None
     cache: bool
+    calib_seed: int | None = None  # draw the calibration split with this seed instead (generated: another run's questions)
 
 
 def _status(what: str, done: int, total: int | None) -> None:
