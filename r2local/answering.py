@@ -22,7 +22,16 @@ from .backends import Completion, Message
 from .config import ExecutorSection
 from .prompts import program_answer, program_messages
 from .sandbox import ProgramResult, extract_program
-from .tasks.answers import CHOICE, NUMBER, POLAR, TEXT, Answer, agreement, answer_kind, read_answer
+from .tasks.answers import (
+    CHOICE,
+    NUMBER,
+    POLAR,
+    TEXT,
+    Answer,
+    agreement,
+    answer_kind,
+    read_answer,
+)
 
 PROGRAM, PROSE = "program", "prose"
 # Call one sample: (messages, temperature, sample index, stream it?) -> the completion.

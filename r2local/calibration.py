@@ -73,7 +73,7 @@ def calibrate_all(settings: Any, cloud_share: float | None) -> dict[str, Any]:
     from .outcomes import read_rows, route_outcomes, votes
     from .pool import Pool
     from .router import calibrate_thresholds
-    from .router.route import escalation_curve, fit_agreement, fit_policy, first_local
+    from .router.route import escalation_curve, first_local, fit_agreement, fit_policy
 
     tiers = Pool(settings, fetch=False).tiers
     local, clouds = first_local(tiers), [t for t in tiers if not t.is_local]

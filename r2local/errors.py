@@ -110,3 +110,23 @@ class Cancelled(R2Error):
 
 class PlaintextRefused(KeyringUnavailable):
     """The keyring backend would store the key in plaintext and the user did not accept that."""
+
+
+class SandboxError(R2Error):
+    """The program sandbox itself cannot work (never raised for a bad program: that is a status)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The sandbox's worker process could not be started."""
+
+
+class SandboxClosed(SandboxError):
+    """A program was run after the sandbox was closed."""
+
+
+class AdapterError(ModelError):
+    """A LoRA adapter cannot be converted, or does not fit the base model it is meant for."""
+
+
+class TrainError(R2Error):
+    """Training data or settings cannot be used as given."""

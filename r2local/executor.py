@@ -34,11 +34,11 @@ from .events import AnswerDelta, Listener, Node, NodeUpdate
 from .gates import Consent, Gates, Ticket
 from .ledger import Ledger
 from .pool import Pool, Tier
+from .programs import ProgramRunner
 from .prompts import final_messages, prompt_version, single_messages, step_messages
 from .recorder import CallSpec, Recorder
-from .programs import ProgramRunner
-from .sandbox import ProgramResult
 from .records import CallEnd, CallRecord, Decision
+from .sandbox import ProgramResult
 from .vocab import NodeKind, Role, Status
 
 BACKOFF_S = 0.5

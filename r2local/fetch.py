@@ -279,7 +279,11 @@ def _fetch_hf(manifest: Manifest, progress: Progress) -> Path:
     assert hf is not None
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            HfHubHTTPError,
+            RepositoryNotFoundError,
+        )
     except ImportError:
         raise ModelError("huggingface_hub is not installed", fix="pip install huggingface_hub") from None
     where = f"{hf.repo}/{hf.file}"

@@ -20,7 +20,6 @@ from .router.route import PLAN, Outcome, Vote
 from .vocab import Verdict
 
 
-
 @dataclass
 class TierResult:
     correct: bool

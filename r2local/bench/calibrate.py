@@ -12,7 +12,7 @@ from ..engine import Engine
 from ..errors import R2Error
 from ..ledger import Ledger
 from ..outcomes import read_rows, route_outcomes, votes
-from ..router.route import RoutePolicy, fit_agreement, fit_policy, first_local
+from ..router.route import RoutePolicy, first_local, fit_agreement, fit_policy
 from ..tasks.datasets import Item
 
 CALIB_STRATEGIES = ["all-small", "all-local", "all-cloud", "r2local"]

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from ..engine import AskResult, Engine
+from ..errors import BackendError, Cancelled
+from ..gates import Confirm
 from ..records import Feedback
 from ..router.allocator import difficulty
 from ..router.route import RoutePolicy
-from ..vocab import FeedbackSource, Verdict
-from ..errors import BackendError, Cancelled
-from ..gates import Confirm
 from ..tasks.datasets import Item
 from ..tasks.graders import grade
+from ..vocab import FeedbackSource, Verdict
 from .strategies import STRATEGIES, Context
 
 OnProgress = Callable[[int, int, str], None]  # (done, total, label)

@@ -30,8 +30,8 @@ from typing import Any, Callable
 from ..engine import Engine
 from ..errors import R2Error
 from ..gates import Confirm
-from ..registry import registrar
 from ..records import Decision
+from ..registry import registrar
 from ..router.route import RoutePolicy, first_local
 from ..routing import (
     ForcedAllocator,

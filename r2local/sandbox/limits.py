@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass
 
-from r2local.errors import R2Error
+from r2local.errors import SandboxClosed, SandboxError, SandboxUnavailable  # noqa: F401  (re-exported: every error type lives in r2local.errors)
 
 
 class Status(str, enum.Enum):
@@ -87,13 +87,3 @@ class ProgramResult:
         return self.status is Status.OK
 
 
-class SandboxError(R2Error):
-    """The sandbox itself cannot work (never raised for a bad program)."""
-
-
-class SandboxUnavailable(SandboxError):
-    """The worker process could not be started."""
-
-
-class SandboxClosed(SandboxError):
-    """run() was called after close()."""

@@ -11,7 +11,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .graders import Quantity, _answer_of, choice_letter, clocks, marked, normalise, polarity, quantities, same_quantity
+from .graders import (
+    Quantity,
+    _answer_of,
+    choice_letter,
+    clocks,
+    marked,
+    normalise,
+    polarity,
+    quantities,
+    same_quantity,
+)
 
 NUMBER, CLOCK, POLAR, CHOICE, TEXT = "number", "clock", "yes/no", "choice", "text"
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..errors import R2Error
+from ..errors import TrainError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
 from ..router.allocator import LABELS
 
 Messages = list[dict[str, str]]
 
 
-class TrainError(R2Error):
-    """Training data or settings cannot be used as given."""
 
 
 @dataclass(frozen=True)

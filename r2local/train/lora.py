@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import AdapterError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
 
 # Linear layers of a llama-style decoder block that every supported runtime names
 # the same way (HF, mlx-lm); export.py maps them to GGUF tensor names.
@@ -30,8 +30,6 @@ MODULES = (
 _KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.(\w+\.\w+)\.lora_([ABab])(?:\.weight)?$")
 
 
-class AdapterError(ModelError):
-    """An adapter cannot be converted, or does not fit the base model it is meant for."""
 
 
 @dataclass(frozen=True)

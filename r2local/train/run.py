@@ -32,7 +32,15 @@ from ..outcomes import Row
 from ..pool import Pool
 from . import adapters
 from .data import TrainError
-from .labels import complete, counts, examples, gather, label_tiers, lam_from_budget, split
+from .labels import (
+    complete,
+    counts,
+    examples,
+    gather,
+    label_tiers,
+    lam_from_budget,
+    split,
+)
 
 Progress = Callable[[str, int, int, dict[str, float]], None]  # (phase, step, total, metrics)
 
