@@ -93,7 +93,7 @@ def calibrate_all(settings: Any, cloud_share: float | None) -> dict[str, Any]:
         if len(rows) >= MIN_ROWS:
             found = votes(rows, local.name, clouds[-1].name) if clouds else []
             tau = fit_agreement(found, cloud_share)
-            policy = fit_policy(route_outcomes(rows), tiers, agree_below=tau,
+            policy = fit_policy(route_outcomes(rows), tiers, agree_below=tau, votes=found, cloud_share=cloud_share,
                                 source=f"calibrated on {len(rows)} graded questions")
             curve = escalation_curve(found)
         main.save_calibration(cloud_share, fit.thresholds if fit else [], len(scores),

@@ -107,5 +107,5 @@ def votes(rows: list[Row], local: str, cloud: str) -> list[Vote]:
     for r in rows:
         lo, up = r.tiers.get(local), r.tiers.get(cloud)
         if lo is not None and up is not None and lo.confidence is not None:
-            out.append(Vote(lo.confidence, lo.correct, up.correct))
+            out.append(Vote(lo.confidence, lo.correct, up.correct, r.difficulty))
     return out

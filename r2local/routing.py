@@ -129,7 +129,7 @@ class RoutePlanner:
         plan = job.router.plan(job.question_id, job.question, job.cancel) if route == Route.DECOMPOSE else None
         if plan is not None and len(plan.subtasks) < 2:
             route, why = Route.WHOLE_LOCAL, why + "; the plan had one step, so it runs whole"
-        job.route = RouteChoice(route, tier, why, d, score.probs if score else None, policy.agree_below)
+        job.route = RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band))
         return plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question)
 
 
@@ -138,7 +138,8 @@ def _why(band: "Band", d: float | None, source: str) -> str:
     if not band.accuracy:
         return f"{rated}; no measurements yet ({source}): {band.tier} answers, agreement decides if it climbs"
     measured = ", ".join(f"{k} {v:.0%}" for k, v in band.accuracy.items())
-    return f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}"
+    climb = f", climbs below {band.agree_below:.2f} agreement" if band.agree_below is not None else ""
+    return f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}{climb}"
 
 
 class RouteAllocator:

@@ -110,3 +110,20 @@ def test_mcnemar_and_auroc():
     assert mcnemar(a, a)["p"] == 1.0
     assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
     assert auroc([0.5, 0.5], [True, False]) == 0.5 and auroc([1.0], [True]) is None
+
+
+def test_each_band_gets_the_threshold_that_buys_the_most_right_answers():
+    """Escalations go where the cloud fixes local mistakes, not where it is no better."""
+    def v(d, conf, local, cloud):
+        return Vote(conf, local, cloud, d)
+    easy = [v(0.1 + i / 1000, 0.33, False, True) for i in range(8)] + [v(0.1 + i / 1000, 1.0, True, True) for i in range(12)]
+    hard = [v(0.8 + i / 1000, 0.33, False, False) for i in range(8)] + [v(0.8 + i / 1000, 1.0, True, True) for i in range(12)]
+    rows = [(x.difficulty, {"local": x.local_correct, "cloud": x.cloud_correct}) for x in easy + hard]
+    policy = fit_policy(outcomes(rows), tiers(), bands=2, min_per_band=10, votes=easy + hard, cloud_share=0.3)
+    low, high = policy.bands
+    assert low.agree_below is not None and low.agree_below > 0.33  # the cloud fixes these: escalate
+    assert high.agree_below == 0.0  # the cloud is no better here: never escalate
+    assert policy.threshold(low) == low.agree_below
+    tight = fit_policy(outcomes(rows), tiers(), bands=2, min_per_band=10, votes=easy + hard, cloud_share=0.1)
+    assert all(b.agree_below == 0.0 for b in tight.bands)  # 8 escalations would exceed the 10 % share
+    assert RoutePolicy.from_json(policy.to_json()) == policy

@@ -50,7 +50,8 @@ def calibrate(engine: Engine, items: list[Item], share: float | None, names: lis
     local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
     texts = {i.question for i in items}
     rows = [r for r in read_rows([engine.ledger], local.name) if r.question in texts]
-    tau = fit_agreement(votes(rows, local.name, cloud.name), share)
+    found = votes(rows, local.name, cloud.name)
+    tau = fit_agreement(found, share)
     what = f"{share:.0%} cloud share" if share is not None else "best accuracy"
-    return fit_policy(route_outcomes(rows), tiers, agree_below=tau,
+    return fit_policy(route_outcomes(rows), tiers, agree_below=tau, votes=found, cloud_share=share,
                       source=f"calibrated for {what} on {len(items)} other questions")

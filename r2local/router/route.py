@@ -37,6 +37,7 @@ class Band:
     tier: str  # the tier that answers first (whole-local, decompose) or the cloud tier
     accuracy: dict[str, float] = field(default_factory=dict)  # measured, per tier
     n: int = 0  # questions measured in this band
+    agree_below: float | None = None  # this band's agreement threshold (None: the policy's)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,17 @@ class RoutePolicy:
         edges = [b.upto for b in self.bands[:-1]]
         return self.bands[bisect.bisect_left(edges, difficulty)]
 
+    def threshold(self, band: Band) -> float | None:
+        """The agreement threshold for a question in ``band``: its own, else the policy's."""
+        return band.agree_below if band.agree_below is not None else self.agree_below
+
     def to_json(self) -> dict[str, Any]:
         return {"bands": [asdict(b) for b in self.bands], "agree_below": self.agree_below, "source": self.source}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RoutePolicy":
-        bands = [Band(b["upto"], Route(b["route"]), b["tier"], b.get("accuracy", {}), b.get("n", 0)) for b in data["bands"]]
+        bands = [Band(b["upto"], Route(b["route"]), b["tier"], b.get("accuracy", {}), b.get("n", 0), b.get("agree_below"))
+                 for b in data["bands"]]
         return cls(bands, data.get("agree_below"), data.get("source", "calibration"))
 
     def dumps(self) -> str:
@@ -85,15 +91,21 @@ class Outcome:
 
 
 def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, min_per_band: int = 8,
-               agree_below: float | None = None, source: str = "calibration") -> RoutePolicy:
-    """Bands by difficulty quantile, each given the cheapest tier that no pricier one beats.
+               agree_below: float | None = None, source: str = "calibration", votes: list["Vote"] | None = None,
+               cloud_share: float | None = None) -> RoutePolicy:
+    """Bands by difficulty quantile, each given the cheapest tier that no pricier one beats, and,
+    with ``votes``, its own agreement threshold.
 
     Args:
         outcomes: graded whole-question answers, several tiers per question.
         tiers: the pool's tiers, cheapest first.
         bands: how many difficulty bands at most (fewer when data is thin).
         min_per_band: questions a band needs, so that its accuracies mean something.
-        agree_below: the agreement threshold to store with the policy.
+        agree_below: the policy-wide agreement threshold (for bands without their own).
+        votes: local answers with their agreement and both grades, and the question's difficulty:
+            each whole-local band then gets the threshold that spends escalations where they
+            help most (see ``band_thresholds``).
+        cloud_share: at most this share of the votes escalated, over all bands (None: best accuracy).
     """
     if not outcomes:
         return default_policy(tiers)
@@ -108,6 +120,8 @@ def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, 
         lo = upto
         if inside:
             out.append(_band(upto, inside, tiers))
+    if votes:
+        out = band_thresholds(out, votes, cloud_share)
     return RoutePolicy(_merge(out) or default_policy(tiers).bands, agree_below, source)
 
 
@@ -137,15 +151,15 @@ def _merge(bands: list[Band]) -> list[Band]:
     """Neighbouring bands with the same route and tier become one."""
     out: list[Band] = []
     for b in bands:
-        if out and (out[-1].route, out[-1].tier) == (b.route, b.tier):
+        if out and (out[-1].route, out[-1].tier, out[-1].agree_below) == (b.route, b.tier, b.agree_below):
             prev = out[-1]
             acc = {k: (prev.accuracy.get(k, v) * prev.n + v * b.n) / max(1, prev.n + b.n) for k, v in b.accuracy.items()}
-            out[-1] = Band(b.upto, b.route, b.tier, acc, prev.n + b.n)
+            out[-1] = Band(b.upto, b.route, b.tier, acc, prev.n + b.n, b.agree_below)
         else:
             out.append(b)
     if out:
         last = out[-1]
-        out[-1] = Band(1.0, last.route, last.tier, last.accuracy, last.n)
+        out[-1] = Band(1.0, last.route, last.tier, last.accuracy, last.n, last.agree_below)
     return out
 
 
@@ -156,6 +170,47 @@ class Vote:
     agreement: float
     local_correct: bool
     cloud_correct: bool
+    difficulty: float | None = None  # the router's rating of the question
+
+
+def _choices(votes: list[Vote]) -> list[tuple[float, int, int]]:
+    """(threshold, right answers, escalations) for each threshold that changes something in ``votes``."""
+    out = []
+    for tau in sorted({v.agreement for v in votes} | {0.0}) + [1.01]:
+        up = [v.agreement < tau for v in votes]
+        right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
+        out.append((min(1.0, tau), right, sum(up)))
+    return out
+
+
+def band_thresholds(bands: list[Band], votes: list[Vote], cloud_share: float | None) -> list[Band]:
+    """Each whole-local band's agreement threshold: escalations go where they buy the most right
+    answers. A price per escalation is raised until the total fits ``cloud_share`` (None: the
+    most right answers); each band then takes the threshold worth most at that price."""
+    edges = [b.upto for b in bands[:-1]]
+    groups: list[list[Vote]] = [[] for _ in bands]
+    for v in votes:
+        if v.difficulty is not None:
+            groups[bisect.bisect_left(edges, v.difficulty)].append(v)
+    def fixed(b: Band, g: list[Vote]) -> list[tuple[float, int, int]]:  # a band whose route has no vote
+        cloud = b.route == Route.WHOLE_CLOUD
+        return [(0.0, sum(v.cloud_correct for v in g) if cloud else 0, len(g) if cloud else 0)]
+
+    options = [_choices(g) if g and b.route == Route.WHOLE_LOCAL else fixed(b, g) for b, g in zip(bands, groups)]
+    budget = None if cloud_share is None else cloud_share * sum(len(g) for g in groups)
+    best: tuple[int, int, list[float | None]] | None = None
+    for price in [i / 200 for i in range(201)]:
+        picks = [max(o, key=lambda c: (c[1] - price * c[2], -c[2])) if o else None for o in options]
+        right = sum(p[1] for p in picks if p)
+        ups = sum(p[2] for p in picks if p)
+        if budget is not None and ups > budget + 1e-9:
+            continue
+        if best is None or (right, -ups) > (best[0], -best[1]):
+            best = (right, ups, [p[0] if p else None for p in picks])
+    if best is None:  # nothing fits: escalate nothing
+        best = (0, 0, [0.0 for _ in options])
+    return [Band(b.upto, b.route, b.tier, b.accuracy, b.n, tau if b.route == Route.WHOLE_LOCAL else None)
+            for b, tau in zip(bands, best[2])]
 
 
 def escalation_curve(votes: list[Vote]) -> list[dict[str, float]]:

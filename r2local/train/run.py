@@ -261,9 +261,9 @@ def adopt(settings: Settings, ref: str, *, threads: int | None = None) -> dict[s
 def _recalibrate(settings: Settings, main: Ledger, gguf: Path, adapter: Path, threads: int) -> None:
     """The route policy's bands, refitted on the adopted adapter's ratings of every labelled question."""
     from ..backends.llamacpp import LlamaCppBackend
-    from ..outcomes import route_outcomes
+    from ..outcomes import route_outcomes, votes
     from ..router.allocator import difficulty
-    from ..router.route import fit_policy
+    from ..router.route import first_local, fit_policy
     from .evaluate import score_rows
 
     rows, _ = labelled(settings)
@@ -276,7 +276,11 @@ def _recalibrate(settings: Settings, main: Ledger, gguf: Path, adapter: Path, th
         row.probs, row.difficulty = p, difficulty(p)
     cal = main.latest_calibration()
     tau = (cal or {}).get("policy", {}).get("agree_below") if cal and cal.get("policy") else None
-    policy = fit_policy(route_outcomes(rows), Pool(settings, fetch=False).tiers, agree_below=tau,
+    tiers = Pool(settings, fetch=False).tiers
+    found = votes(rows, first_local(tiers).name, [t for t in tiers if not t.is_local][-1].name) \
+        if any(not t.is_local for t in tiers) else []
+    policy = fit_policy(route_outcomes(rows), tiers, agree_below=tau, votes=found,
+                        cloud_share=cal["target_cloud_share"] if cal else None,
                         source=f"recalibrated on {len(rows)} questions with {adapter.parent.name}'s ratings")
     main.save_calibration(cal["target_cloud_share"] if cal else None, cal["thresholds"] if cal else [],
                           cal["n_scores"] if cal else 0, policy.to_json())
