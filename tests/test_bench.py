@@ -58,7 +58,8 @@ def test_bench_table_shape_and_costs_add_up_to_the_ledger(bench_home):
     assert h["cost_pct_of_all_cloud"] == pytest.approx(100 * stats["r2local"]["cloud_cost_usd"] / stats["all-cloud"]["cloud_cost_usd"])
     assert h["accuracy_gap_points"] == pytest.approx(100 * (stats["r2local"]["accuracy"] - stats["all-cloud"]["accuracy"]))
 
-    assert set(data["losses"]) == {"lost_vs_all_cloud", "decomposition", "allocation", "gained_vs_all_cloud"}
+    assert set(data["losses"]) == {"lost_vs_all_cloud", "causes", "gained_vs_all_cloud"}
+    assert sum(data["losses"]["causes"].values()) == data["losses"]["lost_vs_all_cloud"]
     ledger = Ledger(Path(data["ledger"]))
     everything = list(ledger.iter_calls())
     for name, s in stats.items():

@@ -190,3 +190,36 @@ def test_a_file_that_fails_its_checksum_is_refused(dataset_store, monkeypatch):
     with pytest.raises(R2Error, match="does not match its recorded sha256"):
         sources.dataset_file(bad, member)
     assert not (dataset_store / "bad" / "champ-dataset-1.0.0" / member).exists()
+
+
+def _outcome(strategy, item, correct, **kw):
+    from r2local.bench.runner import Outcome
+
+    base = dict(question_id=None, prediction="", status="done", cost_usd=0.0, paid_usd=0.0, cloud_tokens=0,
+                nodes=1, cloud_nodes=0, latency_ms=1.0)
+    return Outcome(strategy, item, correct=correct, **{**base, **kw})
+
+
+def test_losses_against_all_cloud_are_counted_by_cause():
+    from r2local.bench.report import losses, text
+    from r2local.bench.runner import BenchRun
+    from r2local.tasks.datasets import Item
+
+    items = [Item(f"q{i}", f"question {i}", "1", "number") for i in range(7)]
+    r2 = [_outcome("r2local", "q0", False, route="whole-local", confidence=1.0),
+          _outcome("r2local", "q1", False, route="whole-local", confidence=2 / 3),
+          _outcome("r2local", "q2", False, route="whole-local", escalated=1, cloud_nodes=1),
+          _outcome("r2local", "q3", False, route="decompose", nodes=3),
+          _outcome("r2local", "q4", False, status="failed"),
+          _outcome("r2local", "q5", True, route="whole-local", confidence=1.0),   # gained
+          _outcome("r2local", "q6", False, route="whole-local", confidence=1.0)]  # all-cloud wrong too
+    cloud = [_outcome("all-cloud", f"q{i}", i < 5, cloud_nodes=1) for i in range(7)]
+    run = BenchRun(items, ["all-cloud", "r2local"], r2 + cloud)
+    lost = losses(run)
+    assert lost["lost_vs_all_cloud"] == 5 and lost["gained_vs_all_cloud"] == 1
+    assert lost["causes"] == {"kept local, samples agreed": 1, "kept local, samples split": 1,
+                              "escalated, still wrong": 1, "decomposed": 1, "failed": 1}
+    run.strategies.append("cot-cloud")
+    run.outcomes.append(_outcome("cot-cloud", "q3", False, nodes=3, cloud_nodes=3))
+    assert losses(run)["causes"]["decomposed, plan fails on the cloud too"] == 1
+    assert losses(BenchRun(items, ["r2local"], r2)) is None

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..report import table, usd
+from ..vocab import Route
 from .analysis import agreement_curve, difficulty_curve, oracle, signals, significance
-from .runner import BenchRun, outcome_json, summarise
+from .runner import BenchRun, Outcome, outcome_json, summarise
 
 GOAL_COST_PCT = 30.0  # r2local at most this % of all-cloud's cloud cost ...
 GOAL_GAP_POINTS = 3.0  # ... within this many accuracy points of all-cloud (the long-run goal: 10 % and 2 points)
@@ -39,17 +40,32 @@ def by_difficulty(run: BenchRun) -> dict[str, dict[str, float]]:
     return out
 
 
-def losses(run: BenchRun) -> dict[str, int] | None:
-    """Where r2local loses questions all-cloud gets right: if cot-cloud (the same
-    plan, every step on the cloud) fails them too, the plan did; else the
-    allocation (steps on tiers too weak, escalation not catching it) did."""
-    if not {"r2local", "all-cloud", "cot-cloud"} <= set(run.strategies):
+LOSS_CAUSES = ("kept local, samples agreed", "kept local, samples split", "escalated, still wrong",
+               "decomposed, plan fails on the cloud too", "decomposed", "failed")
+
+
+def loss_cause(o: Outcome, cot_right: bool | None) -> str:
+    """Why r2local got a question wrong that all-cloud got right, from its outcome."""
+    if o.status != "done":
+        return "failed"
+    if o.route == Route.DECOMPOSE or o.nodes > 1:
+        return "decomposed, plan fails on the cloud too" if cot_right is False else "decomposed"
+    if o.escalated or o.cloud_nodes:
+        return "escalated, still wrong"  # one tier up was still local, or the cloud answered otherwise
+    return "kept local, samples agreed" if (o.confidence or 0) >= 0.999 else "kept local, samples split"
+
+
+def losses(run: BenchRun) -> dict[str, Any] | None:
+    """Where r2local loses questions all-cloud gets right, by cause (see loss_cause)."""
+    if not {"r2local", "all-cloud"} <= set(run.strategies):
         return None
     right = {(o.strategy, o.item_id): o.correct for o in run.outcomes}
-    lost = [i.id for i in run.items if right.get(("all-cloud", i.id)) and right.get(("r2local", i.id)) is False]
-    plan = sum(1 for i in lost if right.get(("cot-cloud", i)) is False)
-    gained = sum(1 for i in run.items if right.get(("all-cloud", i.id)) is False and right.get(("r2local", i.id)))
-    return {"lost_vs_all_cloud": len(lost), "decomposition": plan, "allocation": len(lost) - plan,
+    causes = dict.fromkeys(LOSS_CAUSES, 0)
+    for o in run.of("r2local"):
+        if not o.correct and right.get(("all-cloud", o.item_id)):
+            causes[loss_cause(o, right.get(("cot-cloud", o.item_id)))] += 1
+    gained = sum(1 for o in run.of("r2local") if o.correct and right.get(("all-cloud", o.item_id)) is False)
+    return {"lost_vs_all_cloud": sum(causes.values()), "causes": {k: v for k, v in causes.items() if v},
             "gained_vs_all_cloud": gained}
 
 
@@ -98,9 +114,9 @@ def text(data: dict[str, Any]) -> str:
     out += _analysis_text(data)
     lost = data.get("losses")
     if lost and lost["lost_vs_all_cloud"]:
-        out.append(f"r2local wrong where all-cloud is right: {lost['lost_vs_all_cloud']} "
-                   f"(plan fails on the cloud too: {lost['decomposition']}; plan fine, allocation/escalation: "
-                   f"{lost['allocation']}); right where all-cloud is wrong: {lost['gained_vs_all_cloud']}")
+        why = "; ".join(f"{k}: {v}" for k, v in lost["causes"].items())
+        out.append(f"r2local wrong where all-cloud is right: {lost['lost_vs_all_cloud']} ({why}); "
+                   f"right where all-cloud is wrong: {lost['gained_vs_all_cloud']}")
     if not data["complete"]:
         out.append("(partial: the run was stopped before every strategy saw every question)")
     return "\n".join(out)
