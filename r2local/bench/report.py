@@ -189,6 +189,6 @@ def _analysis_text(data: dict[str, Any]) -> list[str]:
     sg = data.get("signals")
     if sg:
         f = (lambda v: "n/a" if v is None else f"{v:.3f}")
-        out += ["", f"is the all-local answer wrong? AUROC of agreement {f(sg['agreement_auroc'])}, of mean token "
-                    f"probability {f(sg['mean_prob_auroc'])} ({sg['wrong']} wrong of {sg['n']})"]
+        out += ["", (f"is the all-local answer wrong? AUROC of agreement {f(sg['agreement_auroc'])}, of mean token "
+                     f"probability {f(sg['mean_prob_auroc'])} ({sg['wrong']} wrong of {sg['n']})")]
     return out
