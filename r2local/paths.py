@@ -1,7 +1,8 @@
 """Every on-disk location r2local uses, derived from one root.
 
 ``R2LOCAL_HOME`` overrides the root (tests, portable installs); without it the
-platform's usual config / data / cache directories are used.
+platform's usual config / data / cache directories are used. ``R2LOCAL_CONFIG``
+names the config file alone (runs that share a home but not a pool).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 HOME_ENV = "R2LOCAL_HOME"
 MODELS_ENV = "R2LOCAL_MODELS_DIR"
+CONFIG_ENV = "R2LOCAL_CONFIG"
 
 
 def _ensure(path: Path) -> Path:
@@ -34,6 +36,8 @@ def user_dir() -> Path:
 
 
 def config_path() -> Path:
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).expanduser()
     home = _home()
     if home is not None:
         return _ensure(home) / "config.toml"

@@ -92,7 +92,7 @@ def r2home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_dir: Path) ->
     # and accept that it is plaintext; tests of the refusal unset the consent.
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
     monkeypatch.setenv("R2LOCAL_ALLOW_PLAINTEXT_KEY", "1")
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", paths.CONFIG_ENV):
         monkeypatch.delenv(var, raising=False)
     import keyring
     import keyrings.alt.file

@@ -17,6 +17,15 @@ def test_no_file_gives_the_offline_demo_pool(r2home: Path):
     assert paths.config_path() == r2home / "config.toml"
 
 
+def test_r2local_config_names_another_config_file(r2home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('pool = "demo"\n[budget]\ndaily_usd = 0.25\n')
+    monkeypatch.setenv(paths.CONFIG_ENV, str(other))
+    assert paths.config_path() == other
+    assert load_settings().budget.daily_usd == 0.25
+    assert paths.db_path().parent == r2home  # the ledger stays in the home
+
+
 def test_contract_shape_is_accepted(r2home: Path):
     write_config(
         r2home,

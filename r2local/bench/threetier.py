@@ -65,14 +65,18 @@ threads_per_model = 1
 
 
 def write_config(home: Path, url: str, max_tokens: int, threads: int) -> Path:
+    """This run's config (its own file: two runs sharing a home each talk to their own cloud server),
+    copied to the home's config.toml for the commands run there afterwards (calibrate, train)."""
     home.mkdir(parents=True, exist_ok=True)
-    path = home / "config.toml"
-    path.write_text(CONFIG.format(small=SMALL, local=LOCAL, cloud=CLOUD, url=url, pin=PRICES[0], pout=PRICES[1],
-                                  max_tokens=max_tokens, threads=threads))
+    body = CONFIG.format(small=SMALL, local=LOCAL, cloud=CLOUD, url=url, pin=PRICES[0], pout=PRICES[1],
+                         max_tokens=max_tokens, threads=threads)
+    path = home / f"config.run-{os.getpid()}.toml"
+    path.write_text(body)
+    (home / "config.toml").write_text(body)
     return path
 
 
-def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> int:
+def bench_one(home: Path, config: Path, out: Path, dataset: str, args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "r2local", "bench", "--dataset", dataset, "--n", str(args.n), "--seed", str(args.seed),
            "--json", "--plot", str(out / f"{dataset}.png")]
     if args.cloud_share is not None:
@@ -83,11 +87,11 @@ def bench_one(home: Path, out: Path, dataset: str, args: argparse.Namespace) -> 
         cmd += ["--agree-below", str(args.agree_below)]
     if args.strategies:
         cmd += ["--strategies", args.strategies]
-    env = {**os.environ, paths.HOME_ENV: str(home), "OPENAI_API_KEY": KEY}
+    env = {**os.environ, paths.HOME_ENV: str(home), paths.CONFIG_ENV: str(config), "OPENAI_API_KEY": KEY}
     started = time.time()
     print(f"$ R2LOCAL_HOME={home} OPENAI_API_KEY=... {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     with (out / f"{dataset}.json").open("w") as fh:
-        rc = subprocess.run(cmd, env=env, stdout=fh).returncode
+        rc = subprocess.run(cmd, env=env, stdout=fh, check=False).returncode
     if rc == 0:
         table = text(json.loads((out / f"{dataset}.json").read_text()))
         (out / f"{dataset}.txt").write_text(table + "\n")
@@ -121,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rc = 0
     with stand_in_server(files[CLOUD], api_key=KEY, alias=CLOUD, log=out / "cloud-server.log") as url:
-        write_config(home, url, args.max_tokens, args.threads)
-        for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-            rc = bench_one(home, out, dataset, args) or rc
+        config = write_config(home, url, args.max_tokens, args.threads)
+        try:
+            for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+                rc = bench_one(home, config, out, dataset, args) or rc
+        finally:
+            config.unlink(missing_ok=True)
     return rc
 
 
