@@ -70,3 +70,23 @@ def test_agreement_after_the_route_is_r2local():
     alone = curve(rows, flat, MAP)
     with_vote = curve(rows, flat, MAP, tau=0.6)
     assert alone[0].accuracy == 0.5 and with_vote[0].accuracy == 1.0 and with_vote[0].cloud_share == 0.5
+
+
+def test_adoption_needs_a_higher_reward_a_significant_test_and_no_higher_cost():
+    from r2local.train.run import is_better, not_behind
+
+    def a(reward, p, cost):
+        return {"greedy_reward": reward, "vs_reference": {"p": p}, "cost_at_equal_accuracy_usd": cost}
+
+    ref = a(0.3, 1.0, 0.0077)
+    assert is_better(a(0.7, 1e-5, 0.0), ref)  # no cloud at all at equal accuracy is the best case, not a miss
+    assert is_better(a(0.7, 1e-5, 0.0077), ref)
+    assert not is_better(a(0.7, 1e-5, 0.0078), ref)  # dearer
+    assert not is_better(a(0.7, 1e-5, None), ref)  # never reaches the reference's accuracy
+    assert not is_better(a(0.7, 0.2, 0.0), ref)  # not significant
+    assert not is_better(a(0.3, 1e-5, 0.0), ref)  # not a higher reward
+    assert is_better(a(0.7, 1e-5, 0.001), a(0.3, 1.0, None))
+    head = a(0.69, 1e-19, 0.0025)
+    assert not_behind(a(0.70, 1e-5, 0.0020), head)
+    assert not not_behind(a(0.70, 1e-5, 0.0062), head)  # better than untrained, dearer than the head
+    assert not not_behind(a(0.60, 1e-5, 0.0), head)

@@ -223,15 +223,36 @@ def _judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: di
                                 tau=settings.executor.agree_below)
     report.export_check = _kl(torch_held, scored["lora"])
     lora, ref = report.comparison["allocators"]["lora"], report.comparison["allocators"][reference]
-    better = (lora["greedy_reward"] > ref["greedy_reward"] and lora["vs_reference"]["p"] < 0.05
-              and (lora["cost_at_equal_accuracy_usd"] or float("inf")) <= (ref["cost_at_equal_accuracy_usd"] or 0) + 1e-12)
+    head = report.comparison["allocators"].get("head")
+    behind_head = head is not None and not not_behind(lora, head)
+    better = is_better(lora, ref) and not behind_head
     report.better, report.adopted = better, better and args.adopt
-    report.why = (f"greedy reward {lora['greedy_reward']:.3f} vs {ref['greedy_reward']:.3f} ({reference}), "
-                  f"sign test p = {lora['vs_reference']['p']:.3g}; cloud cost at equal accuracy "
-                  f"{_usd(lora['cost_at_equal_accuracy_usd'])} vs {_usd(ref['cost_at_equal_accuracy_usd'])}: "
-                  + ("better, adopted" if report.adopted else ("better; kept as a candidate (--no-adopt)" if better
-                                                              else "not better, kept but not adopted")))
+    verdict = ("better, adopted" if report.adopted else "better; kept as a candidate (--no-adopt)" if better
+               else "behind the classifier-head baseline, kept but not adopted" if behind_head and is_better(lora, ref)
+               else "not better, kept but not adopted")
+    report.why = (f"greedy reward {lora['greedy_reward']:.3f} vs {ref['greedy_reward']:.3f} ({reference})"
+                  + (f", {head['greedy_reward']:.3f} (head)" if head else "")
+                  + f", sign test p = {lora['vs_reference']['p']:.3g}; cloud cost at equal accuracy "
+                  f"{_usd(lora['cost_at_equal_accuracy_usd'])} vs {_usd(ref['cost_at_equal_accuracy_usd'])}"
+                  + (f", {_usd(head['cost_at_equal_accuracy_usd'])} (head)" if head else "") + f": {verdict}")
     (folder / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
+
+
+def _cost_ok(new: dict[str, Any], ref: dict[str, Any]) -> bool:
+    """Cloud cost at the reference's accuracy not higher. None = never reaches that accuracy;
+    $0 is a real cost (it reaches it with no cloud at all), not a missing one."""
+    new_cost, ref_cost = new["cost_at_equal_accuracy_usd"], ref["cost_at_equal_accuracy_usd"]
+    return new_cost is not None and (ref_cost is None or new_cost <= ref_cost + 1e-12)
+
+
+def is_better(new: dict[str, Any], ref: dict[str, Any]) -> bool:
+    """A higher greedy reward (paired sign test p < 0.05) and no higher cloud cost at equal accuracy."""
+    return new["greedy_reward"] > ref["greedy_reward"] and new["vs_reference"]["p"] < 0.05 and _cost_ok(new, ref)
+
+
+def not_behind(new: dict[str, Any], head: dict[str, Any]) -> bool:
+    """The LoRA must match the classifier-head baseline it is meant to beat: reward and cost."""
+    return new["greedy_reward"] >= head["greedy_reward"] - 1e-12 and _cost_ok(new, head)
 
 
 def _kl(torch_probs: list[dict[str, float]], llama_probs: list[dict[str, float]]) -> dict[str, Any]:
