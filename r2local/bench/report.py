@@ -128,11 +128,21 @@ def _preamble(data: dict[str, Any]) -> str:
         for t in data["pool"]
     )
     policy = data["policy"]
-    bands = "; ".join(f"<= {b['upto']:.2f}: {b['route']} on {b['tier']}" for b in policy["bands"])
+    bands = "; ".join(f"<= {b['upto']:.2f}: {b['route']} on {b['tier']}{_band_tau(b.get('agree_below'))}"
+                      for b in policy["bands"])
     return (f"dataset {data['dataset']}: {data['n']} questions, seed {data['seed']} · {data['seconds'] / 60:.1f} min\n"
             f"pool: router={data['router']}; {tiers}\n"
-            f"route policy ({policy['source']}): {bands}; escalate below {data['agree_below']:.2f} agreement "
-            f"of {data['samples']} samples" + ("" if data["cache"] else " · call cache off"))
+            f"route policy ({policy['source']}): {bands}; elsewhere escalate below {data['agree_below']:.2f} "
+            f"agreement of {data['samples']} samples" + ("" if data["cache"] else " · call cache off"))
+
+
+def _band_tau(tau: float | None) -> str:
+    """A band's own agreement threshold, in words."""
+    if tau is None:
+        return ""
+    if tau <= 0:
+        return ", never escalates"
+    return ", escalates unless every sample agrees" if tau >= 1 else f", escalates below {tau:.2f} agreement"
 
 
 def _headline_text(h: dict[str, Any]) -> str:
