@@ -39,12 +39,15 @@ def _outputs(ledger: Ledger, qid: str) -> dict[str, str | None]:
 
 def measure(ledger: Ledger, items: list[datasets.Item], strategy: str) -> dict[str, Any]:
     by_text = {i.question: i for i in items}
-    rows = ledger._query("select id, question from questions where strategy = ? and status = 'done'", (strategy,))
+    rows = ledger._query("select id, question from questions where strategy = ? and status = 'done' "
+                         "order by rowid desc", (strategy,))
     got: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    seen: set[str] = set()
     for r in rows:
         item = by_text.get(r["question"])
-        if item is None:
+        if item is None or item.question in seen:  # benched again (a rerun, a calibration): count it once
             continue
+        seen.add(item.question)
         out = _outputs(ledger, r["id"])
         level = str(item.meta.get("difficulty", "all"))
         for way in ("program", "prose"):
