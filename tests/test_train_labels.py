@@ -64,6 +64,20 @@ def test_curve_cost_at_equal_accuracy_and_sign_test():
     assert sign_test([1] * 8, [0] * 8)["p"] == pytest.approx(2 / 256) and sign_test([1], [1])["p"] == 1.0
 
 
+def test_the_bar_is_never_below_all_cloud():
+    """An untrained router that sends questions to a tier that gets nothing right sets a bar every
+    allocator clears with no cloud at all; the bar is then all-cloud's accuracy."""
+    rows = [row(f"easy{i}", small=False, local=True, cloud=True) for i in range(6)]
+    rows += [row(f"hard{i}", small=False, local=False, cloud=True) for i in range(4)]
+    to_small = [{"easy": 0.8, "medium": 0.1, "hard": 0.1}] * 10
+    good = [{"easy": 0.1, "medium": 0.8, "hard": 0.1}] * 6 + [{"easy": 0.1, "medium": 0.1, "hard": 0.8}] * 4
+    report = compare(rows, examples(rows, MAP, 0.5), {"untrained": to_small, "lora": good}, MAP, share=0.3)
+    assert report["reference_at_share"] == 0.0 and report["all_cloud_accuracy"] == 1.0
+    assert report["accuracy"] == 1.0 and report["reference_cost_usd"] == pytest.approx(0.10)
+    lora = report["allocators"]["lora"]
+    assert lora["cost_at_equal_accuracy_usd"] == pytest.approx(0.04) and lora["cost_change"] == pytest.approx(-0.6)
+
+
 def test_agreement_after_the_route_is_r2local():
     rows = [row(f"q{i}", small=False, local=i < 5, cloud=True, conf=1.0 if i < 5 else 0.33) for i in range(10)]
     flat = [{"easy": 0.0, "medium": 1.0, "hard": 0.0}] * 10  # never sends anything to the cloud by itself

@@ -3,9 +3,12 @@
 An allocator gives each question label probabilities. As a query router it
 sends a question to the cloud when P(hard) reaches a cut, else to the likelier
 of the two local labels' tiers; sweeping the cut gives a cost–accuracy curve.
-The comparison is the cloud cost at equal accuracy: the accuracy the
-untrained router reaches when it sends the target share of questions to the
-cloud, and what each allocator pays to reach it. A paired sign test on the
+The comparison is the cloud cost at equal accuracy: the bar is what the
+reference (the active version, else the untrained router) reaches when it
+sends the target share of questions to the cloud, but never below all-cloud's
+accuracy (a reference that routes badly, e.g. to a tier that gets nothing
+right, would set a bar every allocator clears with no cloud at all, which
+says nothing); then what each allocator pays to reach the bar. A paired sign test on the
 per-question reward of the greedy label says whether a new version really
 beats the active one.
 """
@@ -63,6 +66,12 @@ def at_share(points: list[Point], share: float) -> Point:
     return max(fit, key=lambda p: (p.cloud_share, p.accuracy)) if fit else points[0]
 
 
+def bar(points: list[Point], share: float) -> float:
+    """The accuracy to reach: the reference's at ``share``, at least all-cloud's (the curve's last
+    point: every question on the cloud, which every allocator's curve reaches too)."""
+    return max(at_share(points, share).accuracy, points[-1].accuracy)
+
+
 def cost_at(points: list[Point], accuracy: float) -> float | None:
     """The least cloud cost that reaches ``accuracy`` on this curve (None: it never does)."""
     reach = [p.cloud_cost_usd for p in points if p.accuracy >= accuracy - 1e-9]
@@ -87,18 +96,21 @@ def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, lis
     """Each allocator's curve, cost at the reference's accuracy, greedy reward, label accuracy;
     with ``tau``, also each allocator as r2local uses it (its route, then agreement)."""
     curves = {name: curve(rows, probs, mapping) for name, probs in scored.items()}
-    ref = at_share(curves[reference], share)
-    out: dict[str, Any] = {"reference": reference, "share": share, "accuracy": ref.accuracy,
-                           "reference_cost_usd": ref.cloud_cost_usd, "allocators": {}}
+    target = bar(curves[reference], share)
+    ref_cost = cost_at(curves[reference], target) or 0.0
+    out: dict[str, Any] = {"reference": reference, "share": share, "accuracy": target,
+                           "reference_at_share": at_share(curves[reference], share).accuracy,
+                           "all_cloud_accuracy": curves[reference][-1].accuracy,
+                           "reference_cost_usd": ref_cost, "allocators": {}}
     base_rewards = greedy_rewards(examples, scored[reference])
     for name, probs in scored.items():
         rewards = greedy_rewards(examples, probs)
         best = [max(LABELS, key=lambda k: ex.rewards[k]) for ex in examples]
         picked = [max(LABELS, key=lambda k: p.get(k, 0.0)) for p in probs]
-        cost = cost_at(curves[name], ref.accuracy)
+        cost = cost_at(curves[name], target)
         out["allocators"][name] = {
             "cost_at_equal_accuracy_usd": cost,
-            "cost_change": None if cost is None or not ref.cloud_cost_usd else cost / ref.cloud_cost_usd - 1.0,
+            "cost_change": None if cost is None or not ref_cost else cost / ref_cost - 1.0,
             "greedy_reward": sum(rewards) / max(1, len(rewards)),
             "label_accuracy": sum(a == b for a, b in zip(picked, best)) / max(1, len(best)),
             "vs_reference": sign_test(rewards, base_rewards),
@@ -113,12 +125,13 @@ def _with_agreement(rows: list[Row], scored: dict[str, list[Probs]], mapping: di
                     share: float, tau: float) -> dict[str, Any]:
     """Each allocator routing first, agreement escalating after: r2local's cloud cost at equal accuracy."""
     curves = {name: curve(rows, probs, mapping, tau) for name, probs in scored.items()}
-    ref = at_share(curves[reference], share)
-    out: dict[str, Any] = {"agree_below": tau, "accuracy": ref.accuracy, "reference_cost_usd": ref.cloud_cost_usd}
+    target = bar(curves[reference], share)
+    ref_cost = cost_at(curves[reference], target) or 0.0
+    out: dict[str, Any] = {"agree_below": tau, "accuracy": target, "reference_cost_usd": ref_cost}
     for name, points in curves.items():
-        cost = cost_at(points, ref.accuracy)
+        cost = cost_at(points, target)
         out[name] = {"cost_at_equal_accuracy_usd": cost,
-                     "cost_change": None if cost is None or not ref.cloud_cost_usd else cost / ref.cloud_cost_usd - 1.0,
+                     "cost_change": None if cost is None or not ref_cost else cost / ref_cost - 1.0,
                      "curve": [p.__dict__ for p in points]}
     return out
 

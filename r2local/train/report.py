@@ -60,8 +60,9 @@ def report_text(r: dict[str, Any]) -> str:
                      f"{a['vs_reference']['p']:.3g}"])
     held = r["counts"]["held_out"]["questions"]
     out = [f"trained on {r['counts']['train']['questions']} questions, held out {held}; cost weight λ = {r['lam']:.2f}",
-           "", f"held-out questions, at the accuracy {c.get('reference')} reaches with {c.get('share', 0):.0%} to the "
-           f"cloud ({c.get('accuracy', 0):.1%}):",
+           "", f"held-out questions; the bar: {c.get('accuracy', 0):.1%} accuracy (what {c.get('reference')} reaches with "
+           f"{c.get('share', 0):.0%} to the cloud, {c.get('reference_at_share', c.get('accuracy', 0)):.1%}, at least "
+           f"all-cloud's, {c.get('all_cloud_accuracy', 0):.1%}):",
            table(["allocator", "greedy reward", "best label", "cloud cost at equal acc.", "vs ref", "wins/losses", "p"],
                  rows, right={1, 2, 3, 4, 5, 6})]
     w = c.get("with_agreement")
