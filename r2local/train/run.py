@@ -10,7 +10,8 @@
    questions the way inference will (llama.cpp with the GGUF adapter).
 4. Adopt it only if it beats the active version (or the plain router) on the
    held-out set: a higher greedy reward with a paired sign test p < 0.05, and
-   no higher cloud cost at equal accuracy. Every version is kept; the route
+   no higher cloud cost at equal accuracy, and not behind the classifier head.
+   Every version is kept; the route
    policy is recalibrated on the adopted adapter's ratings.
 """
 
