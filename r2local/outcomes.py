@@ -51,16 +51,18 @@ def _graded(ledger: Ledger) -> list[dict]:
 
 
 def _ratings(ledger: Ledger) -> dict[str, dict[str, float]]:
-    """Question text -> the router's label probabilities for the whole question."""
+    """Question text -> the router's latest label probabilities for the whole question (the latest:
+    a router with a new adapter rates differently, and bands fitted on old ratings misroute)."""
     rows = ledger._query(
         "select q.question, c.output from calls c join questions q on q.id = c.question_id "
         "where c.role in ('route', 'allocate') and c.status = 'ok' and c.output is not null "
-        "and (c.role = 'route' or (select count(*) from subtasks s where s.question_id = q.id) = 1)"
+        "and (c.role = 'route' or (select count(*) from subtasks s where s.question_id = q.id) = 1) "
+        "order by c.rowid"
     )
     out: dict[str, dict[str, float]] = {}
     for r in rows:
         try:
-            out.setdefault(r["question"], json.loads(r["output"]))
+            out[r["question"]] = json.loads(r["output"])
         except ValueError:
             continue
     return out

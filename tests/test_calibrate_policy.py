@@ -56,3 +56,16 @@ def test_calibrate_with_nothing_graded_names_the_fix(r2home):
     write_config(r2home, to_toml(plumbing_config("http://127.0.0.1:9/v1")))
     out = subprocess.run([sys.executable, "-m", "r2local", "calibrate"], capture_output=True, text=True)
     assert out.returncode == 1 and "r2local bench --dataset generated" in out.stderr
+
+
+def test_the_latest_rating_of_a_question_is_the_one_fitted(r2home):
+    """A router with a new adapter rates the same question differently; the bands must be fitted on
+    the ratings it gives now, not on the first ones the ledger ever saw."""
+    from r2local.outcomes import read_rows
+
+    ledger = Ledger(r2home / "bench.db")
+    graded(ledger, "q", "all-local", "local", True, probs={"easy": 0.8, "medium": 0.1, "hard": 0.1})
+    graded(ledger, "q", "r2local", "local", True, probs={"easy": 0.1, "medium": 0.2, "hard": 0.7})
+    (row,) = read_rows([ledger], "local")
+    assert row.probs == {"easy": 0.1, "medium": 0.2, "hard": 0.7}
+    ledger.close()
