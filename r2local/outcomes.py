@@ -50,14 +50,18 @@ def _graded(ledger: Ledger) -> list[dict]:
     )
 
 
-def _ratings(ledger: Ledger) -> dict[str, dict[str, float]]:
+ANY_ADAPTER = "*"  # read_rows: ratings by whichever router made them
+
+
+def _ratings(ledger: Ledger, adapter: str | None = ANY_ADAPTER) -> dict[str, dict[str, float]]:
     """Question text -> the router's latest label probabilities for the whole question (the latest:
     a router with a new adapter rates differently, and bands fitted on old ratings misroute)."""
     rows = ledger._query(
         "select q.question, c.output from calls c join questions q on q.id = c.question_id "
         "where c.role in ('route', 'allocate') and c.status = 'ok' and c.output is not null "
         "and (c.role = 'route' or (select count(*) from subtasks s where s.question_id = q.id) = 1) "
-        "order by c.rowid"
+        + ("" if adapter == ANY_ADAPTER else "and c.adapter is ? ") + "order by c.rowid",
+        () if adapter == ANY_ADAPTER else (adapter,),
     )
     out: dict[str, dict[str, float]] = {}
     for r in rows:
@@ -79,11 +83,12 @@ def _tier_of(r: dict, first_local: str) -> str | None:
     return r["tier"]
 
 
-def read_rows(ledgers: Iterable[Ledger], first_local: str) -> list[Row]:
-    """Every graded whole-question answer in ``ledgers``, grouped by question text."""
+def read_rows(ledgers: Iterable[Ledger], first_local: str, adapter: str | None = ANY_ADAPTER) -> list[Row]:
+    """Every graded whole-question answer in ``ledgers``, grouped by question text; ratings by the
+    router with ``adapter`` (an id as in ``calls.adapter``, None: no adapter), else by any."""
     rows: dict[str, Row] = {}
     for ledger in ledgers:
-        ratings = _ratings(ledger)
+        ratings = _ratings(ledger, adapter)
         for r in _graded(ledger):
             tier = _tier_of(r, first_local)
             if tier is None:

@@ -16,11 +16,12 @@ from r2local.vocab import CallStatus, FeedbackSource, Role, Verdict
 from .conftest import plumbing_config, to_toml, write_config
 
 
-def graded(ledger: Ledger, text: str, strategy: str, tier: str, correct: bool, *, conf=None, probs=None) -> None:
+def graded(ledger: Ledger, text: str, strategy: str, tier: str, correct: bool, *, conf=None, probs=None,
+           adapter=None) -> None:
     qid = ledger.start_question(text, local_only=False, pool="demo", strategy=strategy)
     ledger.save_node(qid, Node(1, text, [], tier=tier, status="done", answer="x", confidence=conf))
     if probs is not None:
-        ledger.record_call(CallRecord(Role.ROUTE, "router", "llamacpp", "smol", qid),
+        ledger.record_call(CallRecord(Role.ROUTE, "router", "llamacpp", "smol", qid, adapter=adapter),
                            CallEnd(CallStatus.OK, output=json.dumps(probs)))
     ledger.add_feedback(Feedback(qid, Verdict.GOOD if correct else Verdict.BAD, FeedbackSource.BENCH, tier=tier))
 
@@ -65,7 +66,11 @@ def test_the_latest_rating_of_a_question_is_the_one_fitted(r2home):
 
     ledger = Ledger(r2home / "bench.db")
     graded(ledger, "q", "all-local", "local", True, probs={"easy": 0.8, "medium": 0.1, "hard": 0.1})
-    graded(ledger, "q", "r2local", "local", True, probs={"easy": 0.1, "medium": 0.2, "hard": 0.7})
+    graded(ledger, "q", "r2local", "local", True, probs={"easy": 0.1, "medium": 0.2, "hard": 0.7}, adapter="router@v3")
     (row,) = read_rows([ledger], "local")
     assert row.probs == {"easy": 0.1, "medium": 0.2, "hard": 0.7}
+    (row,) = read_rows([ledger], "local", None)  # the router without an adapter: its own rating
+    assert row.probs == {"easy": 0.8, "medium": 0.1, "hard": 0.1}
+    (row,) = read_rows([ledger], "local", "router@v3")
+    assert row.probs["hard"] == 0.7
     ledger.close()

@@ -49,7 +49,8 @@ def calibrate(engine: Engine, items: list[Item], share: float | None, names: lis
     tiers = engine.pool.tiers
     local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
     texts = {i.question for i in items}
-    rows = [r for r in read_rows([engine.ledger], local.name) if r.question in texts]
+    # The ratings this router (with its adapter, if any) just gave: a ledger may hold another's.
+    rows = [r for r in read_rows([engine.ledger], local.name, engine.adapter_id) if r.question in texts]
     found = votes(rows, local.name, cloud.name)
     tau = fit_agreement(found, share)
     what = f"{share:.0%} cloud share" if share is not None else "best accuracy"
