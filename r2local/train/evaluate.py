@@ -72,6 +72,16 @@ def bar(points: list[Point], share: float) -> float:
     return max(at_share(points, share).accuracy, points[-1].accuracy)
 
 
+def _equal_accuracy(reference: list[Point], share: float) -> tuple[float, float]:
+    """The bar, and what the reference pays to reach it."""
+    target = bar(reference, share)
+    return target, cost_at(reference, target) or 0.0
+
+
+def _change(cost: float | None, ref_cost: float) -> float | None:
+    return None if cost is None or not ref_cost else cost / ref_cost - 1.0
+
+
 def cost_at(points: list[Point], accuracy: float) -> float | None:
     """The least cloud cost that reaches ``accuracy`` on this curve (None: it never does)."""
     reach = [p.cloud_cost_usd for p in points if p.accuracy >= accuracy - 1e-9]
@@ -96,8 +106,7 @@ def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, lis
     """Each allocator's curve, cost at the reference's accuracy, greedy reward, label accuracy;
     with ``tau``, also each allocator as r2local uses it (its route, then agreement)."""
     curves = {name: curve(rows, probs, mapping) for name, probs in scored.items()}
-    target = bar(curves[reference], share)
-    ref_cost = cost_at(curves[reference], target) or 0.0
+    target, ref_cost = _equal_accuracy(curves[reference], share)
     out: dict[str, Any] = {"reference": reference, "share": share, "accuracy": target,
                            "reference_at_share": at_share(curves[reference], share).accuracy,
                            "all_cloud_accuracy": curves[reference][-1].accuracy,
@@ -110,7 +119,7 @@ def compare(rows: list[Row], examples: list[AllocExample], scored: dict[str, lis
         cost = cost_at(curves[name], target)
         out["allocators"][name] = {
             "cost_at_equal_accuracy_usd": cost,
-            "cost_change": None if cost is None or not ref_cost else cost / ref_cost - 1.0,
+            "cost_change": _change(cost, ref_cost),
             "greedy_reward": sum(rewards) / max(1, len(rewards)),
             "label_accuracy": sum(a == b for a, b in zip(picked, best)) / max(1, len(best)),
             "vs_reference": sign_test(rewards, base_rewards),
@@ -125,13 +134,12 @@ def _with_agreement(rows: list[Row], scored: dict[str, list[Probs]], mapping: di
                     share: float, tau: float) -> dict[str, Any]:
     """Each allocator routing first, agreement escalating after: r2local's cloud cost at equal accuracy."""
     curves = {name: curve(rows, probs, mapping, tau) for name, probs in scored.items()}
-    target = bar(curves[reference], share)
-    ref_cost = cost_at(curves[reference], target) or 0.0
+    target, ref_cost = _equal_accuracy(curves[reference], share)
     out: dict[str, Any] = {"agree_below": tau, "accuracy": target, "reference_cost_usd": ref_cost}
     for name, points in curves.items():
         cost = cost_at(points, target)
         out[name] = {"cost_at_equal_accuracy_usd": cost,
-                     "cost_change": None if cost is None or not ref_cost else cost / ref_cost - 1.0,
+                     "cost_change": _change(cost, ref_cost),
                      "curve": [p.__dict__ for p in points]}
     return out
 

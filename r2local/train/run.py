@@ -225,11 +225,12 @@ def _judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: di
     report.export_check = _kl(torch_held, scored["lora"])
     lora, ref = report.comparison["allocators"]["lora"], report.comparison["allocators"][reference]
     head = report.comparison["allocators"].get("head")
+    beats_ref = is_better(lora, ref)
     behind_head = head is not None and not not_behind(lora, head)
-    better = is_better(lora, ref) and not behind_head
+    better = beats_ref and not behind_head
     report.better, report.adopted = better, better and args.adopt
     verdict = ("better, adopted" if report.adopted else "better; kept as a candidate (--no-adopt)" if better
-               else "behind the classifier-head baseline, kept but not adopted" if behind_head and is_better(lora, ref)
+               else "behind the classifier-head baseline, kept but not adopted" if beats_ref
                else "not better, kept but not adopted")
     report.why = (f"greedy reward {lora['greedy_reward']:.3f} vs {ref['greedy_reward']:.3f} ({reference})"
                   + (f", {head['greedy_reward']:.3f} (head)" if head else "")
