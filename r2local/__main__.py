@@ -1,3 +1,3 @@
-from .cli import main
+from r2local.cli.main import main
 
 main()

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .backends import Message
-from .config import BudgetSection
-from .errors import BudgetExceeded
-from .ledger import Ledger
-from .pool import Tier
+from r2local.backends import Message
+from r2local.config import BudgetSection
+from r2local.errors import BudgetExceeded
+from r2local.store.ledger import Ledger
+from r2local.pool import Tier
 
 # A byte-level tokenizer (GPT-style BPE, SentencePiece with byte fallback) never
 # makes more tokens than the text has UTF-8 bytes; chat templates add a few

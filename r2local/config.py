@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from . import paths
-from .errors import ConfigError
+from r2local import paths
+from r2local.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,7 @@ class TierSection(_Section):
 
     @property
     def is_local(self) -> bool:
-        from .backends import BACKENDS
+        from r2local.backends import BACKENDS
 
         return self.local if self.local is not None else bool(getattr(BACKENDS.get(self.backend), "local_by_default", False))
 
@@ -176,7 +176,7 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Settings":
-        from .backends import BACKENDS
+        from r2local.backends import BACKENDS
 
         names = [t.name for t in self.tiers]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -187,7 +187,7 @@ class Settings(_Section):
                 raise ValueError(
                     f"tier {tier.name!r}: unknown backend {tier.backend!r}; use one of {', '.join(sorted(BACKENDS))}"
                 )
-        from .routing import STRATEGIES
+        from r2local.routing.strategies import STRATEGIES
 
         if self.router.strategy not in STRATEGIES:
             raise ValueError(f"router.strategy {self.router.strategy!r} is unknown; use one of {', '.join(STRATEGIES)}")

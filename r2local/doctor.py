@@ -14,8 +14,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from . import keys, paths
-from .errors import R2Error
+from r2local import keys, paths
+from r2local.errors import R2Error
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 _MARGIN = 1 << 30  # free space to keep beyond the models still to fetch
@@ -31,7 +31,7 @@ class Check:
 
 
 def _config(ctx: dict[str, Any]) -> Check:
-    from .config import load_settings
+    from r2local.config import load_settings
 
     where = paths.config_path()
     try:
@@ -47,7 +47,7 @@ def _config(ctx: dict[str, Any]) -> Check:
 
 
 def _llamacpp(ctx: dict[str, Any]) -> Check:
-    from .backends import llamaprobe
+    from r2local.backends import llamaprobe
 
     verdict = llamaprobe.check()
     data = {**verdict.to_json(), "features": verdict.features(), "cached": verdict.cached}
@@ -92,7 +92,7 @@ def _mlx(ctx: dict[str, Any]) -> Check:
 
 
 def _keyring(ctx: dict[str, Any]) -> Check:
-    from .keystore import active
+    from r2local.keystore import active
 
     try:
         info = active()
@@ -146,8 +146,8 @@ def _local_refs(ctx: dict[str, Any]) -> list[str]:
 def _models(ctx: dict[str, Any]) -> Check:
     from pathlib import Path
 
-    from .fetch import file_state
-    from .manifests import load_manifests
+    from r2local.fetch import file_state
+    from r2local.manifests import load_manifests
 
     manifests = load_manifests()
     rows, missing, bad, todo = [], [], [], 0

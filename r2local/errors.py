@@ -6,7 +6,7 @@ branch on types, never on message text.
 
 from __future__ import annotations
 
-from .vocab import Status
+from r2local.vocab import Status
 
 
 class R2Error(Exception):

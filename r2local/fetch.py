@@ -21,9 +21,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from . import paths
-from .errors import ModelError
-from .manifests import Manifest, PypiPart
+from r2local import paths
+from r2local.errors import ModelError
+from r2local.manifests import Manifest, PypiPart
 
 Progress = Callable[[str, int, "int | None"], None]  # (what, bytes done, bytes total)
 _CHUNK = 1 << 20

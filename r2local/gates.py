@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .backends import Completion, Message
-from .budget import Budget
-from .errors import PrivacyRefused
-from .pool import Tier
-from .privacy import Redaction, Redactor, StreamRestorer
+from r2local.backends import Completion, Message
+from r2local.budget import Budget
+from r2local.errors import PrivacyRefused
+from r2local.pool import Tier
+from r2local.privacy import Redaction, Redactor, StreamRestorer
 
 PRIVACY_MODES = ("local-only", "confirm", "auto")
 

@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .errors import KeyringUnavailable, MissingKey, PlaintextRefused
+from r2local.errors import KeyringUnavailable, MissingKey, PlaintextRefused
 
 SERVICE = "r2local"
 ENV_KEY = "OPENAI_API_KEY"
@@ -85,7 +85,7 @@ def mask(key: str) -> str:
 
 
 def _backend():
-    from .keystore import backend, classify
+    from r2local.keystore import backend, classify
 
     kr = backend()
     if not classify(kr).usable:
@@ -116,7 +116,7 @@ def set_key(tier: str, key: str, *, allow_plaintext: bool = False) -> str:
     Refuses a backend that has nowhere to put it, and a plaintext one unless
     ``allow_plaintext`` (or R2LOCAL_ALLOW_PLAINTEXT_KEY=1) says the user accepts it.
     """
-    from .keystore import classify
+    from r2local.keystore import classify
 
     key = key.strip()
     if not key:
@@ -174,7 +174,7 @@ def status(tier: str) -> KeyStatus:
         return KeyStatus(tier, None, None, problem=exc.message)
     if not key:
         return KeyStatus(tier, None, None)
-    from .keystore import active
+    from r2local.keystore import active
 
     info = active()
     return KeyStatus(tier, "keyring", key[-4:], where=info.where, secure=info.secure)

@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import paths
-from .config import read_toml
-from .errors import ConfigError, ModelError
+from r2local import paths
+from r2local.config import read_toml
+from r2local.errors import ConfigError, ModelError
 
 
 class _Strict(BaseModel):

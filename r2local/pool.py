@@ -11,13 +11,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import keys
-from .backends import Backend, BackendSpec, Usage, backend_class
-from .config import RouterSection, Settings, TierSection
-from .errors import ConfigError, ModelError
-from .fetch import Progress, resolve
-from .manifests import Manifest, load_manifests, lookup
-from .threads import ThreadBudget
+from r2local import keys
+from r2local.backends import Backend, BackendSpec, Usage, backend_class
+from r2local.config import RouterSection, Settings, TierSection
+from r2local.errors import ConfigError, ModelError
+from r2local.fetch import Progress, resolve
+from r2local.manifests import Manifest, load_manifests, lookup
+from r2local.threads import ThreadBudget
 
 
 @dataclass(frozen=True)

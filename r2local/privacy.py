@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from . import keys
-from .backends import Message
+from r2local import keys
+from r2local.backends import Message
 
 # Secrets first: a key can contain digit runs that look like phone or card numbers.
 SECRET_PATTERNS = [

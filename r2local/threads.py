@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import Cancelled
+from r2local.errors import Cancelled
 
 
 class ThreadBudget:

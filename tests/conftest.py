@@ -12,8 +12,8 @@ import pytest
 from r2local import fetch, paths
 from r2local.config import parse_settings
 from r2local.manifests import load_manifests
-from r2local.testing.faultproxy import FaultProxy
-from r2local.testing.standin import stand_in_server
+from tests.support.faultproxy import FaultProxy
+from tests.support.standin import stand_in_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOUD_KEY = "sk-test-R2LEAKCANARY-7f3a9c"

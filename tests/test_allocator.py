@@ -1,6 +1,6 @@
 import pytest
 
-from r2local.router.allocator import (
+from r2local.routing.thresholds import (
     ThresholdPolicy,
     calibrate_thresholds,
     default_thresholds,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from r2local.config import parse_settings
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.tasks.graders import grade
 from r2local.vocab import Route, Status
 

@@ -9,7 +9,7 @@ import pytest
 from r2local.backends import complete
 from r2local.backends.llamacpp import LlamaCppBackend
 from r2local.errors import Cancelled, ContextOverflow, ModelError
-from r2local.router.plan import parse_plan, plan_schema
+from r2local.routing.plan import parse_plan, plan_schema
 from r2local.threads import ThreadBudget
 
 MSG = [{"role": "user", "content": "Name three colours."}]

@@ -11,7 +11,7 @@ from r2local.errors import (
     ServerError,
     StreamCut,
 )
-from r2local.router.plan import plan_schema
+from r2local.routing.plan import plan_schema
 
 from .conftest import CLOUD_KEY
 

@@ -7,9 +7,9 @@ import sqlite3
 import pytest
 
 from r2local import keys
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.errors import ConfigError
-from r2local.routing import forced
+from r2local.routing.strategies import forced
 
 from .conftest import (
     CLOUD_KEY,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from r2local import keys
-from r2local.bench.command import Options, execute
+from r2local.cli.bench import Options, execute
 from r2local.bench.report import text
 from r2local.bench.strategies import ORDER
-from r2local.ledger import Ledger
+from r2local.store.ledger import Ledger
 
 from .conftest import CLOUD_KEY, plumbing_config, to_toml, write_config
 

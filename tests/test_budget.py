@@ -7,16 +7,17 @@ import threading
 import pytest
 import sqlite_utils
 
-from r2local import keys, migrations
+from r2local import keys
+from r2local.store import migrations
 from r2local.budget import Budget, prompt_token_bound
 from r2local.config import BudgetSection
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.errors import BudgetExceeded
-from r2local.ledger import Ledger
-from r2local.prompts import step_messages
-from r2local.records import CallEnd, CallRecord
-from r2local.router.plan import Plan, Subtask
-from r2local.routing import forced
+from r2local.store.ledger import Ledger
+from r2local.engine.prompts import step_messages
+from r2local.store.records import CallEnd, CallRecord
+from r2local.routing.plan import Plan, Subtask
+from r2local.routing.strategies import forced
 from r2local.vocab import CallStatus, Role
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from

@@ -8,9 +8,9 @@ import json
 import subprocess
 import sys
 
-from r2local.events import Node
-from r2local.ledger import Ledger
-from r2local.records import CallEnd, CallRecord, Feedback
+from r2local.engine.events import Node
+from r2local.store.ledger import Ledger
+from r2local.store.records import CallEnd, CallRecord, Feedback
 from r2local.vocab import CallStatus, FeedbackSource, Role, Verdict
 
 from .conftest import plumbing_config, to_toml, write_config
@@ -62,7 +62,7 @@ def test_calibrate_with_nothing_graded_names_the_fix(r2home):
 def test_the_latest_rating_of_a_question_is_the_one_fitted(r2home):
     """A router with a new adapter rates the same question differently; the bands must be fitted on
     the ratings it gives now, not on the first ones the ledger ever saw."""
-    from r2local.outcomes import read_rows
+    from r2local.routing.outcomes import read_rows
 
     ledger = Ledger(r2home / "bench.db")
     graded(ledger, "q", "all-local", "local", True, probs={"easy": 0.8, "medium": 0.1, "hard": 0.1})

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from r2local.calibration import fit_top, top_share
-from r2local.events import Node
-from r2local.ledger import Ledger
-from r2local.router import calibrate_thresholds
+from r2local.routing.calibration import fit_top, top_share
+from r2local.engine.events import Node
+from r2local.store.ledger import Ledger
+from r2local.routing.thresholds import calibrate_thresholds
 
 
 def fit(scores, target, tiers=3):

@@ -71,8 +71,8 @@ def test_invalid_config_is_a_message_not_a_traceback(r2home):
 
 
 def test_calibrate_from_logged_scores(r2home):
-    from r2local.events import Node
-    from r2local.ledger import Ledger
+    from r2local.engine.events import Node
+    from r2local.store.ledger import Ledger
 
     ledger = Ledger()
     qid = ledger.start_question("q", local_only=False, pool="demo")

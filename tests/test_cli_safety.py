@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from r2local import keys
-from r2local.ledger import Ledger
-from r2local.testing.standin import free_port
+from r2local.store.ledger import Ledger
+from tests.support.standin import free_port
 
 from .conftest import CLOUD_KEY, plumbing_config, to_toml, write_config
 from .test_cli import r2
@@ -159,7 +159,7 @@ def test_confirm_with_stdin_piped_asks_nobody_and_stays_local(r2home, proxy):
 def test_an_internal_error_is_scrubbed_of_the_key(r2home):
     from click.testing import CliRunner
 
-    from r2local.cli import cli
+    from r2local.cli.main import cli
 
     @cli.command("boom")
     def boom():

@@ -6,12 +6,12 @@ import threading
 import pytest
 
 from r2local import keys
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.errors import Cancelled
-from r2local.events import AnswerDelta, NodeUpdate, PlanReady
-from r2local.ledger import Ledger
-from r2local.router.plan import Plan, Subtask
-from r2local.routing import fixed, forced
+from r2local.engine.events import AnswerDelta, NodeUpdate, PlanReady
+from r2local.store.ledger import Ledger
+from r2local.routing.plan import Plan, Subtask
+from r2local.routing.strategies import fixed, forced
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 

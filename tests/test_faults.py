@@ -7,10 +7,10 @@ import time
 import pytest
 
 from r2local import keys
-from r2local.engine import Engine
-from r2local.events import AnswerDelta
-from r2local.router.plan import Plan, Subtask
-from r2local.routing import forced
+from r2local.engine.core import Engine
+from r2local.engine.events import AnswerDelta
+from r2local.routing.plan import Plan, Subtask
+from r2local.routing.strategies import forced
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 
@@ -74,7 +74,7 @@ def test_persistent_fault_retries_then_falls_back(r2home, proxy, name, faults, e
 
 
 def test_connection_refused_falls_back(r2home):
-    from r2local.testing.standin import free_port
+    from tests.support.standin import free_port
 
     engine = engine_for(r2home, f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
     result = engine.ask(QUESTION, strategy=forced(PLAN, "cloud"))

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from r2local.engine import Engine
-from r2local.ledger import Ledger
-from r2local.report import spend_text
-from r2local.testing.fake import SCRIPTS, Step
+from r2local.engine.core import Engine
+from r2local.store.ledger import Ledger
+from r2local.tables import spend_text
+from tests.support.fake import SCRIPTS, Step
 
 from .conftest import settings_from, to_toml, write_config
 from .test_statuses import QUESTION, on, scripted_config

@@ -2,9 +2,9 @@ import sqlite3
 
 import sqlite_utils
 
-from r2local import migrations
-from r2local.ledger import Ledger, new_id
-from r2local.records import CallEnd, CallRecord
+from r2local.store import migrations
+from r2local.store.ledger import Ledger, new_id
+from r2local.store.records import CallEnd, CallRecord
 from r2local.vocab import CallStatus, Role
 
 

@@ -3,7 +3,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r2local.router.plan import Plan, parse_plan
+from r2local.routing.plan import Plan, parse_plan
 
 Q = "What is 2 + 3, times 4?"
 

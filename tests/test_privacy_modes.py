@@ -7,11 +7,11 @@ import pytest
 
 from r2local import keys
 from r2local.budget import Budget
-from r2local.engine import Engine
-from r2local.events import AnswerDelta, Notice
+from r2local.engine.core import Engine
+from r2local.engine.events import AnswerDelta, Notice
 from r2local.gates import CloudRequest
-from r2local.router.plan import Plan, Subtask
-from r2local.routing import fixed, forced
+from r2local.routing.plan import Plan, Subtask
+from r2local.routing.strategies import fixed, forced
 
 from .conftest import CLOUD_KEY, plumbing_config, settings_from
 

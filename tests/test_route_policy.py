@@ -9,7 +9,7 @@ from r2local.bench.analysis import auroc, mcnemar
 from r2local.bench.runner import Outcome as BenchOutcome
 from r2local.config import TierSection
 from r2local.pool import Tier
-from r2local.router.route import (
+from r2local.routing.policy import (
     PLAN,
     Outcome,
     RoutePolicy,
@@ -19,7 +19,7 @@ from r2local.router.route import (
     fit_agreement,
     fit_policy,
 )
-from r2local.tasks.answers import CLOCK, NUMBER, POLAR, agreement, answer_kind, read_answer, same
+from r2local.engine.answers import CLOCK, NUMBER, POLAR, agreement, answer_kind, read_answer, same
 from r2local.vocab import Route
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from r2local.backends.llamacpp import LlamaCppBackend
-from r2local.router import Decomposer, DifficultyScorer
+from r2local.routing.decomposer import Decomposer
+from r2local.routing.thresholds import DifficultyScorer
 
 TRAIN = "A train leaves at 9:40 and the trip takes 2 h 35 min. When does it arrive, and how many minutes after noon is that?"
 

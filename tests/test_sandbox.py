@@ -1,7 +1,7 @@
 """The sandbox end to end: real worker processes, real limits.
 
 The good programs and the bad-input matrix live in r2local/sandbox/cases.py
-(the same list `python -m r2local.sandbox.table` prints).
+(the same list `python -m benchmarks.sandbox_table` prints).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from r2local.sandbox import Limits, Sandbox, SandboxClosed, SandboxUnavailable, Status
-from r2local.sandbox.cases import BAD, GOOD
+from tests.support.sandbox_cases import BAD, GOOD
 from r2local.sandbox.runner import KILL_GRACE_S
 
 LIMITS = Limits(timeout_s=1.0)

@@ -18,13 +18,13 @@ import time
 
 import pytest
 
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.errors import Cancelled, ServerError
-from r2local.ledger import Ledger
-from r2local.records import Decision
-from r2local.router.plan import single_plan
-from r2local.routing import FixedPlan, Strategy
-from r2local.testing.fake import SCRIPTS, Step
+from r2local.store.ledger import Ledger
+from r2local.store.records import Decision
+from r2local.routing.plan import single_plan
+from r2local.routing.strategies import FixedPlan, Strategy
+from tests.support.fake import SCRIPTS, Step
 from r2local.vocab import CallStatus, Status
 
 from .conftest import SMOL, settings_from
@@ -182,8 +182,8 @@ def test_interrupted_when_the_process_dies_mid_call(r2home, tmp_path):
     script = textwrap.dedent(f"""
         import json, pathlib
         from r2local.config import parse_settings
-        from r2local.engine import Engine
-        from r2local.testing.fake import SCRIPTS, Step
+        from r2local.engine.core import Engine
+        from tests.support.fake import SCRIPTS, Step
         from tests.test_statuses import on, QUESTION
         SCRIPTS.by_model["small"] = [Step("never", delay_s=60)]
         engine = Engine(parse_settings(json.loads({cfg!r}), pathlib.Path("config.toml")))

@@ -19,8 +19,8 @@ import pytest
 
 from r2local.backends.llamacpp import LlamaCppBackend
 from r2local.errors import ModelError
-from r2local.router.allocator import LABELS
-from r2local.train import adapter_check as ac
+from r2local.routing.thresholds import LABELS
+from tests.support import adapter_check as ac
 from r2local.train import export
 from r2local.train.export import mlx_to_gguf, peft_to_gguf, peft_to_mlx
 from r2local.train.ggufinfo import read_gguf_info

@@ -16,7 +16,7 @@ mx = pytest.importorskip("mlx.core", reason="mlx is not installed (pip install '
 pytest.importorskip("mlx_lm")
 
 from r2local.backends.mlx import MlxBackend  # noqa: E402
-from r2local.train import adapter_check as ac  # noqa: E402
+from tests.support import adapter_check as ac  # noqa: E402
 from r2local.train.export import GGUF_NAMES, mlx_to_gguf, peft_to_mlx, permute_rows  # noqa: E402
 
 from .test_backend_mlx import build_tiny_llama  # noqa: E402

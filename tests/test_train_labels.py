@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r2local.outcomes import Row, TierResult
+from r2local.routing.outcomes import Row, TierResult
 from r2local.train.evaluate import at_share, compare, cost_at, curve, sign_test
 from r2local.train.labels import complete, examples, label_tiers, rewards, split
 

@@ -16,8 +16,8 @@ import pytest
 import torch  # the test extra installs torch, peft and scikit-learn: these tests never skip
 
 from r2local.errors import R2Error  # noqa: E402
-from r2local.router.allocator import LABELS, score_messages  # noqa: E402
-from r2local.router.decomposer import plan_messages  # noqa: E402
+from r2local.routing.thresholds import LABELS, score_messages  # noqa: E402
+from r2local.routing.decomposer import plan_messages  # noqa: E402
 from r2local.train import allocator, decomposer  # noqa: E402
 from r2local.train.common import (  # noqa: E402
     META_FILE,

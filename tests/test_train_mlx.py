@@ -11,7 +11,7 @@ import pytest
 mx = pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'r2local[mlx]')")
 pytest.importorskip("mlx_lm")
 
-from r2local.router.allocator import LABELS  # noqa: E402
+from r2local.routing.thresholds import LABELS  # noqa: E402
 from r2local.train import mlx_allocator  # noqa: E402
 from r2local.train.allocator import AllocatorArgs  # noqa: E402
 from r2local.train.common import LoraArgs  # noqa: E402

@@ -13,10 +13,10 @@ import threading
 import pytest
 
 from r2local.config import parse_settings
-from r2local.engine import Engine
+from r2local.engine.core import Engine
 from r2local.errors import Cancelled
-from r2local.ledger import Ledger
-from r2local.train import adapters
+from r2local.store.ledger import Ledger
+from r2local.store import adapters
 from r2local.train.data import TrainError
 from r2local.train.run import TrainArgs, run
 
@@ -105,8 +105,8 @@ def test_train_export_compare_adopt_rollback_and_route_with_it(r2home):
 
 def plans_ledger(home, n=12):
     """Decomposed questions graded right: their plans are what the decomposer learns."""
-    from r2local.events import Node
-    from r2local.records import Feedback
+    from r2local.engine.events import Node
+    from r2local.store.records import Feedback
     from r2local.vocab import FeedbackSource, Verdict
 
     bench = Ledger(home / "bench.db")
@@ -125,7 +125,7 @@ def plans_ledger(home, n=12):
 
 @pytest.mark.slow
 def test_decomposer_sft_from_right_plans_and_its_use_while_planning(r2home):
-    from r2local.routing import planned
+    from r2local.routing.strategies import planned
     from r2local.train.plans import train_plans
 
     s = settings(r2home)

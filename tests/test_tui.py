@@ -7,8 +7,8 @@ from keyring.backends import fail
 from textual.widgets import Checkbox, DataTable, Input, Static
 
 from r2local import keys
-from r2local.engine import Engine
-from r2local.ledger import Ledger
+from r2local.engine.core import Engine
+from r2local.store.ledger import Ledger
 from tui.app import make_app
 from tui.screens.key_dialog import KeyDialog
 from tui.widgets.plan_tree import PlanTree

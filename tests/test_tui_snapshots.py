@@ -11,9 +11,9 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from r2local.engine import Engine
-from r2local.events import Node
-from r2local.ledger import Ledger
+from r2local.engine.core import Engine
+from r2local.engine.events import Node
+from r2local.store.ledger import Ledger
 
 from .conftest import plumbing_config, settings_from
 

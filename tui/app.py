@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from r2local.errors import R2Error
-from r2local.facade import Facade
+from r2local.engine.facade import Facade
 
-from .screens.error import StartupError
-from .screens.first_run import FirstRunScreen
-from .screens.key_dialog import KeyDialog
-from .screens.main import MainScreen
-from .widgets.spend_meter import MeterState, SpendMeter
+from tui.screens.error import StartupError
+from tui.screens.first_run import FirstRunScreen
+from tui.screens.key_dialog import KeyDialog
+from tui.screens.main import MainScreen
+from tui.widgets.spend_meter import MeterState, SpendMeter
 
 
 class R2App(App):
@@ -56,7 +56,7 @@ class R2App(App):
 
     def confirm_cloud(self, request: Any) -> bool:
         """Called on an engine thread: show the exact text and cost, block until answered."""
-        from .screens.confirm import ConfirmCloud
+        from tui.screens.confirm import ConfirmCloud
 
         answered = threading.Event()
         answer = [False]
@@ -128,7 +128,7 @@ class R2App(App):
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_history(self) -> None:
-        from .screens.history import HistoryScreen
+        from tui.screens.history import HistoryScreen
 
         def reopen(qid: str | None) -> None:
             if qid:
@@ -157,14 +157,14 @@ class R2App(App):
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_spend(self) -> None:
-        from .screens.spend import SpendScreen
+        from tui.screens.spend import SpendScreen
 
         today = self.today or date.today()
         screen = SpendScreen(self.engine.spend(30, today), today, 30, self.engine.budget_caps)
         self.call_from_thread(self.push_screen, screen)
 
     def action_training(self) -> None:
-        from .screens.training import TrainingScreen
+        from tui.screens.training import TrainingScreen
 
         self.push_screen(TrainingScreen())
 
@@ -224,7 +224,7 @@ def save_app_state(state: dict[str, Any]) -> None:
 def make_app(pool: str | None = None, engine: Any = None, **kwargs: Any) -> R2App:
     """Build the app around an engine (made from config.toml unless given), seen through the facade."""
     if engine is None:
-        from r2local.engine import Engine
+        from r2local.engine.core import Engine
 
         try:
             engine = Engine.from_config(pool=pool)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import registrar
-from .base import (
+from r2local.registry import registrar
+from r2local.backends.base import (
     Backend,
     BackendSpec,
     Chunk,
@@ -27,14 +27,14 @@ register = registrar(BACKENDS)
 
 
 # Imported for their @register side effect; each is cheap to import.
-from . import llamacpp, mlx, openai_compat  # noqa: E402,F401
+from r2local.backends import llamacpp, mlx, openai_compat  # noqa: E402,F401
 
 __all__ = ["BACKENDS", "Backend", "BackendSpec", "backend_class", "Chunk", "Completion", "LabelScorer", "Message", "Usage", "complete", "register"]
 
 
 def backend_class(name: str) -> Any:
     """The registered backend class called ``name``; an unknown name is an error, never a default."""
-    from ..errors import ConfigError
+    from r2local.errors import ConfigError
 
     if name not in BACKENDS:
         raise ConfigError(f"unknown backend {name!r}", fix=f"use one of: {', '.join(sorted(BACKENDS))}")

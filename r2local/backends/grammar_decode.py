@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Iterator, Sequence
 
-from .kvcache import common_prefix
+from r2local.backends.kvcache import common_prefix
 
 _TOKEN_DATA = [("id", "i4"), ("logit", "f4"), ("p", "f4")]
 

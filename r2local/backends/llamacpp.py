@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import Cancelled, ContextOverflow, ModelError
-from ..threads import ThreadBudget
-from . import llamaprobe, register
-from .base import Chunk, FileRuntime, Message, Usage
-from .grammar_decode import greedy_grammar_tokens, logsumexp
-from .kvcache import PromptCache
+from r2local.errors import Cancelled, ContextOverflow, ModelError
+from r2local.threads import ThreadBudget
+from r2local.backends import llamaprobe, register
+from r2local.backends.base import Chunk, FileRuntime, Message, Usage
+from r2local.backends.grammar_decode import greedy_grammar_tokens, logsumexp
+from r2local.backends.kvcache import PromptCache
 
 # llama.cpp's CPU backend runs on OpenMP. libgomp's idle threads spin ~300k
 # rounds before they sleep: when the machine is busier than our thread budget
@@ -153,7 +153,7 @@ class LlamaCppBackend(FileRuntime):
         return llm
 
     def _reload_fix(self) -> str:
-        from .. import paths
+        from r2local import paths
 
         if self.path.parent == paths.models_dir():  # ours: the store can fetch it again
             return f"delete {self.path} and fetch it again with `r2local models pull {self.model}`"

@@ -31,8 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .. import paths
-from ..errors import ModelError
+from r2local import paths
+from r2local.errors import ModelError
 
 PROBE_VERSION = 1
 TIMEOUT_S = 180.0
@@ -188,7 +188,7 @@ def check(*, force: bool = False, timeout: float = TIMEOUT_S) -> Verdict:
         return Verdict("missing", "llama-cpp-python is not installed")
     if not force and (hit := _cached(key)) is not None:
         return hit
-    from .probe_model import write
+    from r2local.backends.probe_model import write
 
     model = paths.cache_dir() / f"llamacpp-probe-v{PROBE_VERSION}.gguf"
     if not model.is_file():

@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import Cancelled, ContextOverflow, ModelError
-from ..threads import ThreadBudget
-from . import register
-from .base import Chunk, FileRuntime, Message, Usage
+from r2local.errors import Cancelled, ContextOverflow, ModelError
+from r2local.threads import ThreadBudget
+from r2local.backends import register
+from r2local.backends.base import Chunk, FileRuntime, Message, Usage
 
 
 @register("mlx")

@@ -10,7 +10,7 @@ import importlib
 import threading
 from typing import Any, Callable, Iterator
 
-from ..errors import (
+from r2local.errors import (
     AuthFailed,
     BadRequest,
     Cancelled,
@@ -22,8 +22,8 @@ from ..errors import (
     ServerError,
     StreamCut,
 )
-from . import register
-from .base import BackendSpec, Chunk, Message, Usage, flatten
+from r2local.backends import register
+from r2local.backends.base import BackendSpec, Chunk, Message, Usage, flatten
 
 
 def _retry_after(exc: Any) -> float | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .runner import BenchRun, Outcome
+from r2local.bench.runner import BenchRun, Outcome
 
 WHOLE = ("all-small", "all-local", "all-cloud")
 

@@ -7,13 +7,13 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from .. import paths
-from ..engine import Engine
-from ..errors import R2Error
-from ..ledger import Ledger
-from ..outcomes import read_rows, route_outcomes, votes
-from ..router.route import RoutePolicy, first_local, fit_agreement, fit_policy
-from ..tasks.datasets import Item
+from r2local import paths
+from r2local.engine.core import Engine
+from r2local.errors import R2Error
+from r2local.store.ledger import Ledger
+from r2local.routing.outcomes import read_rows, route_outcomes, votes
+from r2local.routing.policy import RoutePolicy, first_local, fit_agreement, fit_policy
+from r2local.tasks.datasets import Item
 
 CALIB_STRATEGIES = ["all-small", "all-local", "all-cloud", "r2local"]
 
@@ -39,7 +39,7 @@ def calibrate(engine: Engine, items: list[Item], share: float | None, names: lis
               on_progress: Any = None) -> RoutePolicy:
     """Answer ``items`` (a split apart from the benched questions) whole on every tier, then
     fit the route policy's bands and the agreement threshold (at most ``share`` escalated)."""
-    from .runner import run_bench
+    from r2local.bench.runner import run_bench
 
     extra = ["plan-local"] if "plan-local" in names else []
     run = run_bench(engine, items, CALIB_STRATEGIES + extra, seed=seed, confirm=confirm, cancel=cancel,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..report import table, usd
-from ..vocab import Route
-from .analysis import agreement_curve, difficulty_curve, oracle, signals, significance
-from .runner import BenchRun, Outcome, outcome_json, summarise
+from r2local.tables import table, usd
+from r2local.vocab import Route
+from r2local.bench.analysis import agreement_curve, difficulty_curve, oracle, signals, significance
+from r2local.bench.runner import BenchRun, Outcome, outcome_json, summarise
 
 GOAL_COST_PCT = 30.0  # r2local at most this % of all-cloud's cloud cost ...
 GOAL_GAP_POINTS = 3.0  # ... within this many accuracy points of all-cloud (the long-run goal: 10 % and 2 points)

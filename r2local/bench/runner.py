@@ -16,16 +16,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..engine import AskResult, Engine
-from ..errors import BackendError, Cancelled
-from ..gates import Confirm
-from ..records import Feedback
-from ..router.allocator import difficulty
-from ..router.route import RoutePolicy
-from ..tasks.datasets import Item
-from ..tasks.graders import grade
-from ..vocab import FeedbackSource, Verdict
-from .strategies import STRATEGIES, Context
+from r2local.engine.core import AskResult, Engine
+from r2local.errors import BackendError, Cancelled
+from r2local.gates import Confirm
+from r2local.store.records import Feedback
+from r2local.routing.thresholds import difficulty
+from r2local.routing.policy import RoutePolicy
+from r2local.tasks.datasets import Item
+from r2local.tasks.graders import grade
+from r2local.vocab import FeedbackSource, Verdict
+from r2local.bench.strategies import STRATEGIES, Context
 
 OnProgress = Callable[[int, int, str], None]  # (done, total, label)
 

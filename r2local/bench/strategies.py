@@ -27,13 +27,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..engine import Engine
-from ..errors import R2Error
-from ..gates import Confirm
-from ..records import Decision
-from ..registry import registrar
-from ..router.route import RoutePolicy, first_local
-from ..routing import (
+from r2local.engine.core import Engine
+from r2local.errors import R2Error
+from r2local.gates import Confirm
+from r2local.store.records import Decision
+from r2local.registry import registrar
+from r2local.routing.policy import RoutePolicy, first_local
+from r2local.routing.strategies import (
     ForcedAllocator,
     PolicyAllocator,
     RandomAllocator,
@@ -43,7 +43,7 @@ from ..routing import (
     Strategy,
     WholeQuestion,
 )
-from ..vocab import DecisionSource
+from r2local.vocab import DecisionSource
 
 ORDER = ["all-small", "all-local", "all-cloud", "cascade", "r2local", "task-level", "random", "cot-cloud", "plan-local"]
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import R2Error
-from ..fetch import Progress
-from ..registry import registrar
-from . import sources
-from .graders import GRADERS, default_grader
-from .wordproblems import generate
+from r2local.errors import R2Error
+from r2local.fetch import Progress
+from r2local.registry import registrar
+from r2local.tasks import sources
+from r2local.tasks.graders import GRADERS, default_grader
+from r2local.tasks.wordproblems import generate
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-from ..registry import registrar
+from r2local.registry import registrar
 
 GRADERS: dict[str, Callable[..., bool]] = {}
 

@@ -22,9 +22,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
-from ..errors import R2Error
-from ..fetch import Progress, sha256_file
+from r2local import paths
+from r2local.errors import R2Error
+from r2local.fetch import Progress, sha256_file
 
 DATASETS_ENV = "R2LOCAL_DATASETS_DIR"
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..router.allocator import LABELS
-from .common import (
+from r2local.routing.thresholds import LABELS
+from r2local.train.common import (
     LoraArgs,
     Progress,
     Router,
@@ -39,7 +39,7 @@ from .common import (
     torch_threads,
     write_meta,
 )
-from .data import AllocExample, best_label, check_alloc_examples
+from r2local.train.data import AllocExample, best_label, check_alloc_examples
 
 Reward = Callable[[AllocExample, str], float]
 
@@ -189,7 +189,7 @@ def evaluate(policy: Any, examples: list[AllocExample], batch_size: int = 16) ->
 
 def make_policy(router: Router, args: AllocatorArgs) -> Any:
     """Attach a fresh LoRA to ``router.model`` (in place) and wrap it as a label policy."""
-    from .policy import LabelPolicy, label_token_ids
+    from r2local.train.policy import LabelPolicy, label_token_ids
 
     label_token_ids(router.tokenizer, tuple(args.labels))  # fail before touching the model
     peft_model = attach_lora(router.model, args.lora, args.seed)

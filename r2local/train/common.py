@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import TrainError
+from r2local.train.data import TrainError
 
 # progress(step, metrics): called after every optimiser step, and with eval
 # figures every `eval_every` steps. It runs on the training thread.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..errors import TrainError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
-from ..router.allocator import LABELS
+from r2local.errors import TrainError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
+from r2local.routing.thresholds import LABELS
 
 Messages = list[dict[str, str]]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import (
+from r2local.train.common import (
     LoraArgs,
     Progress,
     Router,
@@ -34,8 +34,8 @@ from .common import (
     torch_threads,
     write_meta,
 )
-from .data import TextExample, TrainError, check_text_examples
-from .policy import prompt_tokens
+from r2local.train.data import TextExample, TrainError, check_text_examples
+from r2local.train.policy import prompt_tokens
 
 
 @dataclass

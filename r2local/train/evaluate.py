@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..outcomes import Row
-from ..router.allocator import LABELS, score_messages
-from .data import AllocExample
-from .labels import complete
+from r2local.routing.outcomes import Row
+from r2local.routing.thresholds import LABELS, score_messages
+from r2local.train.data import AllocExample
+from r2local.train.labels import complete
 
 Probs = dict[str, float]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ggufinfo import GgufInfo, read_gguf_info
-from .lora import AdapterError, LoraAdapter, LoraPair, read_mlx, read_peft
+from r2local.train.ggufinfo import GgufInfo, read_gguf_info
+from r2local.train.lora import AdapterError, LoraAdapter, LoraPair, read_mlx, read_peft
 
 # HF/mlx-lm module -> GGUF tensor stem within blk.N (llama.cpp's tensor names).
 GGUF_NAMES = {

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..router.allocator import LABELS
-from .data import AllocExample, Messages, TrainError, best_label, check_alloc_examples
+from r2local.routing.thresholds import LABELS
+from r2local.train.data import AllocExample, Messages, TrainError, best_label, check_alloc_examples
 
 
 def hidden_features(router: Any, prompts: list[Messages], *, threads: int = 1, batch_size: int = 8) -> Any:
@@ -22,8 +22,8 @@ def hidden_features(router: Any, prompts: list[Messages], *, threads: int = 1, b
     import numpy as np
     import torch
 
-    from .common import torch_threads
-    from .policy import prompt_tokens
+    from r2local.train.common import torch_threads
+    from r2local.train.policy import prompt_tokens
 
     decoder = router.model.get_decoder()
     out = []

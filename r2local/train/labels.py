@@ -20,15 +20,15 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..outcomes import Row, TierResult, read_rows
-from ..router.allocator import LABELS, difficulty, score_messages
-from ..router.route import first_local
-from ..tasks.answers import answer_kind, read_answer, same
-from .data import AllocExample
+from r2local.routing.outcomes import Row, TierResult, read_rows
+from r2local.routing.thresholds import LABELS, difficulty, score_messages
+from r2local.routing.policy import first_local
+from r2local.engine.answers import answer_kind, read_answer, same
+from r2local.train.data import AllocExample
 
 if TYPE_CHECKING:
-    from ..ledger import Ledger
-    from ..pool import Tier
+    from r2local.store.ledger import Ledger
+    from r2local.pool import Tier
 
 SLOWER = 0.02  # reward given up for a slower local tier when a faster one is right too
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AdapterError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
+from r2local.errors import AdapterError  # noqa: F401  (re-exported: every error type lives in r2local.errors)
 
 # Linear layers of a llama-style decoder block that every supported runtime names
 # the same way (HF, mlx-lm); export.py maps them to GGUF tensor names.

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .allocator import AllocatorArgs, Reward, eval_metrics, table_reward
-from .common import (
+from r2local.train.allocator import AllocatorArgs, Reward, eval_metrics, table_reward
+from r2local.train.common import (
     META_FILE,
     Progress,
     TrainResult,
@@ -36,8 +36,8 @@ from .common import (
     save_atomically,
     to_json,
 )
-from .data import AllocExample, Messages, TrainError, best_label, check_alloc_examples
-from .policy import label_token_ids
+from r2local.train.data import AllocExample, Messages, TrainError, best_label, check_alloc_examples
+from r2local.train.policy import label_token_ids
 
 
 class MlxLabelPolicy:

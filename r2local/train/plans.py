@@ -17,14 +17,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..errors import Cancelled
-from ..ledger import Ledger, new_id
-from ..pool import Pool
-from ..router.decomposer import plan_messages
-from . import adapters
-from .data import TextExample, TrainError
-from .labels import split
+from r2local.config import Settings
+from r2local.errors import Cancelled
+from r2local.store.ledger import Ledger, new_id
+from r2local.pool import Pool
+from r2local.routing.decomposer import plan_messages
+from r2local.store import adapters
+from r2local.train.data import TextExample, TrainError
+from r2local.train.labels import split
 
 NAME = "decomposer"
 MIN_PLANS = 8
@@ -53,10 +53,10 @@ def plan_examples(ledgers: list[Ledger], max_subtasks: int) -> list[tuple[str, T
 def train_plans(settings: Settings, steps: int, *, threads: int | None = None, cancel: threading.Event | None = None,
                 progress: Any = None) -> dict[str, Any]:
     """Decomposer SFT on the ledgers' right plans; a candidate ``decomposer@vN`` (held-out target loss before/after)."""
-    from .common import load_router
-    from .decomposer import DecomposerArgs, train
-    from .export import peft_to_gguf
-    from .run import _ledgers
+    from r2local.train.common import load_router
+    from r2local.train.decomposer import DecomposerArgs, train
+    from r2local.train.export import peft_to_gguf
+    from r2local.train.run import _ledgers
 
     ledgers = _ledgers()
     try:

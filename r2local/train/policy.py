@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .data import Messages, TrainError
+from r2local.train.data import Messages, TrainError
 
 
 def label_token_ids(tokenizer: Any, labels: tuple[str, ...]) -> list[int]:

@@ -25,15 +25,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import paths
-from ..config import Settings
-from ..errors import Cancelled
-from ..ledger import Ledger, new_id, now_utc
-from ..outcomes import Row
-from ..pool import Pool
-from . import adapters
-from .data import TrainError
-from .labels import (
+from r2local import paths
+from r2local.config import Settings
+from r2local.errors import Cancelled
+from r2local.store.ledger import Ledger, new_id, now_utc
+from r2local.routing.outcomes import Row
+from r2local.pool import Pool
+from r2local.store import adapters
+from r2local.train.data import TrainError
+from r2local.train.labels import (
     complete,
     counts,
     examples,
@@ -135,9 +135,9 @@ def run(settings: Settings, args: TrainArgs, *, rows: tuple[list[Row], list[Row]
 
 def _train_and_judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: dict[str, str],
                      train_rows: list[Row], held: list[Row], main: Ledger, say: Progress, cancel: threading.Event) -> None:
-    from . import allocator
-    from .common import load_router
-    from .head import HeadBaseline, hidden_features
+    from r2local.train import allocator
+    from r2local.train.common import load_router
+    from r2local.train.head import HeadBaseline, hidden_features
 
     ex_train = examples(train_rows, mapping, report.lam)
     ex_held = examples(held, mapping, report.lam)
@@ -184,7 +184,7 @@ def _train_and_judge(settings: Settings, args: TrainArgs, report: TrainReport, m
 
 
 def _export(folder: Path, gguf: Path) -> None:
-    from .export import peft_to_gguf, peft_to_mlx
+    from r2local.train.export import peft_to_gguf, peft_to_mlx
 
     peft_to_gguf(folder / "peft", gguf, folder / "adapter.gguf")
     peft_to_mlx(folder / "peft", folder / "mlx")
@@ -206,8 +206,8 @@ def _torch_probs(policy: Any, ex: list) -> list[dict[str, float]]:
 def _judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: dict[str, str], held: list[Row],
            ex_held: list, head_held: Any, torch_held: list[dict[str, float]], folder: Path, gguf: Path,
            main: Ledger, threads: int) -> None:
-    from ..backends.llamacpp import LlamaCppBackend
-    from .evaluate import compare, score_rows
+    from r2local.backends.llamacpp import LlamaCppBackend
+    from r2local.train.evaluate import compare, score_rows
 
     backend = LlamaCppBackend(gguf, n_ctx=2048, threads=threads)
     try:
@@ -283,11 +283,11 @@ def adopt(settings: Settings, ref: str, *, threads: int | None = None) -> dict[s
 
 def _recalibrate(settings: Settings, main: Ledger, gguf: Path, adapter: Path, threads: int) -> None:
     """The route policy's bands, refitted on the adopted adapter's ratings of every labelled question."""
-    from ..backends.llamacpp import LlamaCppBackend
-    from ..outcomes import route_outcomes, votes
-    from ..router.allocator import difficulty
-    from ..router.route import first_local, fit_policy
-    from .evaluate import score_rows
+    from r2local.backends.llamacpp import LlamaCppBackend
+    from r2local.routing.outcomes import route_outcomes, votes
+    from r2local.routing.thresholds import difficulty
+    from r2local.routing.policy import first_local, fit_policy
+    from r2local.train.evaluate import score_rows
 
     rows, _ = labelled(settings)
     backend = LlamaCppBackend(gguf, n_ctx=2048, threads=threads, adapter=adapter)

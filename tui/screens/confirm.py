@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from ..widgets.badges import money
+from tui.widgets.badges import money
 
 
 class ConfirmCloud(ModalScreen[bool]):

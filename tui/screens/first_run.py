@@ -9,9 +9,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, ProgressBar, Static
 
-from r2local.facade import Missing
+from r2local.engine.facade import Missing
 
-from ..messages import ModelsFetched
+from tui.messages import ModelsFetched
 
 
 class FirstRunScreen(Screen):

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from ..widgets.badges import money
+from tui.widgets.badges import money
 
 
 class HistoryScreen(Screen[str | None]):

@@ -13,14 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
-from r2local.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionStarted
+from r2local.engine.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionStarted
 from r2local.vocab import Status
 
-from ..messages import EngineEvent, QuestionFailed, QuestionFinished
-from ..widgets.node_detail import NodeDetail
-from ..widgets.plan_tree import PlanTree, as_record
-from ..widgets.spend_meter import SpendMeter
-from ..widgets.transcript import Exchange, Transcript, confidence_warning, result_meta
+from tui.messages import EngineEvent, QuestionFailed, QuestionFinished
+from tui.widgets.node_detail import NodeDetail
+from tui.widgets.plan_tree import PlanTree, as_record
+from tui.widgets.spend_meter import SpendMeter
+from tui.widgets.transcript import Exchange, Transcript, confidence_warning, result_meta
 
 
 class MainScreen(Screen):

@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from ..widgets.badges import money
+from tui.widgets.badges import money
 
 
 def daily_series(by_day: list[dict[str, Any]], today: date, days: int) -> list[tuple[str, float]]:

@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from .badges import money, tier_badge
-from .plan_tree import below_bar
+from tui.widgets.badges import money, tier_badge
+from tui.widgets.plan_tree import below_bar
 
 
 def _messages_text(messages: list[dict[str, str]]) -> Text:

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from r2local.vocab import Status
 
-from .badges import money, status_icon, tier_badge
+from tui.widgets.badges import money, status_icon, tier_badge
 
 UNSETTLED = (Status.QUEUED, Status.RUNNING)
 

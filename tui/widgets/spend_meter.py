@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
-from .badges import money
+from tui.widgets.badges import money
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 
-from .badges import money
+from tui.widgets.badges import money
 
 
 class Exchange(Vertical):
@@ -70,7 +70,7 @@ def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str)
 
 def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str | None:
     """One line when some of the answer ran below the confidence bar, else None."""
-    from .plan_tree import below_bar
+    from tui.widgets.plan_tree import below_bar
 
     low = [r for r in records if below_bar(r, bar)]
     if not low:

@@ -1,0 +1,108 @@
+"""`r2local ask`: one question from the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from r2local import keys
+from r2local.cli.common import _engine, _tty_confirm, cli
+from r2local.errors import Cancelled
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer and every subtask as JSON.")
+@click.option("--local-only", is_flag=True, help="Never contact a non-local tier.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> None:
+    """Answer QUESTION (use - to read it from stdin)."""
+    from r2local.engine.events import Notice
+
+    interactive = question != "-" and sys.stdin.isatty()
+    if question == "-":
+        question = sys.stdin.read()
+    engine = _engine(ctx)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
+
+    _, offline = engine.allowed_tiers(local_only)
+    quiet = not local_only and _said_before(offline)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Notice):
+            if quiet and event.text == offline:  # no key, again: said on an earlier run
+                return
+            suffix = " (said once; `r2local doctor` shows the state)" if event.text == offline and not local_only else ""
+            click.echo(event.text + suffix, err=True)
+
+    try:
+        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
+    except Cancelled:
+        engine.close()
+        click.echo("cancelled", err=True)
+        sys.exit(130)
+    except BaseException:
+        engine.close()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        _print_result(result, as_json)
+        engine.shadow(result, local_only=local_only, confirm=confirm)  # for learning, after the answer is out
+    finally:
+        engine.close()
+    if result.status != "done":
+        sys.exit(2)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    from r2local.tables import subtasks_table, usd
+
+    if as_json:  # a key pasted into the question is masked here too
+        click.echo(keys.scrub(json.dumps(result.to_json(), indent=2, ensure_ascii=False)))
+        _report_failure(result.error)
+        return
+    click.echo(keys.scrub(result.answer or "(no answer)"))
+    click.echo("")
+    click.echo(subtasks_table([n.public() for n in result.nodes]))
+    click.echo(
+        f"\ntotal {usd(result.cost_usd)} · cloud share {result.cloud_share:.0%} · "
+        f"{result.latency_ms / 1000:.1f} s · question {result.question_id}"
+    )
+    if result.route:
+        click.echo(f"route: {result.route} ({result.route_reason})" if result.route_reason else f"route: {result.route}")
+    if result.plan_note:
+        click.echo(f"plan: {result.plan_note}", err=True)
+    _report_failure(result.error)
+
+
+def _said_before(offline: str | None) -> bool:
+    """Whether an earlier `ask` already printed this offline reason (then stay quiet until it changes)."""
+    from r2local import paths
+
+    state = paths.cache_dir() / "ask-offline.txt"
+    if offline is None:  # online again: say it anew next time it goes offline
+        state.unlink(missing_ok=True)
+        return False
+    try:
+        if state.read_text() == offline:
+            return True
+    except OSError:
+        pass
+    state.write_text(offline)
+    return False
+
+
+def _report_failure(error: str | None) -> None:
+    if error:
+        message, _, fix = keys.scrub(error).partition(" (fix: ")
+        click.echo(f"error: no answer: {message}", err=True)
+        if fix:
+            click.echo(f"  fix: {fix.rstrip(')')}", err=True)

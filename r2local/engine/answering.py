@@ -1,0 +1,188 @@
+"""How a local tier answers one task: right where it can be, and knowing when it is not.
+
+For a quantitative task a model that writes programs writes one (greedy); the
+sandbox runs it and its result is the answer, with the program kept as the
+working. Then more samples (a prose answer, sampled programs) are compared
+with it: the share that states the same answer is the confidence, and a
+share below ``agree_below`` escalates. Measured on word problems, agreement
+separated right from wrong local answers (AUROC 0.92) where mean token
+probability did not, while the sampled majority itself was worse than the
+greedy program: so the greedy program answers, and the samples only vote.
+Degenerate output (a line repeated over and over) escalates too.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from r2local.backends import Completion, Message
+from r2local.config import ExecutorSection
+from r2local.engine.prompts import program_answer, program_messages
+from r2local.sandbox import ProgramResult, extract_program
+from r2local.engine.answers import (
+    CHOICE,
+    NUMBER,
+    POLAR,
+    TEXT,
+    Answer,
+    agreement,
+    answer_kind,
+    read_answer,
+)
+
+PROGRAM, PROSE = "program", "prose"
+# Call one sample: (messages, temperature, sample index, stream it?) -> the completion.
+CallFn = Callable[[list[Message], float, int, bool], Completion]
+RunFn = Callable[[str, int], ProgramResult]  # (program, sample index) -> its result
+
+
+@dataclass
+class Sample:
+    way: str  # program or prose
+    temperature: float
+    text: str
+    answer: Answer | None
+    program: str | None = None
+    status: str | None = None  # the sandbox's verdict for a program
+    value: str | None = None  # what the program computed, as it printed it
+    prob: float | None = None  # mean token probability of the reply (a recorded feature)
+
+
+@dataclass
+class Outcome:
+    """What the local tier says, and whether to keep it."""
+
+    answer: str  # the text kept as the answer ("" when there is none)
+    failure: str | None  # why not to keep it (escalate), or None
+    confidence: float | None = None  # share of samples agreeing with the answer
+    working: str | None = None  # the program behind the answer
+    features: dict[str, float] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+
+
+def degenerate(text: str) -> str | None:
+    """Why ``text`` looks like a model stuck in a loop, or None."""
+    lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) >= 6]
+    if lines:
+        line, count = Counter(lines).most_common(1)[0]
+        if count >= 4:
+            return f"degenerate output (one line repeated {count} times)"
+    if len(text) >= 400 and len(zlib.compress(text.encode())) < 0.15 * len(text.encode()):
+        return "degenerate output (the text repeats itself)"
+    return None
+
+
+def plan_samples(kind: str, programs: bool, k: int) -> list[tuple[str, bool]]:
+    """Which samples to take, in order: (way, greedy?). Program first where it fits;
+    a prose answer next, so the vote mixes two ways of getting there."""
+    if kind == TEXT:
+        return [(PROSE, True)]  # free text has no answer to compare: one answer, no vote
+    if programs and kind not in (POLAR, CHOICE):
+        ways = [(PROGRAM, True), (PROSE, True)] + [(PROGRAM if i % 2 == 0 else PROSE, False) for i in range(k)]
+    else:
+        ways = [(PROSE, True)] + [(PROSE, False)] * k
+    return ways[:k]
+
+
+class Answerer:
+    def __init__(self, settings: ExecutorSection) -> None:
+        self.settings = settings
+
+    def answer(self, prose: list[Message], task: str, programs: bool, call: CallFn, run: RunFn, *,
+               agree_below: float | None = None, early_stop: bool = True) -> Outcome:
+        """Answer the task whose prose prompt is ``prose``.
+
+        Args:
+            prose: the prose prompt; a program prompt is made from its last message.
+            task: the task's text (its wording says what kind of answer it wants).
+            programs: whether this tier writes programs.
+            call: makes one recorded model call.
+            run: runs one program in the sandbox, recorded.
+            agree_below: the agreement threshold (None: [executor] agree_below).
+            early_stop: stop sampling once the decision cannot change.
+        """
+        s = self.settings
+        tau = s.agree_below if agree_below is None else agree_below
+        kind = answer_kind(task)
+        plan = plan_samples(kind, programs and s.programs, s.samples)
+        taken: list[Sample] = []
+        for i, (way, greedy) in enumerate(plan):
+            temperature = 0.0 if greedy else s.sample_temperature
+            taken.append(self._sample(way, prose, kind, temperature, i, call, run))
+            if early_stop and s.early_stop and _decided(taken, len(plan), tau):
+                break
+        return self._outcome(taken, kind, tau)
+
+    def _sample(self, way: str, prose: list[Message], kind: str, temperature: float, i: int,
+                call: CallFn, run: RunFn) -> Sample:
+        if way == PROSE:
+            result = call(prose, temperature, i, i == 0)
+            return Sample(PROSE, temperature, result.text.strip(), read_answer(result.text, kind), prob=result.confidence)
+        result = call(program_messages(prose), temperature, i, False)
+        program = extract_program(result.text)
+        if program is None:
+            return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
+        ran = run(program, i)
+        answer = read_answer(ran.value, kind) if ran.ok and ran.value is not None else None
+        return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
+                      value=ran.value, prob=result.confidence)
+
+    def _outcome(self, taken: list[Sample], kind: str, tau: float) -> Outcome:
+        features = _features(taken, kind)
+        ordered = _answer_first(taken)
+        if ordered is None:  # no sample stated an answer: keep the greedy text, if any, and say so
+            text = next((t.text for t in taken if t.way == PROSE and t.text), "")
+            why = degenerate(text) or ("no answer could be read from the reply" if text else "empty answer")
+            return Outcome(text, why if kind != TEXT or not text else None, None, None, features, taken)
+        best = ordered[0]
+        agree = agreement([t.answer for t in ordered])
+        features.update(agree=agree.with_answer, agree_majority=agree.majority)
+        if best.prob is not None:
+            features["mean_prob"] = best.prob
+        # A program's answer is what it computed, as written ("12:15, 15" stays that, not a re-read of it).
+        text = program_answer(best.value or best.answer.show()) if best.way == PROGRAM else best.text
+        failure = degenerate(best.text if best.way == PROSE else best.program or "")
+        confidence = agree.with_answer if len(taken) > 1 else None
+        if failure is None and confidence is not None and confidence < tau:
+            failure = f"low agreement ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
+        return Outcome(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
+
+
+def _decided(taken: list[Sample], planned: int, tau: float) -> bool:
+    """Whether more samples could still change keep-or-escalate (early stop)."""
+    if len(taken) < 2 or len(taken) == planned:
+        return False
+    ordered = _answer_first(taken)
+    if ordered is None:
+        return False
+    agreeing = round(agreement([t.answer for t in ordered]).with_answer * len(ordered))
+    left = planned - len(taken)
+    low, high = agreeing / planned, (agreeing + left) / planned
+    return low >= tau or high < tau
+
+
+def _answer_first(taken: list[Sample]) -> list[Sample] | None:
+    """The samples with the one that answers first: the greedy program if it ran, else the first readable one."""
+    order = [t for t in taken if t.answer is not None and t.temperature == 0.0] + [t for t in taken if t.answer is not None]
+    if not order:
+        return None
+    best = order[0]
+    return [best] + [t for t in taken if t is not best]
+
+
+def _features(taken: list[Sample], kind: str) -> dict[str, float]:
+    programs = [t for t in taken if t.way == PROGRAM]
+    return {
+        "samples": float(len(taken)),
+        "program_ok": float(any(t.status == "ok" for t in programs[:1])) if programs else -1.0,
+        "answer_kind": float([NUMBER, "clock", POLAR, CHOICE, TEXT].index(kind)),
+        "answer_chars": float(len(taken[0].text)) if taken else 0.0,
+    }
+
+
+def _share(value: float, n: int) -> str:
+    agreeing = round(value * n)
+    return f"{agreeing}/{n}"

@@ -1,0 +1,235 @@
+"""A route per question, and the policy that picks it.
+
+The router rates the whole question once (one forward pass); the policy maps
+that difficulty to a band, and the band says how to answer: the whole
+question on one local tier (escalated by agreement), the router's plan on
+local tiers (``decompose``), or the whole question on the cloud.
+
+A calibrated policy comes from measured outcomes: per band, each tier's
+accuracy on whole questions. A tier gets a band only if it is better there
+than every cheaper tier (so on arithmetic the 135M model gets nothing), and
+a band goes straight to the cloud only when no local tier is right often
+enough to be worth trying. With no measurements the policy is one band:
+the strongest local tier, with agreement deciding what climbs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from r2local.vocab import Route
+
+if TYPE_CHECKING:
+    from r2local.pool import Tier
+
+MARGIN = 0.05  # a pricier tier must beat a cheaper one by more than this to get a band
+LOCAL_FLOOR = 0.2  # below this local accuracy, trying locally first only costs time
+PLAN = "plan"  # the tier name outcomes of the decompose route carry (the router's plan on local tiers)
+
+
+@dataclass(frozen=True)
+class Band:
+    upto: float  # the band holds difficulties <= upto (the last band: 1.0)
+    route: Route
+    tier: str  # the tier that answers first (whole-local, decompose) or the cloud tier
+    accuracy: dict[str, float] = field(default_factory=dict)  # measured, per tier
+    n: int = 0  # questions measured in this band
+    agree_below: float | None = None  # this band's agreement threshold (None: the policy's)
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    bands: list[Band]
+    agree_below: float | None = None  # calibrated agreement threshold; None: [executor] agree_below
+    source: str = "default"
+
+    def band(self, difficulty: float | None) -> Band:
+        if difficulty is None:  # too long to rate: the last band
+            return self.bands[-1]
+        edges = [b.upto for b in self.bands[:-1]]
+        return self.bands[bisect.bisect_left(edges, difficulty)]
+
+    def threshold(self, band: Band) -> float | None:
+        """The agreement threshold for a question in ``band``: its own, else the policy's."""
+        return band.agree_below if band.agree_below is not None else self.agree_below
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bands": [asdict(b) for b in self.bands], "agree_below": self.agree_below, "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RoutePolicy":
+        bands = [Band(b["upto"], Route(b["route"]), b["tier"], b.get("accuracy", {}), b.get("n", 0), b.get("agree_below"))
+                 for b in data["bands"]]
+        return cls(bands, data.get("agree_below"), data.get("source", "calibration"))
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json())
+
+
+def first_local(tiers: list["Tier"]) -> "Tier":
+    """Without measurements, the tier a question starts on: the strongest local tier
+    (a program-writing one if there is one, since those are right far more often)."""
+    local = [t for t in tiers if t.is_local]
+    writers = [t for t in local if t.writes_programs]
+    return (writers or local)[-1]
+
+
+def default_policy(tiers: list["Tier"]) -> RoutePolicy:
+    return RoutePolicy([Band(1.0, Route.WHOLE_LOCAL, first_local(tiers).name)], None, "default")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One measured whole-question answer: its difficulty, the tier, right or not."""
+
+    difficulty: float
+    tier: str
+    correct: bool
+
+
+def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, min_per_band: int = 8,
+               agree_below: float | None = None, source: str = "calibration", votes: list["Vote"] | None = None,
+               cloud_share: float | None = None) -> RoutePolicy:
+    """Bands by difficulty quantile, each given the cheapest tier that no pricier one beats, and,
+    with ``votes``, its own agreement threshold.
+
+    Args:
+        outcomes: graded whole-question answers, several tiers per question.
+        tiers: the pool's tiers, cheapest first.
+        bands: how many difficulty bands at most (fewer when data is thin).
+        min_per_band: questions a band needs, so that its accuracies mean something.
+        agree_below: the policy-wide agreement threshold (for bands without their own).
+        votes: local answers with their agreement and both grades, and the question's difficulty:
+            each whole-local band then gets the threshold that spends escalations where they
+            help most (see ``band_thresholds``).
+        cloud_share: at most this share of the votes escalated, over all bands (None: best accuracy).
+    """
+    if not outcomes:
+        return default_policy(tiers)
+    scores = sorted(o.difficulty for o in outcomes)  # every question once per tier: quantiles are unchanged
+    questions = len(outcomes) // max(1, len({o.tier for o in outcomes}))
+    count = max(1, min(bands, questions // max(1, min_per_band)))
+    edges = sorted({scores[min(len(scores) - 1, (len(scores) * k) // count - 1)] for k in range(1, count)})
+    out: list[Band] = []
+    lo = -1.0
+    for upto in [*edges, 1.0]:
+        inside = [o for o in outcomes if lo < o.difficulty <= upto]
+        lo = upto
+        if inside:
+            out.append(_band(upto, inside, tiers))
+    if votes:
+        out = band_thresholds(out, votes, cloud_share)
+    return RoutePolicy(_merge(out) or default_policy(tiers).bands, agree_below, source)
+
+
+def _band(upto: float, inside: list[Outcome], tiers: list["Tier"]) -> Band:
+    acc: dict[str, float] = {}
+    for name in [t.name for t in tiers] + [PLAN]:
+        mine = [o.correct for o in inside if o.tier == name]
+        if mine:
+            acc[name] = sum(mine) / len(mine)
+    n = max((sum(1 for o in inside if o.tier == name) for name in acc), default=0)
+    local = [t for t in tiers if t.is_local and t.name in acc]
+    cloud = [t for t in tiers if not t.is_local and t.name in acc]
+    pick = None
+    for t in local:  # cheapest first: a pricier tier must be clearly better
+        if pick is None or acc[t.name] > acc[pick.name] + MARGIN:
+            pick = t
+    route, tier, best = Route.WHOLE_LOCAL, pick, acc[pick.name] if pick is not None else 0.0
+    if PLAN in acc and acc[PLAN] > best + MARGIN:  # decomposition pays here, measured (and stays local)
+        route, tier, best = Route.DECOMPOSE, first_local(tiers), acc[PLAN]
+    if tier is None or (cloud and best < LOCAL_FLOOR and acc[cloud[-1].name] > best + MARGIN):
+        target = cloud[-1] if cloud else first_local(tiers)
+        return Band(upto, Route.WHOLE_CLOUD if cloud else Route.WHOLE_LOCAL, target.name, acc, n)
+    return Band(upto, route, tier.name, acc, n)
+
+
+def _merge(bands: list[Band]) -> list[Band]:
+    """Neighbouring bands with the same route and tier become one."""
+    out: list[Band] = []
+    for b in bands:
+        if out and (out[-1].route, out[-1].tier, out[-1].agree_below) == (b.route, b.tier, b.agree_below):
+            prev = out[-1]
+            acc = {k: (prev.accuracy.get(k, v) * prev.n + v * b.n) / max(1, prev.n + b.n) for k, v in b.accuracy.items()}
+            out[-1] = Band(b.upto, b.route, b.tier, acc, prev.n + b.n, b.agree_below)
+        else:
+            out.append(b)
+    if out:
+        last = out[-1]
+        out[-1] = Band(1.0, last.route, last.tier, last.accuracy, last.n, last.agree_below)
+    return out
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One question answered locally and on the cloud: the local answer's agreement and both grades."""
+
+    agreement: float
+    local_correct: bool
+    cloud_correct: bool
+    difficulty: float | None = None  # the router's rating of the question
+
+
+def _choices(votes: list[Vote]) -> list[tuple[float, int, int]]:
+    """(threshold, right answers, escalations) for each threshold that changes something in ``votes``."""
+    out = []
+    for tau in sorted({v.agreement for v in votes} | {0.0}) + [1.01]:
+        up = [v.agreement < tau for v in votes]
+        right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
+        out.append((min(1.0, tau), right, sum(up)))
+    return out
+
+
+def band_thresholds(bands: list[Band], votes: list[Vote], cloud_share: float | None) -> list[Band]:
+    """Each whole-local band's agreement threshold: escalations go where they buy the most right
+    answers. A price per escalation is raised until the total fits ``cloud_share`` (None: the
+    most right answers); each band then takes the threshold worth most at that price."""
+    edges = [b.upto for b in bands[:-1]]
+    groups: list[list[Vote]] = [[] for _ in bands]
+    for v in votes:
+        if v.difficulty is not None:
+            groups[bisect.bisect_left(edges, v.difficulty)].append(v)
+    def fixed(b: Band, g: list[Vote]) -> list[tuple[float, int, int]]:  # a band whose route has no vote
+        cloud = b.route == Route.WHOLE_CLOUD
+        return [(0.0, sum(v.cloud_correct for v in g) if cloud else 0, len(g) if cloud else 0)]
+
+    options = [_choices(g) if g and b.route == Route.WHOLE_LOCAL else fixed(b, g) for b, g in zip(bands, groups)]
+    budget = None if cloud_share is None else cloud_share * sum(len(g) for g in groups)
+    best: tuple[int, int, list[float | None]] | None = None
+    for price in [i / 200 for i in range(201)]:
+        picks = [max(o, key=lambda c: (c[1] - price * c[2], -c[2])) if o else None for o in options]
+        right = sum(p[1] for p in picks if p)
+        ups = sum(p[2] for p in picks if p)
+        if budget is not None and ups > budget + 1e-9:
+            continue
+        if best is None or (right, -ups) > (best[0], -best[1]):
+            best = (right, ups, [p[0] if p else None for p in picks])
+    if best is None:  # nothing fits: escalate nothing
+        best = (0, 0, [0.0 for _ in options])
+    return [Band(b.upto, b.route, b.tier, b.accuracy, b.n, tau if b.route == Route.WHOLE_LOCAL else None)
+            for b, tau in zip(bands, best[2])]
+
+
+def escalation_curve(votes: list[Vote]) -> list[dict[str, float]]:
+    """Accuracy and cloud share for every agreement threshold that makes a difference
+    (escalate when agreement < threshold), from the lowest share to the highest."""
+    cuts = sorted({v.agreement for v in votes} | {0.0}) + [1.01]
+    out = []
+    for tau in cuts:
+        up = [v.agreement < tau for v in votes]
+        right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
+        out.append({"agree_below": tau, "accuracy": right / len(votes), "cloud_share": sum(up) / len(votes)})
+    return out
+
+
+def fit_agreement(votes: list[Vote], cloud_share: float | None = None) -> float | None:
+    """The agreement threshold with the best accuracy (at most ``cloud_share`` of questions
+    escalated, when given); ties go to the lower share. None without votes."""
+    if not votes:
+        return None
+    curve = [c for c in escalation_curve(votes) if cloud_share is None or c["cloud_share"] <= cloud_share + 1e-9]
+    best = max(curve, key=lambda c: (round(c["accuracy"], 9), -c["cloud_share"]))
+    return min(1.0, best["agree_below"])

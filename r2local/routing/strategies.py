@@ -1,0 +1,255 @@
+"""The engine's seams: a planner turns a question into a plan, an allocator
+turns the plan's nodes into decisions (a tier, and what it was based on).
+
+A ``Strategy`` pairs them. The everyday one is ``RouterPlanner`` +
+``PolicyAllocator``; the bench's baselines and training's forced or sampled
+allocations are other pairs, registered the same way a plugin would register
+its own. Whatever the pair, every call still goes through the engine's gates
+and recorder: the seams decide *what* to run, never *how* a call is made.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from r2local.errors import Cancelled, ConfigError
+from r2local.engine.events import Listener, Node
+from r2local.store.records import Decision
+from r2local.registry import registrar
+from r2local.routing.plan import Plan, single_plan
+from r2local.routing.thresholds import ThresholdPolicy
+from r2local.routing.policy import Band, first_local
+from r2local.vocab import DecisionSource, Role, Route
+
+if TYPE_CHECKING:
+    from r2local.pool import Tier
+    from r2local.routing.router import RouterClient
+    from r2local.routing.policy import RoutePolicy
+
+
+@dataclass
+class Job:
+    """What a planner or an allocator may use while one question runs."""
+
+    question_id: str
+    question: str
+    cancel: threading.Event
+    emit: Listener
+    tiers: list["Tier"]  # the pool's tiers, cheapest first
+    allowed: list["Tier"]  # those usable now (key set, not local-only)
+    router: "RouterClient"
+    thresholds: Callable[[], tuple[list[float], str]]  # active thresholds and their source
+    policy: Callable[[], "RoutePolicy"] = lambda: None  # type: ignore[assignment,return-value]  # the route policy
+    route: "RouteChoice | None" = None  # set by a routing planner, read by its allocator and the engine
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+
+class Planner(Protocol):
+    def plan(self, job: Job) -> Plan:
+        """A valid plan for ``job.question`` (fall back to the one-subtask plan, never raise for bad output)."""
+        ...
+
+
+class Allocator(Protocol):
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        """A decision for every node id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    planner: Planner
+    allocator: Allocator
+
+
+# -- planners -----------------------------------------------------------------------
+class RouterPlanner:
+    """The router model writes the plan (grammar-constrained JSON, validated)."""
+
+    def plan(self, job: Job) -> Plan:
+        return job.router.plan(job.question_id, job.question, job.cancel)
+
+
+class WholeQuestion:
+    """No decomposition: the question itself is the only node."""
+
+    def plan(self, job: Job) -> Plan:
+        return single_plan(job.question)
+
+
+@dataclass(frozen=True)
+class FixedPlan:
+    """A plan given in advance (tests, replays)."""
+
+    fixed: Plan
+
+    def plan(self, job: Job) -> Plan:
+        return self.fixed
+
+
+@dataclass(frozen=True)
+class RouteChoice:
+    """The route a question takes, and why (shown in the plan tree and ``ask --json``)."""
+
+    route: Route
+    tier: int  # the tier that answers first
+    reason: str
+    difficulty: float | None = None
+    probs: dict[str, float] | None = None
+    agree_below: float | None = None
+
+
+class RoutePlanner:
+    """A route per question: the router rates the whole question once and the
+    route policy picks whole-local, decompose (the router's plan) or whole-cloud.
+
+    ``policy`` pins one (the bench); otherwise the engine's (the last calibration, else the default).
+    """
+
+    def __init__(self, policy: "RoutePolicy | None" = None) -> None:
+        self.policy = policy
+
+    def plan(self, job: Job) -> Plan:
+        score = job.router.score(job.question_id, None, job.question, job.question, role=Role.ROUTE)
+        d = score.difficulty if score is not None else None
+        policy = self.policy or job.policy()
+        band = policy.band(d)
+        route, tier = band.route, tier_index(job.tiers, band.tier)
+        usable = {t.index for t in job.allowed}
+        why = _why(band, d, policy.source)
+        if route == Route.WHOLE_CLOUD and tier not in usable:
+            route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
+            why += "; the cloud is not usable now, so a local tier tries"
+        plan = job.router.plan(job.question_id, job.question, job.cancel) if route == Route.DECOMPOSE else None
+        if plan is not None and len(plan.subtasks) < 2:
+            route, why = Route.WHOLE_LOCAL, why + "; the plan had one step, so it runs whole"
+        job.route = RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band))
+        return plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question)
+
+
+def _why(band: "Band", d: float | None, source: str) -> str:
+    rated = f"difficulty {d:.2f}" if d is not None else "too long to rate"
+    if not band.accuracy:
+        return f"{rated}; no measurements yet ({source}): {band.tier} answers, agreement decides if it climbs"
+    measured = ", ".join(f"{k} {v:.0%}" for k, v in band.accuracy.items())
+    climb = f", climbs below {band.agree_below:.2f} agreement" if band.agree_below is not None else ""
+    return f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}{climb}"
+
+
+class RouteAllocator:
+    """Tiers for the route a RoutePlanner chose: whole-local climbs by agreement,
+    decompose keeps its steps local, whole-cloud goes straight up."""
+
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        r = job.route
+        if r is None:
+            raise ConfigError("RouteAllocator needs a RoutePlanner", fix="pair them in the strategy")
+        feats = {"route_difficulty": r.difficulty} if r.difficulty is not None else {}
+        if r.route == Route.WHOLE_CLOUD:
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, escalate=False)
+                    for n in nodes}
+        if r.route == Route.DECOMPOSE:  # steps stay local; an unsure plan goes to the cloud whole (the engine)
+            ceiling = max(t.index for t in job.tiers if t.is_local)
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
+                                   agree_below=r.agree_below) for n in nodes}
+        # Whole-local: the band already chose the local tier; a weak answer goes to the cloud, whole.
+        clouds = [t.index for t in job.allowed if not t.is_local]
+        up = clouds[-1] if clouds else None
+        return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, agree_below=r.agree_below,
+                               escalate_to=up) for n in nodes}
+
+
+# -- allocators ---------------------------------------------------------------------
+@dataclass
+class PolicyAllocator:
+    """Score each node (one forward pass of the router) and map it to a tier by thresholds.
+
+    ``thresholds`` pins them (the bench); otherwise the engine's active ones
+    (config, then the last calibration, then evenly spaced).
+    """
+
+    thresholds: list[float] | None = None
+    escalate: bool = True
+
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        policy = ThresholdPolicy(self.thresholds if self.thresholds is not None else job.thresholds()[0])
+        out: dict[int, Decision] = {}
+        for node in nodes:
+            job.check()
+            score = job.router.score(job.question_id, node.id, job.question, node.text)
+            if score is None:  # too long to rate: as high as policy allows
+                out[node.id] = Decision(len(job.tiers) - 1, features={"too_long": 1.0})
+                continue
+            out[node.id] = Decision(policy.tier_index(score.difficulty), DecisionSource.POLICY, score.difficulty,
+                                    score.probs, {"router_ms": round(score.latency_ms, 1)}, escalate=self.escalate)
+        return out
+
+
+@dataclass(frozen=True)
+class ForcedAllocator:
+    """Every node on one tier, no scoring, no escalation (a refused or failing
+    cloud call still falls back to the strongest local tier)."""
+
+    tier: str
+
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        index = tier_index(job.tiers, self.tier)
+        return {n.id: Decision(index, DecisionSource.FORCED, escalate=False) for n in nodes}
+
+
+@dataclass
+class RandomAllocator:
+    """Each node on a tier drawn with ``weights()`` (seeded), without escalation."""
+
+    weights: Callable[[], list[float]]
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
+        w = self.weights()
+        return {n.id: Decision(self.rng.choices(range(len(job.tiers)), w)[0], DecisionSource.EXPLORATION,
+                               escalate=False) for n in nodes}
+
+
+def tier_index(tiers: list["Tier"], name: str) -> int:
+    for t in tiers:
+        if t.name == name:
+            return t.index
+    raise ConfigError(f"unknown tier {name!r}", fix=f"use one of: {', '.join(t.name for t in tiers)}")
+
+
+# -- the registry -------------------------------------------------------------------
+StrategyFactory = Callable[..., Strategy]
+STRATEGIES: dict[str, StrategyFactory] = {}
+
+
+register = registrar(STRATEGIES)
+
+
+@register("r2local")
+def routed(**_: object) -> Strategy:
+    """A route per question (whole-local, decompose or whole-cloud), agreement-based escalation."""
+    return Strategy("r2local", RoutePlanner(), RouteAllocator())
+
+
+@register("plan-and-allocate")
+def planned(**_: object) -> Strategy:
+    """Always decompose: the router's plan, every node scored and placed by thresholds."""
+    return Strategy("plan-and-allocate", RouterPlanner(), PolicyAllocator())
+
+
+def forced(plan: Plan | None, tier: str, name: str | None = None) -> Strategy:
+    """``plan`` (None: the question as one node) with every node on ``tier``."""
+    planner: Planner = FixedPlan(plan) if plan is not None else WholeQuestion()
+    return Strategy(name or f"forced:{tier}", planner, ForcedAllocator(tier))
+
+
+def fixed(plan: Plan, name: str = "fixed-plan") -> Strategy:
+    """A given plan, allocated by the policy as usual."""
+    return Strategy(name, FixedPlan(plan), PolicyAllocator())

@@ -1,0 +1,137 @@
+"""The programs the sandbox is judged by: typical good model programs with
+their answers, and the bad-input matrix with the status each must get.
+
+Shared by tests/test_sandbox.py and `python -m benchmarks.sandbox_table`, so the
+table in docs/sandbox.md is exactly what the tests assert. Escapes marked
+with an advisory or issue come from asteval's own security history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from r2local.sandbox.limits import Status
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    program: str
+    expect: Status
+    value: str | None = None  # for good programs: the normalised answer
+
+
+GOOD: tuple[Case, ...] = (
+    Case("solve() then print", "def solve():\n    total = 6 * 250\n    return total / 1000\nprint(solve())",
+         Status.OK, "1.5"),
+    Case("import math, ceil", "import math\nboxes = math.ceil(250 / 12)\nprint(boxes)", Status.OK, "21"),
+    Case("clock: time + timedelta",
+         "from datetime import datetime, timedelta\n"
+         "t = datetime.strptime('09:45', '%H:%M') + timedelta(hours=2, minutes=15)\n"
+         "print(t.strftime('%H:%M'))", Status.OK, "12:00"),
+    Case("clock: hours between",
+         "from datetime import datetime\nstart = datetime.strptime('08:50', '%H:%M')\n"
+         "end = datetime.strptime('17:20', '%H:%M')\nprint((end - start).seconds / 3600)", Status.OK, "8.5"),
+    Case("clock: split and map", "h, m = map(int, '09:45'.split(':'))\ntotal = h * 60 + m + 135\n"
+         "print(f'{total // 60:02d}:{total % 60:02d}')", Status.OK, "12:00"),
+    Case("unpacking: *rest and **dict", "first, *rest = [3, 4, 5]\nd = {**{'a': first}, 'b': sum(rest)}\n"
+         "answer = d['a'] + d['b']", Status.OK, "12"),
+    Case("days between dates", "from datetime import date\nprint((date(2024, 3, 1) - date(2024, 2, 1)).days)",
+         Status.OK, "29"),
+    Case("percentage discount", "price = 80\ndiscount = 15 / 100\nprint(round(price * (1 - discount), 2))",
+         Status.OK, "68"),
+    Case("round to cents", "print(round(1234.5678, 2))", Status.OK, "1234.57"),
+    Case("float noise", "print(0.1 + 0.2)", Status.OK, "0.3"),
+    Case("f-string percent", "rate = 0.1 + 0.2\nprint(f'{rate:.1%}')", Status.OK, "30.0%"),
+    Case("loop sum", "total = 0\nfor i in range(1, 101):\n    total += i\nprint(total)", Status.OK, "5050"),
+    Case("while with break", "n = 0\nwhile True:\n    n += 7\n    if n > 100:\n        break\nprint(n)",
+         Status.OK, "105"),
+    Case("dict and generator", "prices = {'apple': 0.5, 'pear': 0.75}\ncart = {'apple': 4, 'pear': 2}\n"
+         "answer = sum(prices[k] * n for k, n in cart.items())", Status.OK, "3.5"),
+    Case("answer beats print", "answer = 12\nprint('working...')", Status.OK, "12"),
+    Case("result variable", "result = 2 ** 10", Status.OK, "1024"),
+    Case("last expression", "x = 7\nx * 6", Status.OK, "42"),
+    Case("Fraction", "from fractions import Fraction\nanswer = Fraction(1, 3) + Fraction(1, 6)", Status.OK, "1/2"),
+    Case("Decimal money", "from decimal import Decimal\nanswer = Decimal('19.99') * 3", Status.OK, "59.97"),
+    Case("statistics.mean", "import statistics\nprint(statistics.mean([2, 4, 9]))", Status.OK, "5"),
+    Case("combinations", "from itertools import combinations\nprint(len(list(combinations(range(10), 3))))",
+         Status.OK, "120"),
+    Case("recursion", "def fact(n):\n    return 1 if n <= 1 else n * fact(n - 1)\nprint(fact(20))",
+         Status.OK, "2432902008176640000"),
+    Case("try/except", "try:\n    x = 1 / 0\nexcept ZeroDivisionError:\n    x = 0\nprint(x)", Status.OK, "0"),
+    Case("math without import", "print(math.sqrt(144))", Status.OK, "12"),
+    Case("big int in bounds", "print(2 ** 1000 % 1000)", Status.OK, "376"),
+)
+
+_FLOOD = "while True:\n    print('spam ' * 20)"
+_RECURSE = "def f(n):\n    return f(n + 1)\nf(0)"
+_KABOOM = (  # Ned Batchelder's "eval really is dangerous", as in asteval's tests
+    "(lambda fc=(lambda n: [c for c in ().__class__.__bases__[0].__subclasses__() "
+    "if c.__name__ == n][0]): fc('function')(fc('code')(0,0,0,0,'KABOOM',(),(),(),'','',0,''),{})())()"
+)
+
+BAD: tuple[Case, ...] = (
+    Case("import os", "import os\nos.system('id')", Status.REFUSED),
+    Case("__import__('os')", "__import__('os').system('id')", Status.REFUSED),
+    Case("from subprocess import run", "from subprocess import run\nrun(['id'])", Status.REFUSED),
+    Case("import socket", "import socket", Status.REFUSED),
+    Case("from math import a non-listed name", "from math import __loader__", Status.REFUSED),
+    Case("relative import", "from . import worker", Status.REFUSED),
+    Case("subclasses escape", "().__class__.__bases__[0].__subclasses__()", Status.REFUSED),
+    Case("kaboom (lambda + subclasses)", _KABOOM, Status.REFUSED),
+    Case("open /etc/passwd", "open('/etc/passwd').read()", Status.REFUSED),
+    Case("with open(...)", "with open('/etc/passwd') as f:\n    print(f.read())", Status.REFUSED),
+    Case("exec", "exec('1')", Status.REFUSED),
+    Case("eval", "eval('1')", Status.REFUSED),
+    Case("compile", "compile('1', 'x', 'eval')", Status.REFUSED),
+    Case("getattr dunder", "getattr(1, '__class__')", Status.REFUSED),
+    Case("globals()", "globals()", Status.REFUSED),
+    Case("vars() / dir()", "print(vars(), dir())", Status.REFUSED),
+    Case("type(1)", "type(1)", Status.REFUSED),
+    Case("__builtins__", "__builtins__['open']", Status.REFUSED),
+    Case("format-string attribute walk", "'{0.__class__}'.format(1)", Status.REFUSED),
+    Case("format_map attribute walk", "'{x.__class__}'.format_map({'x': 1})", Status.REFUSED),
+    Case("format string built at run time", "s = '{0.' + '__class__}'\nprint(s.format(1))", Status.REFUSED),
+    Case("f-string spec with a field (CVE-2025-24359)", "f\"{1:{'{__fstring__.__class__}'}}\"", Status.ERROR),
+    Case("lambda __code__", "(lambda: 0).__code__", Status.REFUSED),
+    Case("generator gi_frame", "g = (x for x in [1])\ng.gi_frame", Status.REFUSED),
+    Case("traceback frame globals", "try:\n    1 / 0\nexcept Exception as e:\n    e.__traceback__.tb_frame.f_globals",
+         Status.REFUSED),
+    Case("print.__reduce__ (asteval #86)", "print.__reduce__()", Status.REFUSED),
+    Case("Procedure internals (GHSA-vp47-9734-prjw)", "def f():\n    return 1\nf.__asteval__", Status.REFUSED),
+    Case("str.mro()", "str.mro()", Status.REFUSED),
+    Case("unbound str.format", "str.format('{0}', 1)", Status.REFUSED),
+    Case("print(file=...)", "print('x', file=1)", Status.REFUSED),
+    Case("module internals", "import datetime\ndatetime.sys.modules", Status.ERROR),
+    Case("mutate a module for the next run", "import math\nmath.pi = 3", Status.REFUSED),
+    Case("mutate a class for the next run", "from fractions import Fraction\nFraction.limit_denominator = 0",
+         Status.REFUSED),
+    Case("delete a module member", "import math\ndel math.pi", Status.REFUSED),
+    Case("delete an item behind an attribute", "import math\ndel math.pi[0]", Status.ERROR),
+    Case("numpy loadtxt (asteval default table)", "loadtxt('/etc/passwd')", Status.ERROR),
+    Case("raise SystemExit", "raise SystemExit", Status.ERROR),
+    Case("while True: pass", "while True:\n    pass", Status.TIMEOUT),
+    Case("loop caught by except Exception", "try:\n    while True:\n        pass\nexcept Exception:\n    pass",
+         Status.TIMEOUT),
+    Case("for i in range(10**12)", "for i in range(10**12):\n    pass", Status.TIMEOUT),
+    Case("sum(range(10**13)) in C", "sum(range(10**13))", Status.TIMEOUT),
+    Case("9**9**9", "9**9**9", Status.TOO_BIG),
+    Case("pow(10, 10**8)", "pow(10, 10**8)", Status.TOO_BIG),
+    Case("1 << 10**10", "1 << 10**10", Status.TOO_BIG),
+    Case("math.factorial(10**7)", "import math\nmath.factorial(10**7)", Status.TOO_BIG),
+    Case("int squaring loop", "x = 3\nwhile True:\n    x = x * x", Status.TOO_BIG),
+    Case("[0]*10**9", "[0] * 10**9", Status.MEMORY),
+    Case("'x'*10**10", "'x' * 10**10", Status.MEMORY),
+    Case("string doubling loop", "s = 'x'\nwhile True:\n    s = s + s", Status.MEMORY),
+    Case("list(range(10**9))", "x = list(range(10**9))", Status.MEMORY),
+    Case("''.join of 1 GB", "''.join(['x' * 1000000] * 1000)", Status.MEMORY),
+    Case("Decimal precision 10**9", "from decimal import Decimal, getcontext\ngetcontext().prec = 10**9\n"
+         "print(Decimal(1) / Decimal(7))", Status.MEMORY),
+    Case("deep recursion", _RECURSE, Status.ERROR),
+    Case("recursion through map() in C", "def f(x):\n    return list(map(f, [x]))\nf(1)", Status.ERROR),
+    Case("print flood", _FLOOD, Status.OUTPUT),
+    Case("one huge print", "print('x' * 5_000_000)", Status.OUTPUT),
+    Case("NUL byte in source", "print(1)\x00", Status.ERROR),
+    Case("program too long", "x = 1\n" * 5000, Status.REFUSED),
+    Case("no answer", "def solve():\n    x = 1\nprint(solve())", Status.NO_ANSWER),
+)
