@@ -151,5 +151,13 @@ def elementary_math_qa(progress: Progress | None = None) -> list[Item]:
     return items
 
 
+@register("compound")
+def compound(progress: Progress | None = None) -> list[Item]:
+    """Compound questions of our own (tasks/compound.py): 2-4 independent parts, each graded."""
+    from r2local.tasks.compound import generate as generate_compound
+
+    return [_item(d) for d in generate_compound(2000, seed=20261205)]
+
+
 def dataset_names() -> list[str]:
     return ["generated", *DATASETS]

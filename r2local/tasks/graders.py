@@ -16,6 +16,7 @@ text: the part after an explicit marker ("the answer is", "Answer:", bold,
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -294,3 +295,46 @@ def grade(kind: str, prediction: str, gold: str, choices: list[str] | None = Non
     if kind not in GRADERS:
         raise ValueError(f"unknown grader {kind!r}; use one of {', '.join(GRADERS)}")
     return GRADERS[kind](prediction or "", str(gold), choices)
+
+
+# -- compound questions (several independent parts) -----------------------------------
+_PART_MARK = r"^[\s*#>-]*(?:\(|\*\*)?(?:part\s*)?{n}(?:\)|\.|:|\*\*)+\s*"
+
+
+def part_segments(prediction: str, n: int) -> list[str] | None:
+    """The reply cut at its part numbers ("(1) ...", "1. ...", "Part 2: ..."), or None if it has not all n."""
+    starts = []
+    for i in range(1, n + 1):
+        pos = starts[-1][1] if starts else 0
+        m = re.compile(_PART_MARK.format(n=i), re.IGNORECASE | re.MULTILINE).search(prediction, pos)
+        if not m:
+            break
+        starts.append((m.start(), m.end()))
+    if len(starts) == n:
+        ends = [s for s, _ in starts[1:]] + [len(prediction)]
+        return [prediction[b:e].strip() for (_, b), e in zip(starts, ends)]
+    lines = [ln for ln in prediction.splitlines() if ln.strip()]
+    return lines if len(lines) == n else None
+
+
+def _stated(part: dict, text: str) -> bool:
+    """Whether an unnumbered reply states this part's answer somewhere (numbers and names only)."""
+    if part["grader"] == "number":
+        golds = quantities(part["answer"])
+        return bool(golds) and any(same_quantity(q, golds[0]) for q in quantities(text))
+    want = normalise(part["answer"])
+    return part["grader"] == "exact" and want not in _POLAR and f" {want} " in f" {normalise(text)} "
+
+
+def part_scores(prediction: str, gold: str) -> list[bool]:
+    """Per part of a compound question (gold: the JSON list of parts), whether the reply answers it."""
+    parts = json.loads(gold)
+    segments = part_segments(prediction or "", len(parts))
+    if segments is None:
+        return [_stated(p, prediction or "") for p in parts]
+    return [grade(p["grader"], seg, p["answer"], p.get("choices")) for p, seg in zip(parts, segments)]
+
+
+@register("parts")
+def grade_parts(prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    return all(part_scores(prediction, gold))
