@@ -1,0 +1,72 @@
+"""Independent parts of a question, found by its own punctuation, never by a model.
+
+A compound message ("(1) Is 97 prime? (2) What is the capital of Canada?",
+"Convert 5 miles to km, is 221 prime, and what is the capital of Canada?")
+is split so that each part takes the single-question path on its own and
+only a doubted part goes to the cloud. Splitting a question whose parts
+depend on each other would lose the dependency, so the rules are
+conservative: an explicit enumeration, or a message made only of questions
+(no statement that sets up a problem) none of which points back ("it",
+"that", "then"...). Everything else is one part. Rules, not the router
+model: the 0.5B router found parts poorly in plans, and these rules cost
+nothing and can be tested on every single-question set we have.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ENUM = re.compile(r"(?:^|\s)(?:\((\d{1,2})\)|(\d{1,2})[.)])\s+(?=\S)", re.M)
+_ASKS = ("what", "which", "who", "whom", "whose", "where", "when", "how", "why", "is", "are", "was", "were",
+         "do", "does", "did", "can", "could", "should", "would", "will", "convert", "calculate", "compute",
+         "name", "list", "give", "tell", "find", "translate", "explain", "define", "spell")
+# A question that points back at another needs it: such a message stays whole.
+_BACK = re.compile(r"\b(it|its|that|this|those|these|they|them|then|there|he|she|his|her|the result|the answer)\b",
+                   re.I)
+_STARTERS = re.compile(r"^(?:answer (?:each|all|the following|these)[^:]*:|please answer[^:]*:)\s*", re.I)
+MAX_PARTS = 6
+
+
+def _enumerated(text: str) -> list[str] | None:
+    marks = list(_ENUM.finditer(text))
+    numbers = [int(m.group(1) or m.group(2)) for m in marks]
+    if len(marks) < 2 or numbers != list(range(1, len(marks) + 1)):
+        return None
+    if _STARTERS.sub("", text[: marks[0].start()]).strip():
+        return None  # a preamble that sets up the parts ("A shop sells ... (1) ... (2) ...") binds them
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    parts = [text[m.end():e].strip() for m, e in zip(marks, ends)]
+    return parts if all(parts) else None
+
+
+def _asks(clause: str) -> bool:
+    first = re.match(r"[a-z']+", clause.strip().lower())
+    return bool(first) and first.group(0) in _ASKS
+
+
+def _clauses(sentence: str) -> list[str]:
+    """'Convert 5 miles to km, is 221 prime, and what is ...?' -> its three asks (or the sentence whole)."""
+    pieces = [p.strip() for p in re.split(r",\s*(?:and\s+)?|;\s*|\s+and\s+(?=(?:what|which|who|how|is|are)\b)",
+                                          sentence) if p.strip()]
+    if len(pieces) > 1 and all(_asks(p) for p in pieces):
+        return pieces
+    return [sentence]
+
+
+def _question_list(text: str) -> list[str] | None:
+    sentences = [s.strip() for s in re.split(r"(?<=[?])\s+|\n+", text.strip()) if s.strip()]
+    if not sentences or any(not s.endswith("?") for s in sentences):
+        return None  # a statement sets up the question(s): they belong together
+    parts = [c for s in sentences for c in _clauses(s)]
+    if len(parts) < 2 or not all(_asks(p) for p in parts) or any(_BACK.search(p) for p in parts[1:]):
+        return None
+    return parts
+
+
+def split_parts(question: str) -> list[str]:
+    """The question's independent parts, in order; ``[question]`` when it has one (or they depend)."""
+    text = question.strip()
+    parts = _enumerated(text) or _question_list(text) or [text]
+    if len(parts) > MAX_PARTS:
+        return [text]
+    return [p if p.endswith(("?", ".", "!")) else p + "?" for p in parts] if len(parts) > 1 else [text]
