@@ -1,0 +1,125 @@
+"""What the vote costs: r2local against the local model asked directly, per question. Prints tables. Not a test.
+
+    python -m benchmarks.vote_cost [--sets one_step,multi_step] [--n 0] [--cold 3] [--threads 1]
+
+For each question of our own sets (benchmarks/sets/, never tuned on): the
+demo pool's Qwen2.5-Coder-0.5B asked directly (prose, greedy, same prompt
+r2local uses for a whole question) against r2local warm in one process
+(local-only), with r2local's milliseconds split into routing (the router's
+rating), answer (the greedy program or prose, and its sandbox run) and vote
+(every further sample), and the samples taken and their output tokens, all
+read from the ledger. ``--cold N`` also times N questions as a user's
+``r2local ask`` (a new process each: model loading included) and prints the
+extra over warm. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.perf import _demo_engine
+from r2local.tables import table
+from r2local.tasks.datasets import read_jsonl
+from r2local.tasks.graders import grade
+
+SETS = Path(__file__).parent / "sets"
+
+
+def split_ms(engine, qid: str) -> dict[str, float]:
+    """Routing / answer / vote milliseconds, samples and their output tokens of one question (from the ledger)."""
+    out = {"route": 0.0, "answer": 0.0, "vote": 0.0, "samples": 0, "sample_tokens": 0}
+    for c in engine.ledger.question(qid)["calls"]:
+        ms = c["latency_ms"] or 0.0
+        if c["tier"] == "router":
+            out["route"] += ms
+        elif (c["sample"] or 0) > 0:
+            out["vote"] += ms
+            out["samples"] += 1
+            out["sample_tokens"] += c["output_tokens"] or 0
+        else:
+            out["answer"] += ms
+    return out
+
+
+def _direct(engine, question: str) -> tuple[str, float]:
+    from r2local.backends import complete
+    from r2local.engine.prompts import single_messages
+
+    backend = engine.pool.backend(engine.pool.tier("local"))
+    start = time.perf_counter()
+    reply = complete(backend, single_messages(question), max_tokens=384)
+    return reply.text, time.perf_counter() - start
+
+
+def warm_rows(engine, items) -> tuple[list[list[str]], dict[str, list[float]]]:
+    rows, stats = [], {"direct": [], "r2local": [], "vote_share": [], "right_d": [], "right_r": []}
+    for it in items:
+        text, t_direct = _direct(engine, it.question)
+        r = engine.ask(it.question, local_only=True)
+        s = split_ms(engine, r.question_id)
+        total = r.latency_ms
+        ok_d, ok_r = grade(it.grader, text, it.answer), grade(it.grader, r.answer, it.answer)
+        stats["direct"].append(t_direct)
+        stats["r2local"].append(total / 1000)
+        stats["vote_share"].append(s["vote"] / total if total else 0.0)
+        stats["right_d"].append(ok_d)
+        stats["right_r"].append(ok_r)
+        rows.append([it.question[:48], "ok" if ok_d else "wrong", f"{t_direct:.2f}", "ok" if ok_r else "wrong",
+                     r.status, f"{total / 1000:.2f}", f"{s['route']:.0f}", f"{s['answer']:.0f}", f"{s['vote']:.0f}",
+                     str(s["samples"]), str(s["sample_tokens"])])
+    return rows, stats
+
+
+def cold_seconds(question: str, home: str) -> float:
+    env = {**os.environ, "R2LOCAL_HOME": home}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "r2local", "--pool", "demo", "ask", question, "--local-only", "--json"],
+                   env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def report(name: str, rows, stats) -> None:
+    print(f"\n## {name}: Qwen2.5-Coder-0.5B directly vs r2local (demo pool, local-only, warm)\n")
+    print(table(["question", "direct", "direct s", "r2local", "status", "r2local s", "route ms", "answer ms",
+                 "vote ms", "samples", "sample tok"], rows, right=set(range(5, 11))))
+    ratio = statistics.median(stats["r2local"]) / statistics.median(stats["direct"])
+    print(f"\nmedian: direct {statistics.median(stats['direct']):.2f} s, r2local {statistics.median(stats['r2local']):.2f} s,"
+          f" ratio {ratio:.2f}; vote share of r2local's time: median {statistics.median(stats['vote_share']):.0%};"
+          f" right: direct {sum(stats['right_d'])}/{len(rows)}, r2local {sum(stats['right_r'])}/{len(rows)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="one_step,multi_step")
+    ap.add_argument("--n", type=int, default=0, help="first N questions of each set (0: all)")
+    ap.add_argument("--cold", type=int, default=3, help="questions also timed as a new `r2local ask` process")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = _demo_engine(Path(tmp), args.threads)
+        engine.ask("What is 2 plus 2?", local_only=True)  # load the models before timing
+        warm: dict[str, float] = {}
+        for name in args.sets.split(","):
+            items = read_jsonl(SETS / f"{name}.jsonl")
+            items = items[: args.n] if args.n else items
+            rows, stats = warm_rows(engine, items)
+            report(name, rows, stats)
+            warm.update(zip((it.question for it in items), stats["r2local"]))
+        engine.close()
+        if args.cold:
+            home = str(Path(tmp) / "cold")
+            cold = [(q, cold_seconds(q, home), w) for q, w in list(warm.items())[: args.cold]]
+            print("\n## Cold `r2local ask` (a new process, models loaded) vs the same question warm\n")
+            print(table(["question", "cold s", "warm s", "extra s"],
+                        [[q[:48], f"{c:.2f}", f"{w:.2f}", f"{c - w:.2f}"] for q, c, w in cold], right={1, 2, 3}))
+
+
+if __name__ == "__main__":
+    main()
