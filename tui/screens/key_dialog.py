@@ -30,7 +30,7 @@ class KeyDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         st, info = self.status, self.store
         now = f"A key is set (…{st.last4}, in {st.where})." if st.is_set else "No key is set."
-        with Vertical(id="dialog"):
+        with Vertical(id="dialog", classes="" if self.store.usable else "wide"):
             yield Label(f"API key for tier [b]{self.tier}[/b]", id="dialog-title")
             yield Static(now)
             if not info.usable:
@@ -49,19 +49,19 @@ class KeyDialog(ModalScreen[bool]):
 
     def _no_keyring(self) -> ComposeResult:
         """No keyring: the three ways `r2local doctor` names, each reachable from here."""
-        yield Static("There is no keyring on this machine to keep a key in. Three ways on "
-                     "(`r2local doctor` names the same):", id="key-problem", classes="error")
+        yield Static("There is no keyring on this machine to keep a key in. Three ways on, as "
+                     "`r2local doctor` says:", id="key-problem", classes="error")
         yield Input(placeholder="paste the key", password=True, id="key-input")
         yield Static("", id="key-error", classes="error")
-        yield Static(f"1. Use it for this run of the app only (as {keys.ENV_KEY}; nothing is stored).", markup=False)
-        yield Static("2. Set up an encrypted keyring, then start r2local again and press F4:\n   "
+        yield Static(f"1. Use it for this run only, as {keys.ENV_KEY} (nothing is stored).", markup=False)
+        yield Static("2. An encrypted keyring: run these, start r2local again, press F4:\n   "
                      + "\n   ".join(ENCRYPTED_SETUP), id="encrypted-setup", markup=False)
-        yield Static("3. Store it in a plaintext file (keyrings.alt; r2local makes it keyring's choice in "
-                     "keyringrc.cfg). Anyone who can read your files can read the key.", markup=False)
+        yield Static("3. A plaintext file (keyrings.alt, chosen in keyring's keyringrc.cfg): anyone who can "
+                     "read your files can read the key.", markup=False)
         yield Checkbox("Store it in a plaintext file anyway (unencrypted)", False, id="plaintext-file")
         with Horizontal(classes="buttons"):
             yield Button("Use for this run", variant="primary", id="use-env")
-            yield Button("Copy setup commands", id="copy-setup")
+            yield Button("Copy commands", id="copy-setup")
             yield Button("Store in file", id="store-file")
             yield Button("Cancel", id="cancel")
 

@@ -213,6 +213,8 @@ class MainScreen(Screen):
         tree = self.query_one(PlanTree)
         self.shown = q["id"]
         tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"), q.get("route"), q.get("route_reason"))
+        if q["status"] in ("cancelled", "interrupted"):  # its unfinished steps never will: not "queued"
+            tree.mark_cancelled()
         records = tree.records()
         detail = self.query_one(NodeDetail)
         if records:  # this question's answer, not the previously highlighted step of another question
