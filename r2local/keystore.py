@@ -135,3 +135,39 @@ def active() -> KeyringInfo:
     """The backend r2local stores keys in, classified."""
     kr = backend()
     return classify(kr, _configured() or "auto")
+
+
+PLAINTEXT_BACKEND = "keyrings.alt.file.PlaintextKeyring"
+ENCRYPTED_SETUP = ("pip install keyrings.cryptfile",
+                   "export PYTHON_KEYRING_BACKEND=keyrings.cryptfile.cryptfile.CryptFileKeyring")
+
+
+def choose_plaintext_file() -> KeyringInfo:
+    """With no keyring at all and the user's explicit consent: make keyrings.alt's
+    plaintext file the keyring, for this process and (through keyring's own
+    keyringrc.cfg, which r2local honours) for later runs. Never overrides a choice
+    the user made (PYTHON_KEYRING_BACKEND, an existing keyringrc.cfg)."""
+    import keyring
+    from keyring.core import _config_path
+
+    from r2local.errors import KeyringUnavailable
+
+    try:
+        from keyrings.alt.file import PlaintextKeyring
+    except ImportError:
+        raise KeyringUnavailable("keyrings.alt (the plaintext file keyring) is not installed",
+                                 fix="pip install keyrings.alt, then try again") from None
+    chosen = os.environ.get("PYTHON_KEYRING_BACKEND")
+    if chosen and chosen != PLAINTEXT_BACKEND:
+        raise KeyringUnavailable(f"PYTHON_KEYRING_BACKEND is set to {chosen}, which r2local will not override",
+                                 fix=f"unset it (or set it to {PLAINTEXT_BACKEND}) and start r2local again")
+    path = _config_path()
+    if not chosen:
+        if path.is_file() and "default-keyring" in path.read_text(encoding="utf-8", errors="replace"):
+            raise KeyringUnavailable(f"{path} already chooses a keyring backend, which r2local will not override",
+                                     fix=f"set default-keyring = {PLAINTEXT_BACKEND} there yourself")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"[backend]\ndefault-keyring = {PLAINTEXT_BACKEND}\n", encoding="utf-8")
+    kr = PlaintextKeyring()
+    keyring.set_keyring(kr)
+    return classify(kr, "keyringrc.cfg" if not chosen else "PYTHON_KEYRING_BACKEND")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from r2local.engine.standing import standing
+
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: set[int] | None = None) -> str:
     right = right or set()
@@ -30,7 +32,8 @@ def subtasks_table(nodes: list[dict[str, Any]]) -> str:
         if n.get("escalated_from"):
             tier = f"{n['escalated_from']}→{tier}"
         tokens = f"{n['input_tokens']}/{n['output_tokens']}"
-        rows.append([n["id"], n["kind"], tier, diff, tokens, usd(n["cost_usd"]), f"{n['latency_ms']:.0f}", n["status"]])
+        rows.append([n["id"], n["kind"], tier, diff, tokens, usd(n["cost_usd"]), f"{n['latency_ms']:.0f}",
+                     standing(n["status"], n.get("confidence"))])
     return table(["#", "kind", "tier", "diff", "in/out", "cost", "ms", "status"], rows, right={0, 3, 4, 5, 6})
 
 
@@ -45,6 +48,11 @@ def budget_text(b: dict[str, Any]) -> str:
     return "budget left: " + "    ".join(parts) + running
 
 
+def sandbox_text(runs: int) -> str:
+    """Model-written programs are run by the sandbox, not a model: a count, never a row among the models."""
+    return f"plus {runs} program run(s) in the sandbox (asteval, on this machine, no cost)"
+
+
 def spend_text(spend: dict[str, Any]) -> str:
     out = [budget_text(spend["budget"])] if spend.get("budget") else []
     out += [f"today: {usd(spend['today_usd'])}    this month: {usd(spend['month_usd'])}"]
@@ -54,6 +62,8 @@ def spend_text(spend: dict[str, Any]) -> str:
     out += ["", "by model:"]
     rows = [[r["tier"], r["model"], r["calls"], r["input_tokens"] or 0, r["output_tokens"] or 0, usd(r["cost_usd"])] for r in spend["by_model"]]
     out.append(table(["tier", "model", "calls", "in tok", "out tok", "cost"], rows, right={2, 3, 4, 5}))
+    if spend.get("sandbox_runs"):
+        out.append(sandbox_text(spend["sandbox_runs"]))
     out += ["", "by day:"]
     out.append(table(["day", "calls", "cost"], [[r["day"], r["calls"], usd(r["cost_usd"])] for r in spend["by_day"]], right={1, 2}))
     return "\n".join(out)
@@ -65,7 +75,9 @@ def logs_text(calls: list[dict[str, Any]]) -> str:
         when = (c["created_at"] or "")[:19].replace("T", " ")
         outcome = c["status"] if c["status"] == "ok" else f"{c['status']}:{c['error_class'] or ''}"
         tokens = f"{c['input_tokens'] or 0}/{c['output_tokens'] or 0}"
+        # The answer a subtask call gave, as the app and `ask` show it (the call's own outcome is "status").
+        answer = standing(c["node_status"], c.get("node_confidence")) if c["role"] == "subtask" and c.get("node_status") else ""
         rows.append([when, c["question_id"][-6:], c["subtask_id"] or "", c["role"], c["tier"], c["model"], tokens,
-                     usd(c["cost_usd"]), f"{c['latency_ms'] or 0:.0f}", outcome])
-    headers = ["time (UTC)", "question", "sub", "role", "tier", "model", "in/out", "cost", "ms", "status"]
+                     usd(c["cost_usd"]), f"{c['latency_ms'] or 0:.0f}", outcome, answer])
+    headers = ["time (UTC)", "question", "sub", "role", "tier", "model", "in/out", "cost", "ms", "status", "answer"]
     return table(headers, rows, right={2, 6, 7, 8})

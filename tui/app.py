@@ -122,6 +122,13 @@ class R2App(App):
         self.notify("Local-only: nothing leaves this machine." if self.local_only else "Cloud allowed again (if a key is set).")
         self.refresh_meter()
 
+    def action_toggle_help(self) -> None:
+        """`?`: the keys of what has focus, beside the screen (again to close)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
     # Screens that need the ledger or the keyring read it in a worker, then open.
     def action_history(self) -> None:
         self._open_history()

@@ -63,6 +63,7 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
 
 
 def _print_result(result: Any, as_json: bool) -> None:
+    from r2local.engine.standing import answer_status, standing
     from r2local.tables import subtasks_table, usd
 
     if as_json:  # a key pasted into the question is masked here too
@@ -72,9 +73,11 @@ def _print_result(result: Any, as_json: bool) -> None:
     click.echo(keys.scrub(result.answer or "(no answer)"))
     click.echo("")
     click.echo(subtasks_table([n.public() for n in result.nodes]))
+    node = result.nodes[-1] if result.nodes else None
+    status = answer_status(result.status, node.status if node else None)
     click.echo(
-        f"\ntotal {usd(result.cost_usd)} · cloud share {result.cloud_share:.0%} · "
-        f"{result.latency_ms / 1000:.1f} s · question {result.question_id}"
+        f"\n{standing(status, node.confidence if node else None)} · total {usd(result.cost_usd)} · "
+        f"cloud share {result.cloud_share:.0%} · {result.latency_ms / 1000:.1f} s · question {result.question_id}"
     )
     if result.route:
         click.echo(f"route: {result.route} ({result.route_reason})" if result.route_reason else f"route: {result.route}")

@@ -272,10 +272,17 @@ class Ledger:
         return self.question(rows[0]["id"])  # type: ignore[return-value]
 
     def questions(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._query("select * from questions order by id desc limit ?", (limit,))
+        """Recent questions, each with its answer node's (the last subtask's) status and confidence."""
+        last = "from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1"
+        return self._query(f"select q.*, (select s.status {last}) as answer_node_status, "
+                           f"(select s.confidence {last}) as answer_confidence "
+                           "from questions q order by q.id desc limit ?", (limit,))
 
     def calls(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._query("select * from calls order by id desc limit ?", (limit,))
+        """Recent calls, each with the status and confidence its subtask ended with."""
+        return self._query("select c.*, s.status as node_status, s.confidence as node_confidence from calls c "
+                           "left join subtasks s on s.question_id = c.question_id and s.subtask_id = c.subtask_id "
+                           "order by c.id desc limit ?", (limit,))
 
     def iter_calls(self) -> Iterator[dict[str, Any]]:
         yield from self._query("select * from calls order by id")
@@ -294,11 +301,13 @@ class Ledger:
             "select coalesce(sum(cost_usd), 0) as usd from calls where strftime('%Y-%m', created_at, 'localtime') = ?",
             (ref[:7],),
         )
+        # Programs run in the sandbox are calls too (the ledger keeps them), but no model: counted apart.
         by_model = self._query(
             "select tier, model, count(*) as calls, sum(input_tokens) as input_tokens, "
             "sum(output_tokens) as output_tokens, round(sum(cost_usd), 6) as cost_usd "
-            "from calls group by tier, model order by cost_usd desc, calls desc"
+            "from calls where backend is not 'sandbox' group by tier, model order by cost_usd desc, calls desc"
         )
+        sandbox = self._query("select count(*) as runs from calls where backend = 'sandbox'")
         by_day = self._query(
             f"select {day} as day, count(*) as calls, round(sum(cost_usd), 6) as cost_usd from calls "
             f"where {day} between date(?, ?) and ? group by day order by day",
@@ -309,4 +318,5 @@ class Ledger:
             "and strftime('%Y-%m', created_at, 'localtime') = ?", (ref[:7],),
         )
         return {"today_usd": today_usd[0]["usd"], "month_usd": month_usd[0]["usd"], "by_model": by_model, "by_day": by_day,
-                "shadow_month_usd": shadow[0]["usd"], "shadow_month_calls": shadow[0]["calls"]}
+                "shadow_month_usd": shadow[0]["usd"], "shadow_month_calls": shadow[0]["calls"],
+                "sandbox_runs": sandbox[0]["runs"]}

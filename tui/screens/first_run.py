@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -75,17 +77,35 @@ class FirstRunScreen(Screen):
         bar = self.query_one("#fetch-bar", ProgressBar)
         status = self.query_one("#fetch-status", Static)
 
-        def progress(what: str, done: int, total: int | None) -> None:
-            self.app.call_from_thread(bar.update, total=total or 1, progress=done)
-            self.app.call_from_thread(status.update, f"fetching {what}: {done / 2**20:.0f} MiB")
-
         try:
-            for name in names:
-                resolve(manifests[name], progress)
+            for i, name in enumerate(names, 1):
+                resolve(manifests[name], self._progress(bar, status, name, manifests[name], f"{i} of {len(names)}"))
         except R2Error as exc:
             self.post_message(ModelsFetched(False, f"{exc.message}\nfix: {exc.fix}" if exc.fix else exc.message))
             return
         self.post_message(ModelsFetched(True, "all models are here"))
+
+    def _progress(self, bar: ProgressBar, status: Static, name: str, manifest: Any, count: str) -> Any:
+        """A fetch progress callback that names the model and where it comes from (called off the UI thread)."""
+        from r2local.fetch import source_text
+
+        where = source_text(manifest)
+
+        def progress(what: str, done: int, total: int | None) -> None:
+            step = " — checking its sha256" if "sha256" in what else ""
+            size = f"{done / 2**20:.0f} of {total / 2**20:.0f} MiB" if total else f"{done / 2**20:.0f} MiB"
+            self.app.call_from_thread(bar.update, total=total or 1, progress=done)
+            self.app.call_from_thread(status.update, f"fetching model {count}: {name} from {where}: {size}{step}")
+
+        return progress
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer only what is still missing: no "Download models" once they are all here."""
+        if action == "download":
+            return bool(self.missing.models)
+        if action == "key":
+            return bool(self.missing.key_tier)
+        return True
 
     def on_models_fetched(self, message: ModelsFetched) -> None:
         self.query_one("#fetch-status", Static).update(message.message)
@@ -94,6 +114,7 @@ class FirstRunScreen(Screen):
             self.query_one("#first-run-text", Static).update(self._text() if self.missing.key_tier else "Everything is ready.")
             for button in self.query("#download"):
                 button.remove()
+            self.refresh_bindings()
 
     def action_key(self) -> None:
         self.app.action_set_key()

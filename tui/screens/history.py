@@ -8,6 +8,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from r2local.engine.standing import answer_status, standing
+
 from tui.widgets.badges import money
 
 
@@ -26,7 +28,9 @@ class HistoryScreen(Screen[str | None]):
         for q in self.questions:
             text = q["question"].replace("\n", " ")
             table.add_row(
-                (q["created_at"] or "")[:16].replace("T", " "), q["status"], money(q["cost_usd"]),
+                (q["created_at"] or "")[:16].replace("T", " "),
+                standing(answer_status(q["status"], q.get("answer_node_status")), q.get("answer_confidence")),
+                money(q["cost_usd"]),
                 f"{(q['cloud_share'] or 0):.0%}", text if len(text) < 70 else text[:67] + "…", key=q["id"],
             )
         yield table

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
+from r2local.engine.standing import answer_status
 from r2local.engine.events import AnswerDelta, NodeUpdate, Notice, PlanReady, QuestionStarted
 from r2local.vocab import Status
 
@@ -33,6 +34,7 @@ class MainScreen(Screen):
         Binding("f3", "app.spend", "Spend"),
         Binding("f4", "app.set_key", "Key"),
         Binding("f5", "app.training", "Train"),
+        Binding("question_mark", "app.toggle_help", "Help", key_display="?"),
         # Feedback on the highlighted plan node (the plan's title: the whole answer); not while typing.
         Binding("plus", "feedback('good')", "Good", key_display="+", show=False),
         Binding("minus", "feedback('bad')", "Bad", key_display="-", show=False),
@@ -130,6 +132,7 @@ class MainScreen(Screen):
         elif isinstance(event, Notice):
             self.notify(event.text, title="r2local", timeout=6)
         elif isinstance(event, PlanReady):
+            self.query_one(NodeDetail).clear()  # the previous question's step is not this one's
             tree.show_plan(self.exchange.question if self.exchange else "", event.nodes, event.note, event.route,
                            event.route_reason)
             self._progress(f"plan: {len(event.nodes)} node(s); rating difficulty…")
@@ -144,7 +147,10 @@ class MainScreen(Screen):
     async def on_question_finished(self, message: QuestionFinished) -> None:
         r = message.result
         if self.exchange is not None:
-            await self.exchange.finish(r.answer or "(no answer)", result_meta(r.cost_usd, r.cloud_share, r.latency_ms, r.status))
+            node = r.nodes[-1] if r.nodes else None
+            status = answer_status(r.status, node.status if node else None)
+            meta = result_meta(r.cost_usd, r.cloud_share, r.latency_ms, status, node.confidence if node else None)
+            await self.exchange.finish(r.answer or "(no answer)", meta)
             records = [as_record(n, self.app.tier_is_local) for n in r.nodes]
             self.exchange.set_warning(confidence_warning(records, self.app.confidence_bar()))
         self._reset()
@@ -199,9 +205,20 @@ class MainScreen(Screen):
         """Show a past question from the ledger with its plan and costs."""
         transcript = self.query_one(Transcript)
         exchange = await transcript.add(q["question"], q["id"])
-        meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, q["status"])
+        node = q["subtasks"][-1] if q["subtasks"] else None
+        status = answer_status(q["status"], node["status"] if node else None)
+        meta = result_meta(q["cost_usd"] or 0.0, q["cloud_share"] or 0.0, q["latency_ms"] or 0.0, status,
+                           node["confidence"] if node else None)
         await exchange.finish(q["answer"] or "(no answer)", f"{meta} · from history {q['created_at'][:16].replace('T', ' ')}")
         tree = self.query_one(PlanTree)
         self.shown = q["id"]
         tree.show_plan(q["question"], q["subtasks"], q.get("plan_note"), q.get("route"), q.get("route_reason"))
-        exchange.set_warning(confidence_warning(tree.records(), self.app.confidence_bar()))
+        if q["status"] in ("cancelled", "interrupted"):  # its unfinished steps never will: not "queued"
+            tree.mark_cancelled()
+        records = tree.records()
+        detail = self.query_one(NodeDetail)
+        if records:  # this question's answer, not the previously highlighted step of another question
+            detail.show(records[-1])
+        else:
+            detail.clear()
+        exchange.set_warning(confidence_warning(records, self.app.confidence_bar()))

@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
+from r2local.tables import sandbox_text
+
 from tui.widgets.badges import money
 
 
@@ -52,4 +54,6 @@ class SpendScreen(Screen):
         for r in s["by_model"]:
             table.add_row(r["tier"], r["model"], r["calls"], r["input_tokens"] or 0, r["output_tokens"] or 0, money(r["cost_usd"]))
         yield table
+        if s.get("sandbox_runs"):
+            yield Static(sandbox_text(s["sandbox_runs"]), id="spend-sandbox", classes="dim")
         yield Footer()

@@ -9,6 +9,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from r2local.engine.standing import standing
+
 from tui.widgets.badges import money, tier_badge
 from tui.widgets.plan_tree import below_bar
 
@@ -32,13 +34,19 @@ class NodeDetail(VerticalScroll):
         super().__init__(**kwargs)
         self.bar = bar
 
+    PROMPT = "Highlight a subtask in the plan to see its answer and prompt."
+
     def compose(self):
-        yield Static("Highlight a subtask in the plan to see its answer and prompt.", id="detail-body")
+        yield Static(self.PROMPT, id="detail-body")
+
+    def clear(self) -> None:
+        """Back to the prompt (a new plan is shown: the old step's detail would mislead)."""
+        self.query_one("#detail-body", Static).update(self.PROMPT)
 
     def show(self, rec: dict[str, Any]) -> None:
         body = Text()
         body.append(f"Subtask {rec['id']}", style="bold")
-        body.append(f"  ({rec.get('kind', 'step')}, {rec['status']})  ")
+        body.append(f"  ({rec.get('kind', 'step')}, {standing(rec['status'], rec.get('confidence'))})  ")
         body.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
         body.append(f" {rec.get('model') or ''}\n")
         body.append((rec.get("text") or "") + "\n\n")

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from r2local.engine.standing import NO_CHECK, confidence_text
 from r2local.vocab import Status
 
 from tui.widgets.badges import money, status_icon, tier_badge
@@ -69,6 +70,8 @@ def figures(rec: dict[str, Any], bar: float | None = None) -> list[Text]:
             parts.append(Text(f"conf {rec['confidence']:.2f}", style="dim"))
     elif rec.get("status") == Status.UNSURE:
         parts.append(Text("⚠ low confidence", style="bold yellow"))
+    elif confidence_text(None, rec.get("status")):  # answered, and its kind has no vote
+        parts.append(Text(NO_CHECK, style="dim"))
     deps = rec.get("depends_on") or []
     if deps and rec.get("kind") != "final":
         parts.append(Text(f"after {', '.join('#' + str(d) for d in deps)}", style="dim"))

@@ -7,6 +7,8 @@ from typing import Any
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 
+from r2local.engine.standing import standing
+
 from tui.widgets.badges import money
 
 
@@ -64,8 +66,9 @@ class Exchange(Vertical):
         status.set_class(error, "error")
 
 
-def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str) -> str:
-    return f"{status} · {money(cost)} · cloud share {cloud_share:.0%} · {latency_ms / 1000:.1f} s"
+def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str, confidence: float | None = None) -> str:
+    """The line under an answer: its status and confidence (as `ask` and history show them), cost, cloud share, time."""
+    return f"{standing(status, confidence)} · {money(cost)} · cloud share {cloud_share:.0%} · {latency_ms / 1000:.1f} s"
 
 
 def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str | None:
