@@ -34,6 +34,7 @@ from r2local.pool import Pool, Tier
 from r2local.privacy import Redactor
 from r2local.engine.prompts import FINAL_TEXT
 from r2local.engine.recorder import LedgerRecorder, Recorder
+from r2local.engine.shadow import ShadowOutcome, pick_upper, shadow
 from r2local.store.records import Decision, QuestionEnd
 from r2local.routing.plan import Plan
 from r2local.routing.thresholds import default_thresholds
@@ -60,6 +61,7 @@ class AskResult:
     strategy: str = "r2local"
     route: str | None = None
     route_reason: str | None = None
+    allowed: list[Tier] = field(default_factory=list, repr=False)  # the tiers it could use (not in to_json)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,13 +141,16 @@ class Engine:
             return cal["thresholds"], "calibration"
         return default_thresholds(n), "default"
 
-    def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> Any:
+    def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> ShadowOutcome | None:
         """Maybe answer ``result``'s question one tier up too, for learning ([learning] shares);
         records whether the answers agree. Call it after the user has the answer."""
-        from r2local.engine.shadow import pick_upper, shadow
-
-        upper = pick_upper(self, result, self._rng, local_only)
-        return shadow(self, result, upper, confirm) if upper is not None else None
+        allowed = result.allowed
+        if local_only or self.settings.privacy.mode == "local-only":
+            allowed = [t for t in allowed if t.is_local]
+        upper = pick_upper(result.nodes, result.status, allowed, self.settings.learning, self._rng)
+        if upper is None:
+            return None
+        return shadow(self.executor, self.ledger, result.question_id, result.question, result.nodes[0], upper, confirm)
 
     def use_adapter(self, adapter_id: str | None, path: str | None) -> None:
         """Route with another adapter from the next question on (the replaced router instance is unloaded)."""
@@ -231,7 +236,7 @@ class Engine:
         except Exception as exc:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.FAILED, _ms(start), error=str(exc)[:500]))
             raise
-        result.offline, result.latency_ms, result.strategy = offline, _ms(start), strategy.name
+        result.offline, result.latency_ms, result.strategy, result.allowed = offline, _ms(start), strategy.name, allowed
         self.ledger.finish_question(qid, QuestionEnd(
             result.status, result.latency_ms, result.answer, result.cost_usd, result.cloud_share, result.error))
         return result

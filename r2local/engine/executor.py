@@ -213,7 +213,7 @@ class Executor:
         try:
             if path.tier.is_local:
                 return self._local(run, node, path)
-            result = self._call(run, node, path.tier, self._messages(run, node), path.came_from)
+            result = self.call(run, node, path.tier, self._messages(run, node), path.came_from)
         except Cancelled:
             node.status = Status.CANCELLED
             self._publish(run, node)
@@ -233,8 +233,8 @@ class Executor:
         task = node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
 
         def call(messages: list[Message], temperature: float, sample: int, stream: bool) -> Completion:
-            return self._call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
-                              stream=stream)
+            return self.call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
+                             stream=stream)
 
         def program(source: str, sample: int) -> ProgramResult:
             return self.programs.run(source, CallRecord(Role.PROGRAM, tier.name, "sandbox", "asteval", run.question_id,
@@ -282,12 +282,19 @@ class Executor:
         return local[-1] if local else self.pool.strongest_local
 
     # -- one call, with retries ------------------------------------------------
-    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
-              temperature: float = 0.0, sample: int | None = None, stream: bool = True) -> Completion:
-        """One call through the gates and the recorder; a cloud call retries transient errors."""
+    def call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
+             temperature: float = 0.0, sample: int | None = None, stream: bool = True,
+             role: Role | None = None) -> Completion:
+        """One call through the gates and the recorder; a cloud call retries transient errors.
+
+        The one path every answering call takes (subtask, sample, final, shadow): its ledger
+        rows, retries and the partial charge of a cut stream are the same whoever asks.
+        Tokens and cost add up on ``node``. Raises CloudRefused (the gates) or the last
+        BackendError once the retries are spent."""
         attempts = 1 if tier.is_local else tier.config.max_retries + 1
-        role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
-        role = Role.SAMPLE if sample else role
+        if role is None:
+            role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
+            role = Role.SAMPLE if sample else role
         for attempt in range(1, attempts + 1):
             ticket = self.gates.admit(run.consent, node.id, tier, messages)  # may raise CloudRefused
             node.sent = ticket.messages  # exactly what left (redacted)

@@ -22,7 +22,7 @@ from r2local.registry import registrar
 from r2local.routing.plan import Plan, single_plan
 from r2local.routing.thresholds import ThresholdPolicy
 from r2local.routing.policy import Band, first_local
-from r2local.vocab import DecisionSource, Role, Route
+from r2local.vocab import DecisionSource, Role, Route, Routing
 
 if TYPE_CHECKING:
     from r2local.pool import Tier
@@ -232,13 +232,13 @@ STRATEGIES: dict[str, StrategyFactory] = {}
 register = registrar(STRATEGIES)
 
 
-@register("r2local")
+@register(Routing.R2LOCAL.value)
 def routed(**_: object) -> Strategy:
     """A route per question (whole-local, decompose or whole-cloud), agreement-based escalation."""
     return Strategy("r2local", RoutePlanner(), RouteAllocator())
 
 
-@register("plan-and-allocate")
+@register(Routing.PLAN_AND_ALLOCATE.value)
 def planned(**_: object) -> Strategy:
     """Always decompose: the router's plan, every node scored and placed by thresholds."""
     return Strategy("plan-and-allocate", RouterPlanner(), PolicyAllocator())
