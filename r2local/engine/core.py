@@ -8,6 +8,7 @@ engine's, whatever the strategy.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -227,7 +228,8 @@ class Engine:
         elif mode == "confirm" and confirm is None:
             emit(Notice(qid, "privacy: confirm mode and nobody to ask; cloud subtasks stay local"))
         start = time.perf_counter()
-        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds, self.route_policy)
+        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds()[0],
+                  self.route_policy())
         try:
             result = self._answer(job, strategy, Consent(qid, confirm))
         except Cancelled:
@@ -245,24 +247,25 @@ class Engine:
         qid = job.question_id
         with self.router.burst(self.settings.runtime.threads):
             t0 = time.perf_counter()
-            plan = strategy.planner.plan(job)
+            planned = strategy.planner.plan(job)
+            plan, choice = planned.plan, planned.route
             t_plan = _ms(t0)
             nodes = self.nodes(plan)
-            route = job.route.route if job.route else (Route.DECOMPOSE if len(nodes) > 1 else None)
-            why = job.route.reason if job.route else None
+            route = choice.route if choice else (Route.DECOMPOSE if len(nodes) > 1 else None)
+            why = choice.reason if choice else None
             self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note,
                                         route=route, route_reason=why)
             for n in nodes:
                 self.ledger.save_node(qid, n)
             job.emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note, route, why))
             t1 = time.perf_counter()
-            decisions = strategy.allocator.allocate(job, nodes)
+            decisions = strategy.allocator.allocate(dataclasses.replace(job, route=choice), nodes)
             self._apply(job, nodes, decisions)
             t_alloc = _ms(t1)
         run = Run(qid, job.question, {n.id: n for n in nodes}, job.allowed, job.cancel, job.emit, nodes[-1].id,
                   decisions, consent)
-        self.executor.run(run)
-        answer_node = self._rescue(job, run, nodes) or nodes[-1]
+        self.executor.run(run)  # escalation, up to the whole question on the cloud, is the executor's
+        nodes, answer_node = list(run.nodes.values()), run.nodes[run.answer_node]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
         cloud = sum(1 for n in nodes if not n.is_local)
         status = QuestionStatus.FAILED if answer_node.status == Status.FAILED else QuestionStatus.DONE
@@ -271,26 +274,6 @@ class Engine:
             plan_note=plan.note, router_ms={"plan": t_plan, "allocate": t_alloc},
             error=answer_node.reason if status == QuestionStatus.FAILED else None, route=route, route_reason=why,
         )
-
-    def _rescue(self, job: Job, run: Run, nodes: list[Node]) -> Node | None:
-        """A decomposed answer that came out unsure goes to the cloud as the whole question
-        (never as a plan-sized prompt, which would cost more than the question itself)."""
-        if job.route is None or job.route.route != Route.DECOMPOSE:
-            return None
-        if not any(n.status in (Status.UNSURE, Status.FAILED) for n in nodes):
-            return None
-        clouds = [t for t in job.allowed if not t.is_local]
-        if not clouds:
-            return None
-        whole = Node(len(nodes) + 1, job.question, [], kind=NodeKind.WHOLE)
-        whole.decision_source, whole.decided_tier = DecisionSource.POLICY, clouds[-1].name
-        nodes.append(whole)
-        self.ledger.save_node(job.question_id, whole)
-        job.emit(NodeUpdate(job.question_id, whole.snapshot()))
-        decision = Decision(clouds[-1].index, DecisionSource.POLICY, escalate=False)
-        self.executor.run(Run(job.question_id, job.question, {whole.id: whole}, job.allowed, job.cancel, job.emit,
-                              whole.id, {whole.id: decision}, run.consent, run.down))
-        return whole
 
     @staticmethod
     def nodes(plan: Plan) -> list[Node]:

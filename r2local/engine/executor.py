@@ -39,7 +39,7 @@ from r2local.engine.prompts import final_messages, prompt_version, single_messag
 from r2local.engine.recorder import CallSpec, Recorder
 from r2local.store.records import CallEnd, CallRecord, Decision
 from r2local.sandbox import ProgramResult
-from r2local.vocab import NodeKind, Role, Status
+from r2local.vocab import DecisionSource, NodeKind, Role, Status
 
 BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0
@@ -97,7 +97,31 @@ class Executor:
 
     # -- scheduling ------------------------------------------------------------
     def run(self, run: Run) -> None:
-        """Run every node; raises Cancelled if the question was cancelled."""
+        """Run every node, then the whole question where a doubted plan sends it
+        (``Decision.whole_to``); raises Cancelled if the question was cancelled."""
+        self._run_dag(run)
+        whole = self._whole(run)
+        if whole is not None:
+            self._run_node(run, whole)
+
+    def _whole(self, run: Run) -> Node | None:
+        """The node that answers the question whole when a node of its plan came out unsure
+        or failed and the allocator named a tier for that, else None."""
+        to = {d.whole_to for d in run.decisions.values()} - {None}
+        usable = {t.index: t for t in run.allowed}
+        if not to or not any(n.status in (Status.UNSURE, Status.FAILED) for n in run.nodes.values()):
+            return None
+        target = usable.get(max(i for i in to if i is not None))
+        if target is None:
+            return None
+        whole = Node(max(run.nodes) + 1, run.question, [], kind=NodeKind.WHOLE)
+        whole.decision_source, whole.decided_tier = DecisionSource.POLICY, target.name
+        run.nodes[whole.id], run.answer_node = whole, whole.id
+        run.decisions[whole.id] = Decision(target.index, DecisionSource.POLICY, escalate=False)
+        self._publish(run, whole)
+        return whole
+
+    def _run_dag(self, run: Run) -> None:
         pending = dict(run.nodes)
         done: set[int] = set()
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="r2-node") as workers:
