@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
-from r2local.engine.answering import Answerer, Outcome
+from r2local.engine.answering import Answerer, LocalAnswer
 from r2local.backends import Completion, Message, complete
 from r2local.backends.base import flatten
 from r2local.config import ExecutorSection
@@ -266,7 +266,7 @@ class Executor:
 
         decision = run.decisions.get(node.id)
         may_climb = decision is None or decision.escalate
-        out: Outcome = self.answerer.answer(
+        out: LocalAnswer = self.answerer.answer(
             self._messages(run, node), task, tier.writes_programs, call, program,
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from r2local.store.ledger import Ledger
 from r2local.routing.thresholds import difficulty
-from r2local.routing.policy import PLAN, Outcome, Vote
+from r2local.routing.policy import PLAN, GradedAnswer, Vote
 from r2local.vocab import Verdict
 
 
@@ -103,8 +103,8 @@ def read_rows(ledgers: Iterable[Ledger], first_local: str, adapter: str | None =
     return list(rows.values())
 
 
-def route_outcomes(rows: list[Row]) -> list[Outcome]:
-    return [Outcome(r.difficulty, tier, res.correct) for r in rows if r.difficulty is not None
+def route_outcomes(rows: list[Row]) -> list[GradedAnswer]:
+    return [GradedAnswer(r.difficulty, tier, res.correct) for r in rows if r.difficulty is not None
             for tier, res in r.tiers.items()]
 
 
