@@ -311,9 +311,9 @@ def _with_active_adapter(settings: Settings, ledger: Ledger) -> tuple[Settings, 
     if r.adapter is not None:
         return settings, Path(r.adapter).name
     found = adapters.active(ledger, base_model=r.model)
-    if found is None or not Path(found["path"]).is_file():
+    if found is None or not Path(found.path).is_file():
         return settings, None
-    return settings.model_copy(update={"router": r.model_copy(update={"adapter": found["path"]})}), found["id"]
+    return settings.model_copy(update={"router": r.model_copy(update={"adapter": found.path})}), found.id
 
 
 def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
@@ -323,7 +323,7 @@ def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
     from r2local.store import adapters
 
     found = adapters.active(ledger, "decomposer", settings.router.model)
-    return (found["id"], Path(found["path"])) if found and Path(found["path"]).is_file() else None
+    return (found.id, Path(found.path)) if found and Path(found.path).is_file() else None
 
 
 def _ms(started: float) -> float:
