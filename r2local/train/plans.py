@@ -21,7 +21,7 @@ from r2local.config import Settings
 from r2local.errors import Cancelled
 from r2local.store.ledger import Ledger, new_id
 from r2local.pool import Pool
-from r2local.routing.decomposer import plan_messages
+from r2local.routing.plan import plan_messages
 from r2local.store import adapters, learning
 from r2local.train.data import TextExample, TrainError
 from r2local.train.labels import split
