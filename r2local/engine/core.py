@@ -45,6 +45,9 @@ from r2local.routing.strategies import STRATEGIES, Job, Strategy
 from r2local.vocab import DecisionSource, NodeKind, QuestionStatus, Route, Status
 
 
+OFFLINE = "offline: "  # how the notice that the cloud is off for a question begins
+
+
 @dataclass
 class AskResult:
     question_id: str
@@ -187,7 +190,7 @@ class Engine:
             why = "--local-only" if local_only else reasons[0]
             if local_only and self.settings.privacy.mode == "local-only":
                 why = 'local-only ([privacy] mode = "local-only")'
-            offline = f"offline: {why}; answering with local models only"
+            offline = f"{OFFLINE}{why}; answering with local models only"
         return allowed, offline
 
     # -- one question ------------------------------------------------------------
