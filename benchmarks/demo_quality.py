@@ -41,29 +41,48 @@ def arithmetic(home: Path) -> list[tuple[str, str, bool]]:
         engine.close()
 
 
-def router() -> list[tuple[str, str, bool]]:
+class _OneRouter:
+    """The pool's part the router client uses: its resident router model."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def router(self):
+        return self.backend
+
+
+def router(home: Path) -> list[tuple[str, str, bool]]:
     """The plan for a multi-step question mentions its data and chains its steps; scores rank."""
+    import threading
+
     from r2local import fetch
     from r2local.backends.llamacpp import LlamaCppBackend
+    from r2local.config import RouterSection
+    from r2local.engine.recorder import LedgerRecorder
     from r2local.manifests import load_manifests
-    from r2local.routing.decomposer import Decomposer
-    from r2local.routing.thresholds import DifficultyScorer
+    from r2local.routing.router import RouterClient
+    from r2local.store.ledger import Ledger
 
     qwen = LlamaCppBackend(fetch.resolve(load_manifests()["qwen2.5-coder-0.5b-instruct"]), model="qwen",
                            n_ctx=2048, threads=1)
+    ledger = Ledger(home / "router.db")
+    section = RouterSection(model="qwen2.5-coder-0.5b-instruct", max_subtasks=6, plan_max_tokens=320)
+    client = RouterClient(_OneRouter(qwen), section, LedgerRecorder(ledger))  # type: ignore[arg-type]
     try:
-        plan, _ = Decomposer(qwen, max_subtasks=6).plan(TRAIN)
+        plan = client.plan(None, TRAIN, threading.Event())
         texts = " ".join(s.text for s in plan.subtasks)
         sense = (2 <= len(plan.subtasks) <= 6 and any(s.depends_on for s in plan.subtasks)
                  and any(x in texts for x in ("9:40", "2 h 35", "35 min")))
-        short, _ = Decomposer(qwen, max_subtasks=6).plan("What is the capital of France?")
-        scorer = DifficultyScorer(qwen)
-        trivial = scorer.score(TRAIN, "What is 2 + 2?").difficulty
-        harder = scorer.score(TRAIN, "Compute the number of minutes between noon and 12:15.").difficulty
+        short = client.plan(None, "What is the capital of France?", threading.Event())
+        trivial = client.score(None, 1, TRAIN, "What is 2 + 2?")
+        harder = client.score(None, 2, TRAIN, "Compute the number of minutes between noon and 12:15.")
+        ranked = trivial is not None and harder is not None and trivial.difficulty < harder.difficulty
+        shown = f"{trivial.difficulty:.3f} < {harder.difficulty:.3f}" if trivial and harder else "not rated"
         return [("multi-step plan makes sense", f"{len(plan.subtasks)} steps: {texts[:60]!r}", sense),
                 ("a simple question gets <= 2 steps", f"{len(short.subtasks)} steps", len(short.subtasks) <= 2),
-                ("trivial step scored below a harder one", f"{trivial:.3f} < {harder:.3f}", trivial < harder)]
+                ("trivial step scored below a harder one", shown, ranked)]
     finally:
+        ledger.close()
         qwen.close()
 
 
@@ -72,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo_quality", description=main.__doc__)
     parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="r2-demo-quality-") as home:
-        rows = arithmetic(Path(home)) + router()
+        rows = arithmetic(Path(home)) + router(Path(home))
     print("| check | got | pass |\n|---|---|---|")
     for check, got, ok in rows:
         print(f"| {check} | {got} | {'yes' if ok else 'no'} |")

@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from r2local.store import learning
 from r2local.store.ledger import Ledger
 from r2local.paths import user_dir
 from r2local.tables import table
@@ -27,20 +28,18 @@ from r2local.tasks.graders import grade
 
 def _outputs(ledger: Ledger, qid: str) -> dict[str, str | None]:
     """The greedy program's result and the greedy prose answer of one whole-question answer."""
-    calls = ledger._query("select role, output, status, sample, temperature from calls where question_id = ? "
-                          "order by rowid", (qid,))
-    program = next((c["output"] for c in calls if c["role"] == "program" and (c["sample"] or 0) == 0
-                    and c["status"] == "ok"), None)
-    had_program = any(c["role"] == "program" and (c["sample"] or 0) == 0 for c in calls)
-    prose = [c["output"] for c in calls if c["role"] in ("subtask", "sample") and c["temperature"] == 0.0
-             and c["status"] == "ok" and not (c["output"] or "").lstrip().startswith("```")]
+    calls = learning.call_outputs(ledger, qid)
+    program = next((c.output for c in calls if c.role == "program" and (c.sample or 0) == 0
+                    and c.status == "ok"), None)
+    had_program = any(c.role == "program" and (c.sample or 0) == 0 for c in calls)
+    prose = [c.output for c in calls if c.role in ("subtask", "sample") and c.temperature == 0.0
+             and c.status == "ok" and not (c.output or "").lstrip().startswith("```")]
     return {"program": program if had_program else None, "had_program": had_program, "prose": prose[0] if prose else None}
 
 
 def measure(ledger: Ledger, items: list[datasets.Item], strategy: str) -> dict[str, Any]:
     by_text = {i.question: i for i in items}
-    rows = ledger._query("select id, question from questions where strategy = ? and status = 'done' "
-                         "order by rowid desc", (strategy,))
+    rows = [{"id": qid, "question": q} for qid, q in learning.done_questions(ledger, strategy)]
     got: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     seen: set[str] = set()
     for r in rows:

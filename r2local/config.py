@@ -22,6 +22,7 @@ from pydantic import (
 
 from r2local import paths
 from r2local.errors import ConfigError
+from r2local.vocab import Routing
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -187,10 +188,9 @@ class Settings(_Section):
                 raise ValueError(
                     f"tier {tier.name!r}: unknown backend {tier.backend!r}; use one of {', '.join(sorted(BACKENDS))}"
                 )
-        from r2local.routing.strategies import STRATEGIES
-
-        if self.router.strategy not in STRATEGIES:
-            raise ValueError(f"router.strategy {self.router.strategy!r} is unknown; use one of {', '.join(STRATEGIES)}")
+        if self.router.strategy not in [r.value for r in Routing]:
+            names = ", ".join(r.value for r in Routing)
+            raise ValueError(f"router.strategy {self.router.strategy!r} is unknown; use one of {names}")
         router = BACKENDS.get(self.router.backend)
         if router is None or not router.loads_file or not hasattr(router, "score_labels"):
             usable = sorted(n for n, c in BACKENDS.items() if c.loads_file and hasattr(c, "score_labels"))

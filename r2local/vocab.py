@@ -89,6 +89,13 @@ class Route(_Name):
     WHOLE_CLOUD = "whole-cloud"  # the question as one task on the cloud
 
 
+class Routing(_Name):
+    """The everyday strategies ``[router] strategy`` may name (``r2local.routing.strategies`` registers them)."""
+
+    R2LOCAL = "r2local"  # a route per question: whole-local, decompose or whole-cloud
+    PLAN_AND_ALLOCATE = "plan-and-allocate"  # always the router's plan, every node placed by thresholds
+
+
 class DecisionSource(_Name):
     """Where an allocation decision came from (``subtasks.decision_source``)."""
 

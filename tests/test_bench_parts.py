@@ -227,11 +227,11 @@ def test_a_file_that_fails_its_checksum_is_refused(dataset_store, monkeypatch):
 
 
 def _outcome(strategy, item, correct, **kw):
-    from r2local.bench.runner import Outcome
+    from r2local.bench.runner import ItemResult
 
     base = {"question_id": None, "prediction": "", "status": "done", "cost_usd": 0.0, "paid_usd": 0.0,
             "cloud_tokens": 0, "nodes": 1, "cloud_nodes": 0, "latency_ms": 1.0}
-    return Outcome(strategy, item, correct=correct, **{**base, **kw})
+    return ItemResult(strategy, item, correct=correct, **{**base, **kw})
 
 
 def test_losses_against_all_cloud_are_counted_by_cause():

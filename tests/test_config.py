@@ -85,3 +85,11 @@ def test_invalid_config_names_file_field_and_fix(r2home: Path, text: str, field:
 def test_pool_override_ignores_file_tiers(r2home: Path):
     write_config(r2home, "[[tiers]]\nname='only'\nbackend='llamacpp'\nmodel='m'\n")
     assert [t.name for t in load_settings(pool="default").tiers] == ["local-small", "local", "cloud"]
+
+
+def test_the_strategies_config_accepts_are_the_registered_ones():
+    """config checks [router] strategy against vocab.Routing without importing routing."""
+    from r2local.routing.strategies import STRATEGIES
+    from r2local.vocab import Routing
+
+    assert {r.value for r in Routing} <= set(STRATEGIES)

@@ -155,3 +155,29 @@ def test_an_unreachable_cloud_is_tried_once_per_question(r2home, proxy, fault, e
     assert all("cloud unreachable earlier in this question" in n.reason for n in rest)
     check_nothing_lost(engine, result, 3)
     engine.close()
+
+
+def test_a_cut_stream_in_a_shadow_call_is_charged_like_one_in_an_answer(r2home, proxy):
+    """A shadow call is the executor's call: the same retries, the same partial charge."""
+    cfg = plumbing_config(proxy.url, learning={"shadow_local": 0.0, "shadow_cloud": 1.0})
+    engine = Engine(settings_from(cfg, r2home))
+    plan = Plan(subtasks=[Subtask(id=1, text=LONG)])
+    proxy.faults[:] = ["drop:3"] * 3
+    answered = engine.ask(LONG, strategy=forced(plan, "cloud"))
+    local = engine.ask(LONG, strategy=forced(plan, "local"))
+    assert local.nodes[0].status == "done" and local.nodes[0].tier == "local"
+    proxy.faults[:] = ["drop:3"] * 3
+    assert engine.shadow(local) is None  # every attempt cut: no label, but the spend is real
+    shadow_rows = [r for r in cloud_rows(engine, local.question_id) if r["role"] == "shadow"]
+    answer_rows = cloud_rows(engine, answered.question_id)
+
+    def shape(rows):
+        return [(r["attempt"], r["status"], r["error_class"], r["usage_source"]) for r in rows]
+
+    assert shape(shadow_rows) == shape(answer_rows) == [(i, "error", "StreamCut", "partial") for i in (1, 2, 3)]
+    assert all(r["output_tokens"] > 0 and r["cost_usd"] > 0 and r["escalated_from"] == "local" for r in shadow_rows)
+    spend = engine.ledger.spend()
+    assert spend["shadow_month_calls"] == 3
+    assert spend["shadow_month_usd"] == pytest.approx(sum(r["cost_usd"] for r in shadow_rows))
+    assert proxy.faults == []
+    engine.close()

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from r2local.bench.analysis import auroc, mcnemar
-from r2local.bench.runner import Outcome as BenchOutcome
+from r2local.bench.runner import ItemResult
 from r2local.config import TierSection
 from r2local.pool import Tier
 from r2local.routing.policy import (
     PLAN,
-    Outcome,
+    GradedAnswer,
     RoutePolicy,
     Vote,
     default_policy,
@@ -37,7 +37,7 @@ def test_without_measurements_the_strongest_program_writer_answers_first():
 
 
 def outcomes(rows):  # (difficulty, {tier: correct})
-    return [Outcome(d, tier, ok) for d, got in rows for tier, ok in got.items()]
+    return [GradedAnswer(d, tier, ok) for d, got in rows for tier, ok in got.items()]
 
 
 def test_a_tier_gets_a_band_only_where_it_beats_every_cheaper_one():
@@ -102,7 +102,7 @@ def test_answers_compare_as_values():
 
 def test_mcnemar_and_auroc():
     def o(item, ok):
-        return BenchOutcome("s", item, None, "", ok, "done", 0, 0, 0, 1, 0, 0)
+        return ItemResult("s", item, None, "", ok, "done", 0, 0, 0, 1, 0, 0)
     a = [o(str(i), True) for i in range(10)]
     b = [o(str(i), i >= 9) for i in range(10)]  # 9 discordant, all for a
     m = mcnemar(a, b)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from r2local.sandbox import Limits, Sandbox, SandboxClosed, SandboxUnavailable, Status
+from r2local.sandbox import Limits, Sandbox, SandboxClosed, SandboxUnavailable, ProgramStatus
 from tests.support.sandbox_cases import BAD, GOOD
 from r2local.sandbox.runner import KILL_GRACE_S
 
@@ -43,7 +43,7 @@ def _timed(box: Sandbox, program: str):
 @pytest.mark.parametrize("case", GOOD, ids=[c.name for c in GOOD])
 def test_typical_model_programs_get_the_right_answer(box, case):
     result = box.run(case.program)
-    assert result.status is Status.OK, result.error
+    assert result.status is ProgramStatus.OK, result.error
     assert result.value == case.value
 
 
@@ -54,7 +54,7 @@ def test_bad_input_is_stopped_in_bounded_time_and_the_next_run_works(box, case):
     assert result.error and result.value is None
     assert elapsed < BOUND_S
     after = box.run("print(6 * 7)")
-    assert (after.status, after.value) == (Status.OK, "42")
+    assert (after.status, after.value) == (ProgramStatus.OK, "42")
 
 
 def test_answer_order_answer_then_result_then_print_then_last_expression(box):
@@ -71,7 +71,7 @@ def test_output_is_captured_and_capped(box):
     result = box.run("for i in range(3):\n    print(i)")
     assert result.output == "0\n1\n2\n" and result.value == "2"
     flood = box.run("print('y' * 20000)")
-    assert flood.status is Status.OUTPUT and len(flood.output) == LIMITS.max_output_chars
+    assert flood.status is ProgramStatus.OUTPUT and len(flood.output) == LIMITS.max_output_chars
 
 
 def test_recursion_within_the_depth_limit_works(box):
@@ -79,9 +79,9 @@ def test_recursion_within_the_depth_limit_works(box):
 
 
 def test_nothing_leaks_from_one_run_to_the_next(box):
-    assert box.run("secret = 5").status is Status.NO_ANSWER
-    assert box.run("print(secret)").status is Status.ERROR
-    assert box.run("import math\nmath.pi = 3").status is Status.REFUSED
+    assert box.run("secret = 5").status is ProgramStatus.NO_ANSWER
+    assert box.run("print(secret)").status is ProgramStatus.ERROR
+    assert box.run("import math\nmath.pi = 3").status is ProgramStatus.REFUSED
     assert box.run("print(math.pi)").value == "3.141592654"
     assert box.run("from decimal import getcontext\ngetcontext().prec = 3\nanswer = 1").value == "1"
     third = box.run("from decimal import Decimal\nprint(Decimal(1) / Decimal(3))").value
@@ -100,7 +100,7 @@ def test_a_program_cannot_write_a_file(box, tmp_path):
     ]
     for program in attempts:
         result = box.run(program)
-        assert result.status is not Status.OK, program
+        assert result.status is not ProgramStatus.OK, program
     assert not target.exists()
 
 
@@ -115,7 +115,7 @@ def test_a_program_cannot_open_a_socket(box):
             f"__import__('socket').create_connection(('127.0.0.1', {port}))",
             f"from socket import create_connection\ncreate_connection(('127.0.0.1', {port}))",
         ):
-            assert box.run(program).status is Status.REFUSED
+            assert box.run(program).status is ProgramStatus.REFUSED
         with pytest.raises(TimeoutError):
             listener.accept()
 
@@ -171,7 +171,7 @@ def test_a_worker_killed_mid_run_gives_a_status_and_the_next_run_works():
         [pid] = sandbox.pids
         threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
         result, elapsed = _timed(sandbox, "while True:\n    pass")
-        assert result.status is Status.MEMORY and "killed" in result.error
+        assert result.status is ProgramStatus.MEMORY and "killed" in result.error
         assert elapsed < 5
         assert sandbox.run("print(1)").value == "1"
         assert sandbox.pids != [pid]

@@ -11,7 +11,7 @@ import pytest
 from r2local.sandbox import (
     ALLOWED_MODULES,
     Limits,
-    Status,
+    ProgramStatus,
     check_program,
     extract_program,
 )
@@ -126,7 +126,7 @@ GUARD = Guard(Limits(max_int_digits=4300, max_items=1000))
 def test_guard_refuses_huge_numbers_before_computing_them(call):
     with pytest.raises(LimitExceeded) as err:
         call()
-    assert err.value.status is Status.TOO_BIG
+    assert err.value.status is ProgramStatus.TOO_BIG
 
 
 def test_guard_allows_numbers_within_the_limit():
@@ -142,5 +142,5 @@ def test_guard_refuses_huge_sequences_as_memory():
     for op, left, right in [(ast.Mult(), [0], 10**9), (ast.Mult(), 10**9, "x"), (ast.Add(), "x" * 600, "y" * 600)]:
         with pytest.raises(LimitExceeded) as err:
             GUARD.binop(op, left, right)
-        assert err.value.status is Status.MEMORY
+        assert err.value.status is ProgramStatus.MEMORY
     assert GUARD.binop(ast.Mult(), "ab", 3) == "ababab"

@@ -17,7 +17,7 @@ import torch  # the test extra installs torch, peft and scikit-learn: these test
 
 from r2local.errors import R2Error  # noqa: E402
 from r2local.routing.thresholds import LABELS, score_messages  # noqa: E402
-from r2local.routing.decomposer import plan_messages  # noqa: E402
+from r2local.routing.plan import plan_messages  # noqa: E402
 from r2local.train import allocator, decomposer  # noqa: E402
 from r2local.train.common import (  # noqa: E402
     META_FILE,

@@ -16,7 +16,7 @@ from r2local.config import parse_settings
 from r2local.engine.core import Engine
 from r2local.errors import Cancelled
 from r2local.store.ledger import Ledger
-from r2local.store import adapters
+from r2local.store import adapters, training
 from r2local.train.data import TrainError
 from r2local.train.run import TrainArgs, run
 
@@ -66,7 +66,7 @@ def test_cancel_keeps_nothing(r2home):
         run(settings(r2home), TrainArgs(sft_steps=4, grpo_steps=4, threads=1), progress=progress, cancel=cancel)
     ledger = Ledger()
     assert adapters.versions(ledger) == [] and not list(adapters.root().glob("v*"))
-    assert [r["status"] for r in ledger._query("select status from training_runs")] == ["cancelled"]
+    assert [r.status for r in training.runs(ledger)] == ["cancelled"]
 
 
 @pytest.mark.slow
@@ -84,8 +84,8 @@ def test_train_export_compare_adopt_rollback_and_route_with_it(r2home):
     assert report.curves and "eval_greedy_reward" in report.curves
     ledger = Ledger()
     [version] = adapters.versions(ledger)
-    assert version["status"] in ("candidate", "rejected") and adapters.active(ledger) is None
-    assert ledger._query("select status, adapter_id from training_runs")[0] == {"status": "done", "adapter_id": version["id"]}
+    assert version.status in ("candidate", "rejected") and adapters.active(ledger) is None
+    assert [(r.status, r.adapter_id) for r in training.runs(ledger)][-1] == ("done", version.id)
     ledger.close()
     status = subprocess.run([sys.executable, "-m", "r2local", "train", "status", "--json"], capture_output=True, text=True)
     assert status.returncode == 0 and json.loads(status.stdout)["labelled_questions"] == 48

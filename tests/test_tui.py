@@ -8,6 +8,7 @@ from textual.widgets import Checkbox, DataTable, Input, Static
 
 from r2local import keys
 from r2local.engine.core import Engine
+from r2local.store import adapters
 from r2local.store.ledger import Ledger
 from tui.app import make_app
 from tui.screens.key_dialog import KeyDialog
@@ -330,4 +331,4 @@ async def test_training_screen_trains_and_adopts(r2home, proxy):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.engine.engine.adapter_id == "router@v1"
-        assert Ledger()._query("select status from adapters")[0]["status"] == "active"
+        assert adapters.versions(Ledger())[0].status == "active"

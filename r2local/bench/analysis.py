@@ -15,19 +15,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from r2local.bench.runner import BenchRun, Outcome
+from r2local.bench.runner import BenchRun, ItemResult
 
 WHOLE = ("all-small", "all-local", "all-cloud")
 
 
-def _by_item(run: BenchRun) -> dict[str, dict[str, Outcome]]:
-    out: dict[str, dict[str, Outcome]] = {}
+def _by_item(run: BenchRun) -> dict[str, dict[str, ItemResult]]:
+    out: dict[str, dict[str, ItemResult]] = {}
     for o in run.outcomes:
         out.setdefault(o.item_id, {})[o.strategy] = o
     return out
 
 
-def oracle(run: BenchRun) -> list[Outcome] | None:
+def oracle(run: BenchRun) -> list[ItemResult] | None:
     """The cheapest whole-question tier that is right, per question (wrong if none is)."""
     if not set(WHOLE) <= set(run.strategies):
         return None
@@ -36,13 +36,13 @@ def oracle(run: BenchRun) -> list[Outcome] | None:
         tried = [got[s] for s in WHOLE if s in got]
         right = sorted((o for o in tried if o.correct), key=lambda o: o.cost_usd)
         pick = right[0] if right else min(tried, key=lambda o: o.cost_usd)
-        out.append(Outcome("oracle", item_id, pick.question_id, pick.prediction, bool(right), "done", pick.cost_usd,
+        out.append(ItemResult("oracle", item_id, pick.question_id, pick.prediction, bool(right), "done", pick.cost_usd,
                            0.0, pick.cloud_tokens, 1, pick.cloud_nodes, pick.latency_ms, tiers=dict(pick.tiers),
                            tier=pick.tier))
     return out
 
 
-def _curve(points: list[tuple[float, Outcome, Outcome]], key: str) -> list[dict[str, float]]:
+def _curve(points: list[tuple[float, ItemResult, ItemResult]], key: str) -> list[dict[str, float]]:
     """Accuracy and cloud cost when every question whose score is below a cut takes
     the first outcome, the rest the second; one row per cut that changes anything."""
     if not points:
@@ -80,7 +80,7 @@ def difficulty_curve(run: BenchRun) -> list[dict[str, float]]:
     return rows
 
 
-def mcnemar(a: list[Outcome], b: list[Outcome]) -> dict[str, Any]:
+def mcnemar(a: list[ItemResult], b: list[ItemResult]) -> dict[str, Any]:
     """Exact two-sided McNemar test of a against b on the questions both answered."""
     right_b = {o.item_id: o.correct for o in b}
     pairs = [(o.correct, right_b[o.item_id]) for o in a if o.item_id in right_b]

@@ -8,7 +8,7 @@ from typing import Any
 from r2local.tables import table, usd
 from r2local.vocab import Route
 from r2local.bench.analysis import agreement_curve, difficulty_curve, oracle, signals, significance
-from r2local.bench.runner import BenchRun, Outcome, outcome_json, summarise
+from r2local.bench.runner import BenchRun, ItemResult, outcome_json, summarise
 
 GOAL_COST_PCT = 30.0  # r2local at most this % of all-cloud's cloud cost ...
 GOAL_GAP_POINTS = 3.0  # ... within this many accuracy points of all-cloud (the long-run goal: 10 % and 2 points)
@@ -44,7 +44,7 @@ LOSS_CAUSES = ("kept local, samples agreed", "kept local, samples split", "escal
                "decomposed, plan fails on the cloud too", "decomposed", "failed")
 
 
-def loss_cause(o: Outcome, cot_right: bool | None) -> str:
+def loss_cause(o: ItemResult, cot_right: bool | None) -> str:
     """Why r2local got a question wrong that all-cloud got right, from its outcome."""
     if o.status != "done":
         return "failed"

@@ -31,7 +31,7 @@ OnProgress = Callable[[int, int, str], None]  # (done, total, label)
 
 
 @dataclass
-class Outcome:
+class ItemResult:
     strategy: str
     item_id: str
     question_id: str | None
@@ -59,11 +59,11 @@ class Outcome:
 class BenchRun:
     items: list[Item]
     strategies: list[str]
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[ItemResult] = field(default_factory=list)
     complete: bool = True
     seconds: float = 0.0
 
-    def of(self, strategy: str) -> list[Outcome]:
+    def of(self, strategy: str) -> list[ItemResult]:
         return [o for o in self.outcomes if o.strategy == strategy]
 
 
@@ -78,7 +78,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: AskResult | None,
-            error: str | None) -> Outcome:
+            error: str | None) -> ItemResult:
     q = engine.ledger.question(qid) if qid else None
     calls = q["calls"] if q else []
     cloud = {t.name for t in engine.pool.tiers if not t.is_local}
@@ -94,7 +94,7 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
                                                                  list(item.choices or []) or None)
     rated = [c for c in calls if c["role"] in ("route", "allocate") and c["status"] == "ok" and c["output"]]
     local_ms = sum(c["latency_ms"] or 0.0 for c in calls if c["tier"] not in cloud)
-    return Outcome(
+    return ItemResult(
         strategy, item.id, qid, prediction, correct,
         result.status if result else "failed", cost, paid, tokens, len(nodes),
         sum(1 for n in nodes if not n.is_local), wall + replayed, error,
@@ -105,7 +105,7 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
     )
 
 
-def record_grade(engine: Engine, outcome: Outcome) -> None:
+def record_grade(engine: Engine, outcome: ItemResult) -> None:
     """The grade is feedback in the ledger (source bench): the labels calibration and training read."""
     if outcome.question_id is None or outcome.status != "done":
         return
@@ -114,7 +114,7 @@ def record_grade(engine: Engine, outcome: Outcome) -> None:
                                         note=outcome.strategy))
 
 
-def _ask(ctx: Context, strategy: str, item: Item) -> Outcome:
+def _ask(ctx: Context, strategy: str, item: Item) -> ItemResult:
     engine = ctx.engine
     last = [q["id"] for q in engine.ledger.questions(1)]
     try:
@@ -178,7 +178,7 @@ def run_bench(
     return run
 
 
-def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
+def summarise(outcomes: list[ItemResult]) -> dict[str, Any]:
     n = len(outcomes)
     k = sum(o.correct for o in outcomes)
     lo, hi = wilson(k, n)
@@ -199,7 +199,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
-def outcome_json(o: Outcome) -> dict[str, Any]:
+def outcome_json(o: ItemResult) -> dict[str, Any]:
     d = asdict(o)
     d["cost_usd"], d["paid_usd"] = round(o.cost_usd, 8), round(o.paid_usd, 8)
     d["latency_ms"] = round(o.latency_ms, 1)

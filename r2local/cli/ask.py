@@ -22,6 +22,7 @@ from r2local.errors import Cancelled
 @click.pass_context
 def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> None:
     """Answer QUESTION (use - to read it from stdin)."""
+    from r2local.engine.core import OFFLINE
     from r2local.engine.events import Notice
 
     interactive = question != "-" and sys.stdin.isatty()
@@ -32,14 +33,12 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
 
-    _, offline = engine.allowed_tiers(local_only)
-    quiet = not local_only and _said_before(offline)
-
     def on_event(event: Any) -> None:
         if isinstance(event, Notice):
-            if quiet and event.text == offline:  # no key, again: said on an earlier run
+            offline = not local_only and event.text.startswith(OFFLINE)  # the engine's reason, computed once
+            if offline and _said_before(event.text):  # no key, again: said on an earlier run
                 return
-            suffix = " (said once; `r2local doctor` shows the state)" if event.text == offline and not local_only else ""
+            suffix = " (said once; `r2local doctor` shows the state)" if offline else ""
             click.echo(event.text + suffix, err=True)
 
     try:
@@ -53,6 +52,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not local_only and result.offline is None:
+        _said_before(None)  # online again: say it anew next time it goes offline
     try:
         _print_result(result, as_json)
         engine.shadow(result, local_only=local_only, confirm=confirm)  # for learning, after the answer is out

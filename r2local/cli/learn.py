@@ -174,8 +174,8 @@ def train_adopt(ctx: click.Context, version: str, as_json: bool) -> None:
     from r2local.train.run import adopt
 
     row = adopt(load_settings(pool=ctx.find_root().obj["pool"]), version)
-    click.echo(json.dumps(row, indent=2, default=str) if as_json
-               else f"{row['id']} is active; the router uses it from the next question")
+    click.echo(json.dumps(row.to_json(), indent=2, default=str) if as_json
+               else f"{row.id} is active; the router uses it from the next question")
 
 
 @train.command("rollback")
@@ -191,6 +191,6 @@ def train_rollback(as_json: bool) -> None:
     finally:
         ledger.close()
     if as_json:
-        click.echo(json.dumps(row, indent=2, default=str))
+        click.echo(json.dumps(row.to_json() if row else None, indent=2, default=str))
     else:
-        click.echo(f"{row['id']} is active again" if row else "no adapter is active: the router runs as shipped")
+        click.echo(f"{row.id} is active again" if row else "no adapter is active: the router runs as shipped")

@@ -52,7 +52,7 @@ class Sample:
 
 
 @dataclass
-class Outcome:
+class LocalAnswer:
     """What the local tier says, and whether to keep it."""
 
     answer: str  # the text kept as the answer ("" when there is none)
@@ -92,7 +92,7 @@ class Answerer:
         self.settings = settings
 
     def answer(self, prose: list[Message], task: str, programs: bool, call: CallFn, run: RunFn, *,
-               agree_below: float | None = None, early_stop: bool = True) -> Outcome:
+               agree_below: float | None = None, early_stop: bool = True) -> LocalAnswer:
         """Answer the task whose prose prompt is ``prose``.
 
         Args:
@@ -130,13 +130,13 @@ class Answerer:
         return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
                       value=ran.value, prob=result.confidence)
 
-    def _outcome(self, taken: list[Sample], kind: str, tau: float) -> Outcome:
+    def _outcome(self, taken: list[Sample], kind: str, tau: float) -> LocalAnswer:
         features = _features(taken, kind)
         ordered = _answer_first(taken)
         if ordered is None:  # no sample stated an answer: keep the greedy text, if any, and say so
             text = next((t.text for t in taken if t.way == PROSE and t.text), "")
             why = degenerate(text) or ("no answer could be read from the reply" if text else "empty answer")
-            return Outcome(text, why if kind != TEXT or not text else None, None, None, features, taken)
+            return LocalAnswer(text, why if kind != TEXT or not text else None, None, None, features, taken)
         best = ordered[0]
         agree = agreement([t.answer for t in ordered])
         features.update(agree=agree.with_answer, agree_majority=agree.majority)
@@ -148,7 +148,7 @@ class Answerer:
         confidence = agree.with_answer if len(taken) > 1 else None
         if failure is None and confidence is not None and confidence < tau:
             failure = f"low agreement ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
-        return Outcome(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
+        return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
 
 
 def _decided(taken: list[Sample], planned: int, tau: float) -> bool:

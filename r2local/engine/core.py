@@ -8,6 +8,7 @@ engine's, whatever the strategy.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -34,6 +35,7 @@ from r2local.pool import Pool, Tier
 from r2local.privacy import Redactor
 from r2local.engine.prompts import FINAL_TEXT
 from r2local.engine.recorder import LedgerRecorder, Recorder
+from r2local.engine.shadow import ShadowOutcome, pick_upper, shadow
 from r2local.store.records import Decision, QuestionEnd
 from r2local.routing.plan import Plan
 from r2local.routing.thresholds import default_thresholds
@@ -41,6 +43,9 @@ from r2local.routing.router import RouterClient
 from r2local.routing.policy import RoutePolicy, default_policy
 from r2local.routing.strategies import STRATEGIES, Job, Strategy
 from r2local.vocab import DecisionSource, NodeKind, QuestionStatus, Route, Status
+
+
+OFFLINE = "offline: "  # how the notice that the cloud is off for a question begins
 
 
 @dataclass
@@ -60,6 +65,7 @@ class AskResult:
     strategy: str = "r2local"
     route: str | None = None
     route_reason: str | None = None
+    allowed: list[Tier] = field(default_factory=list, repr=False)  # the tiers it could use (not in to_json)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,13 +145,16 @@ class Engine:
             return cal["thresholds"], "calibration"
         return default_thresholds(n), "default"
 
-    def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> Any:
+    def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> ShadowOutcome | None:
         """Maybe answer ``result``'s question one tier up too, for learning ([learning] shares);
         records whether the answers agree. Call it after the user has the answer."""
-        from r2local.engine.shadow import pick_upper, shadow
-
-        upper = pick_upper(self, result, self._rng, local_only)
-        return shadow(self, result, upper, confirm) if upper is not None else None
+        allowed = result.allowed
+        if local_only or self.settings.privacy.mode == "local-only":
+            allowed = [t for t in allowed if t.is_local]
+        upper = pick_upper(result.nodes, result.status, allowed, self.settings.learning, self._rng)
+        if upper is None:
+            return None
+        return shadow(self.executor, self.ledger, result.question_id, result.question, result.nodes[0], upper, confirm)
 
     def use_adapter(self, adapter_id: str | None, path: str | None) -> None:
         """Route with another adapter from the next question on (the replaced router instance is unloaded)."""
@@ -181,7 +190,7 @@ class Engine:
             why = "--local-only" if local_only else reasons[0]
             if local_only and self.settings.privacy.mode == "local-only":
                 why = 'local-only ([privacy] mode = "local-only")'
-            offline = f"offline: {why}; answering with local models only"
+            offline = f"{OFFLINE}{why}; answering with local models only"
         return allowed, offline
 
     # -- one question ------------------------------------------------------------
@@ -222,7 +231,8 @@ class Engine:
         elif mode == "confirm" and confirm is None:
             emit(Notice(qid, "privacy: confirm mode and nobody to ask; cloud subtasks stay local"))
         start = time.perf_counter()
-        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds, self.route_policy)
+        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds()[0],
+                  self.route_policy())
         try:
             result = self._answer(job, strategy, Consent(qid, confirm))
         except Cancelled:
@@ -231,7 +241,7 @@ class Engine:
         except Exception as exc:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.FAILED, _ms(start), error=str(exc)[:500]))
             raise
-        result.offline, result.latency_ms, result.strategy = offline, _ms(start), strategy.name
+        result.offline, result.latency_ms, result.strategy, result.allowed = offline, _ms(start), strategy.name, allowed
         self.ledger.finish_question(qid, QuestionEnd(
             result.status, result.latency_ms, result.answer, result.cost_usd, result.cloud_share, result.error))
         return result
@@ -240,24 +250,25 @@ class Engine:
         qid = job.question_id
         with self.router.burst(self.settings.runtime.threads):
             t0 = time.perf_counter()
-            plan = strategy.planner.plan(job)
+            planned = strategy.planner.plan(job)
+            plan, choice = planned.plan, planned.route
             t_plan = _ms(t0)
             nodes = self.nodes(plan)
-            route = job.route.route if job.route else (Route.DECOMPOSE if len(nodes) > 1 else None)
-            why = job.route.reason if job.route else None
+            route = choice.route if choice else (Route.DECOMPOSE if len(nodes) > 1 else None)
+            why = choice.reason if choice else None
             self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note,
                                         route=route, route_reason=why)
             for n in nodes:
                 self.ledger.save_node(qid, n)
             job.emit(PlanReady(qid, [n.snapshot() for n in nodes], plan.note, route, why))
             t1 = time.perf_counter()
-            decisions = strategy.allocator.allocate(job, nodes)
+            decisions = strategy.allocator.allocate(dataclasses.replace(job, route=choice), nodes)
             self._apply(job, nodes, decisions)
             t_alloc = _ms(t1)
         run = Run(qid, job.question, {n.id: n for n in nodes}, job.allowed, job.cancel, job.emit, nodes[-1].id,
                   decisions, consent)
-        self.executor.run(run)
-        answer_node = self._rescue(job, run, nodes) or nodes[-1]
+        self.executor.run(run)  # escalation, up to the whole question on the cloud, is the executor's
+        nodes, answer_node = list(run.nodes.values()), run.nodes[run.answer_node]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
         cloud = sum(1 for n in nodes if not n.is_local)
         status = QuestionStatus.FAILED if answer_node.status == Status.FAILED else QuestionStatus.DONE
@@ -266,26 +277,6 @@ class Engine:
             plan_note=plan.note, router_ms={"plan": t_plan, "allocate": t_alloc},
             error=answer_node.reason if status == QuestionStatus.FAILED else None, route=route, route_reason=why,
         )
-
-    def _rescue(self, job: Job, run: Run, nodes: list[Node]) -> Node | None:
-        """A decomposed answer that came out unsure goes to the cloud as the whole question
-        (never as a plan-sized prompt, which would cost more than the question itself)."""
-        if job.route is None or job.route.route != Route.DECOMPOSE:
-            return None
-        if not any(n.status in (Status.UNSURE, Status.FAILED) for n in nodes):
-            return None
-        clouds = [t for t in job.allowed if not t.is_local]
-        if not clouds:
-            return None
-        whole = Node(len(nodes) + 1, job.question, [], kind=NodeKind.WHOLE)
-        whole.decision_source, whole.decided_tier = DecisionSource.POLICY, clouds[-1].name
-        nodes.append(whole)
-        self.ledger.save_node(job.question_id, whole)
-        job.emit(NodeUpdate(job.question_id, whole.snapshot()))
-        decision = Decision(clouds[-1].index, DecisionSource.POLICY, escalate=False)
-        self.executor.run(Run(job.question_id, job.question, {whole.id: whole}, job.allowed, job.cancel, job.emit,
-                              whole.id, {whole.id: decision}, run.consent, run.down))
-        return whole
 
     @staticmethod
     def nodes(plan: Plan) -> list[Node]:
@@ -323,9 +314,9 @@ def _with_active_adapter(settings: Settings, ledger: Ledger) -> tuple[Settings, 
     if r.adapter is not None:
         return settings, Path(r.adapter).name
     found = adapters.active(ledger, base_model=r.model)
-    if found is None or not Path(found["path"]).is_file():
+    if found is None or not Path(found.path).is_file():
         return settings, None
-    return settings.model_copy(update={"router": r.model_copy(update={"adapter": found["path"]})}), found["id"]
+    return settings.model_copy(update={"router": r.model_copy(update={"adapter": found.path})}), found.id
 
 
 def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
@@ -335,7 +326,7 @@ def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
     from r2local.store import adapters
 
     found = adapters.active(ledger, "decomposer", settings.router.model)
-    return (found["id"], Path(found["path"])) if found and Path(found["path"]).is_file() else None
+    return (found.id, Path(found.path)) if found and Path(found.path).is_file() else None
 
 
 def _ms(started: float) -> float:

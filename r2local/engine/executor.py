@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
-from r2local.engine.answering import Answerer, Outcome
+from r2local.engine.answering import Answerer, LocalAnswer
 from r2local.backends import Completion, Message, complete
 from r2local.backends.base import flatten
 from r2local.config import ExecutorSection
@@ -39,7 +39,7 @@ from r2local.engine.prompts import final_messages, prompt_version, single_messag
 from r2local.engine.recorder import CallSpec, Recorder
 from r2local.store.records import CallEnd, CallRecord, Decision
 from r2local.sandbox import ProgramResult
-from r2local.vocab import NodeKind, Role, Status
+from r2local.vocab import DecisionSource, NodeKind, Role, Status
 
 BACKOFF_S = 0.5
 MAX_WAIT_S = 30.0
@@ -97,7 +97,31 @@ class Executor:
 
     # -- scheduling ------------------------------------------------------------
     def run(self, run: Run) -> None:
-        """Run every node; raises Cancelled if the question was cancelled."""
+        """Run every node, then the whole question where a doubted plan sends it
+        (``Decision.whole_to``); raises Cancelled if the question was cancelled."""
+        self._run_dag(run)
+        whole = self._whole(run)
+        if whole is not None:
+            self._run_node(run, whole)
+
+    def _whole(self, run: Run) -> Node | None:
+        """The node that answers the question whole when a node of its plan came out unsure
+        or failed and the allocator named a tier for that, else None."""
+        to = {d.whole_to for d in run.decisions.values()} - {None}
+        usable = {t.index: t for t in run.allowed}
+        if not to or not any(n.status in (Status.UNSURE, Status.FAILED) for n in run.nodes.values()):
+            return None
+        target = usable.get(max(i for i in to if i is not None))
+        if target is None:
+            return None
+        whole = Node(max(run.nodes) + 1, run.question, [], kind=NodeKind.WHOLE)
+        whole.decision_source, whole.decided_tier = DecisionSource.POLICY, target.name
+        run.nodes[whole.id], run.answer_node = whole, whole.id
+        run.decisions[whole.id] = Decision(target.index, DecisionSource.POLICY, escalate=False)
+        self._publish(run, whole)
+        return whole
+
+    def _run_dag(self, run: Run) -> None:
         pending = dict(run.nodes)
         done: set[int] = set()
         with ThreadPoolExecutor(max_workers=self.settings.max_parallel, thread_name_prefix="r2-node") as workers:
@@ -213,7 +237,7 @@ class Executor:
         try:
             if path.tier.is_local:
                 return self._local(run, node, path)
-            result = self._call(run, node, path.tier, self._messages(run, node), path.came_from)
+            result = self.call(run, node, path.tier, self._messages(run, node), path.came_from)
         except Cancelled:
             node.status = Status.CANCELLED
             self._publish(run, node)
@@ -233,8 +257,8 @@ class Executor:
         task = node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
 
         def call(messages: list[Message], temperature: float, sample: int, stream: bool) -> Completion:
-            return self._call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
-                              stream=stream)
+            return self.call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
+                             stream=stream)
 
         def program(source: str, sample: int) -> ProgramResult:
             return self.programs.run(source, CallRecord(Role.PROGRAM, tier.name, "sandbox", "asteval", run.question_id,
@@ -242,7 +266,7 @@ class Executor:
 
         decision = run.decisions.get(node.id)
         may_climb = decision is None or decision.escalate
-        out: Outcome = self.answerer.answer(
+        out: LocalAnswer = self.answerer.answer(
             self._messages(run, node), task, tier.writes_programs, call, program,
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
@@ -282,12 +306,19 @@ class Executor:
         return local[-1] if local else self.pool.strongest_local
 
     # -- one call, with retries ------------------------------------------------
-    def _call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
-              temperature: float = 0.0, sample: int | None = None, stream: bool = True) -> Completion:
-        """One call through the gates and the recorder; a cloud call retries transient errors."""
+    def call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
+             temperature: float = 0.0, sample: int | None = None, stream: bool = True,
+             role: Role | None = None) -> Completion:
+        """One call through the gates and the recorder; a cloud call retries transient errors.
+
+        The one path every answering call takes (subtask, sample, final, shadow): its ledger
+        rows, retries and the partial charge of a cut stream are the same whoever asks.
+        Tokens and cost add up on ``node``. Raises CloudRefused (the gates) or the last
+        BackendError once the retries are spent."""
         attempts = 1 if tier.is_local else tier.config.max_retries + 1
-        role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
-        role = Role.SAMPLE if sample else role
+        if role is None:
+            role = Role.FINAL if node.kind == NodeKind.FINAL else Role.SUBTASK
+            role = Role.SAMPLE if sample else role
         for attempt in range(1, attempts + 1):
             ticket = self.gates.admit(run.consent, node.id, tier, messages)  # may raise CloudRefused
             node.sent = ticket.messages  # exactly what left (redacted)

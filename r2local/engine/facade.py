@@ -161,13 +161,11 @@ class Facade:
         from r2local.train.run import adopt as adopt_version
 
         if not adopt:
-            with self.engine.ledger._lock, self.engine.ledger.db.conn:
-                self.engine.ledger.db.execute("update adapters set status = ? where id = ?",
-                                              (adapters.REJECTED, adapter_id))
+            adapters.reject(self.engine.ledger, adapter_id)
             return f"{adapter_id} discarded; the router is unchanged"
         row = adopt_version(self.engine.settings, adapter_id)
-        self.engine.use_adapter(row["id"], row["path"])
-        return f"{row['id']} adopted: the router uses it from the next question"
+        self.engine.use_adapter(row.id, row.path)
+        return f"{row.id} adopted: the router uses it from the next question"
 
     def close(self) -> None:
         self.engine.close()

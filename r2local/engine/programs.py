@@ -14,7 +14,7 @@ from r2local.errors import BackendError
 from r2local.engine.recorder import CallSpec, Recorder
 from r2local.store.records import CallEnd, CallRecord
 from r2local.sandbox import Limits, ProgramResult, Sandbox
-from r2local.sandbox import Status as SandboxStatus
+from r2local.sandbox import ProgramStatus
 
 
 class ProgramFailed(BackendError):
@@ -60,7 +60,7 @@ class ProgramRunner:
             done = self.recorder.call(spec, invoke, failed)
         except ProgramFailed as exc:
             return exc.result
-        return ran[0] if ran else ProgramResult(SandboxStatus.OK, done.text, "", None, done.latency_ms)
+        return ran[0] if ran else ProgramResult(ProgramStatus.OK, done.text, "", None, done.latency_ms)
 
     def close(self) -> None:
         with self._lock:

@@ -15,18 +15,19 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from r2local.backends import complete
+from r2local.engine.answers import answer_kind, read_answer, same
+from r2local.engine.events import Node, ignore
+from r2local.engine.executor import Executor, Run
+from r2local.engine.prompts import single_messages
 from r2local.errors import BackendError, CloudRefused
 from r2local.gates import Confirm, Consent
-from r2local.engine.prompts import prompt_version, single_messages
-from r2local.engine.recorder import CallSpec
-from r2local.store.records import CallRecord, Feedback
-from r2local.engine.answers import answer_kind, read_answer, same
-from r2local.vocab import FeedbackSource, NodeKind, Role, Status, Verdict
+from r2local.store.records import Feedback
+from r2local.vocab import FeedbackSource, NodeKind, QuestionStatus, Role, Status, Verdict
 
 if TYPE_CHECKING:
-    from r2local.engine.core import AskResult, Engine
+    from r2local.config import LearningSection
     from r2local.pool import Tier
+    from r2local.store.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -38,46 +39,46 @@ class ShadowOutcome:
     cost_usd: float
 
 
-def pick_upper(engine: "Engine", result: "AskResult", rng: random.Random, local_only: bool) -> "Tier | None":
-    """The tier to shadow ``result`` on, drawn with the configured shares, or None."""
-    if len(result.nodes) != 1 or result.status != "done":
+def pick_upper(nodes: list[Node], status: str, allowed: list["Tier"], learning: "LearningSection",
+               rng: random.Random) -> "Tier | None":
+    """The tier to shadow a one-node answer on, drawn with the configured shares, or None.
+
+    Args:
+        nodes: the answered question's nodes (only a single local answer is shadowed).
+        status: the question's status.
+        allowed: the tiers the question could use (its availability, computed once when it was asked).
+        learning: the [learning] shares.
+        rng: draws whether this one is shadowed.
+    """
+    if len(nodes) != 1 or status != QuestionStatus.DONE:
         return None
-    node = result.nodes[0]
+    node = nodes[0]
     if not node.is_local or node.status not in (Status.DONE, Status.UNSURE) or node.kind == NodeKind.WHOLE:
         return None
-    allowed, _ = engine.allowed_tiers(local_only or engine.settings.privacy.mode == "local-only")
-    here = engine.pool.tier(node.tier)
-    above = [t for t in allowed if t.index > here.index]
+    here = next((t for t in allowed if t.name == node.tier), None)
+    above = [t for t in allowed if here is not None and t.index > here.index]
     if not above:
         return None
     upper = above[0]
-    share = engine.settings.learning.shadow_local if upper.is_local else engine.settings.learning.shadow_cloud
+    share = learning.shadow_local if upper.is_local else learning.shadow_cloud
     return upper if rng.random() < share else None
 
 
-def shadow(engine: "Engine", result: "AskResult", upper: "Tier", confirm: Confirm | None = None) -> ShadowOutcome | None:
-    """Answer ``result``'s question on ``upper`` too and record whether the two agree."""
-    node = result.nodes[0]
-    messages = single_messages(result.question)
-    consent = Consent(result.question_id, confirm)
+def shadow(executor: Executor, ledger: "Ledger", question_id: str, question: str, node: Node, upper: "Tier",
+           confirm: Confirm | None = None) -> ShadowOutcome | None:
+    """Answer ``question`` on ``upper`` too and record whether it agrees with ``node``'s answer.
+
+    The call is the executor's (gates, retries, the ledger row with role ``shadow``, a cut
+    stream charged for what arrived); a refused or failing call leaves no label."""
+    scratch = Node(node.id, question, [], kind=NodeKind.WHOLE)  # collects the call's tokens and cost
+    run = Run(question_id, question, {node.id: scratch}, [upper], threading.Event(), ignore, answer_node=-1,
+              consent=Consent(question_id, confirm))
     try:
-        ticket = engine.gates.admit(consent, node.id, upper, messages)
-    except CloudRefused:
-        return None  # the gates said no: no shadow, no label
-    record = CallRecord(Role.SHADOW, upper.name, upper.backend, upper.model, result.question_id, node.id,
-                        node.tier, prompt_version=prompt_version(messages), temperature=0.0,
-                        reserved_usd=ticket.estimate if ticket.cloud else None,
-                        redactions=ticket.redaction.total if ticket.cloud else None)
-    spec = CallSpec(record, ticket.messages, {"max_tokens": upper.config.max_tokens, "temperature": 0.0},
-                    engine.gates.admission(ticket), upper.cost)
-    backend = engine.pool.backend(upper)
-    try:
-        reply = engine.recorder.call(spec, lambda: ticket.restore(complete(
-            backend, ticket.messages, max_tokens=upper.config.max_tokens, cancel=threading.Event())))
+        reply = executor.call(run, scratch, upper, single_messages(question), node.tier, role=Role.SHADOW)
     except (BackendError, CloudRefused):
         return None
-    kind = answer_kind(result.question)
+    kind = answer_kind(question)
     agreed = same(read_answer(node.answer, kind), read_answer(reply.text, kind))
-    engine.ledger.add_feedback(Feedback(result.question_id, Verdict.GOOD if agreed else Verdict.BAD,
-                                        FeedbackSource.SHADOW, node.id, node.tier, f"vs {upper.name}"))
-    return ShadowOutcome(result.question_id, node.tier, upper.name, agreed, upper.cost(reply.usage))
+    ledger.add_feedback(Feedback(question_id, Verdict.GOOD if agreed else Verdict.BAD,
+                                 FeedbackSource.SHADOW, node.id, node.tier, f"vs {upper.name}"))
+    return ShadowOutcome(question_id, node.tier, upper.name, agreed, scratch.cost_usd)

@@ -1,4 +1,5 @@
-"""The plan schema and a parser that never lets bad model output through.
+"""The plan: the prompt that asks the router for one, its schema, and a parser
+that never lets bad model output through.
 
 Model output drives control flow here, so it is always parsed with pydantic,
 repaired where the intent is clear (renumbering, unknown or self dependencies,
@@ -13,6 +14,35 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 MAX_TEXT = 400
+
+PLAN_SYSTEM = (
+    "You break a question into the few steps needed to answer it. "
+    "Each step is one short instruction that states the numbers it needs and can be answered "
+    "given the results of the steps it depends on. Cover every part of the question. "
+    "Use as few steps as the question needs; a simple question is one step. "
+    "Do not add a final 'combine' step. "
+    'Reply with JSON only: {"subtasks": [{"id": 1, "text": "...", "depends_on": []}]}.'
+)
+
+EXAMPLE_Q = (
+    "A cake needs 250 g of flour. How much flour do 6 cakes need, "
+    "and how many 1 kg bags of flour must be bought for them?"
+)
+EXAMPLE_PLAN = {
+    "subtasks": [
+        {"id": 1, "text": "Compute 6 x 250 g of flour.", "depends_on": []},
+        {"id": 2, "text": "Find how many 1 kg bags hold that much flour, rounding up.", "depends_on": [1]},
+    ]
+}
+
+
+def plan_messages(question: str, max_subtasks: int) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": f"{PLAN_SYSTEM} At most {max_subtasks} steps."},
+        {"role": "user", "content": EXAMPLE_Q},
+        {"role": "assistant", "content": json.dumps(EXAMPLE_PLAN)},
+        {"role": "user", "content": question},
+    ]
 
 
 class Subtask(BaseModel):

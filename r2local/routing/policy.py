@@ -82,7 +82,7 @@ def default_policy(tiers: list["Tier"]) -> RoutePolicy:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class GradedAnswer:
     """One measured whole-question answer: its difficulty, the tier, right or not."""
 
     difficulty: float
@@ -90,7 +90,7 @@ class Outcome:
     correct: bool
 
 
-def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, min_per_band: int = 8,
+def fit_policy(outcomes: list[GradedAnswer], tiers: list["Tier"], *, bands: int = 4, min_per_band: int = 8,
                agree_below: float | None = None, source: str = "calibration", votes: list["Vote"] | None = None,
                cloud_share: float | None = None) -> RoutePolicy:
     """Bands by difficulty quantile, each given the cheapest tier that no pricier one beats, and,
@@ -125,7 +125,7 @@ def fit_policy(outcomes: list[Outcome], tiers: list["Tier"], *, bands: int = 4, 
     return RoutePolicy(_merge(out) or default_policy(tiers).bands, agree_below, source)
 
 
-def _band(upto: float, inside: list[Outcome], tiers: list["Tier"]) -> Band:
+def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"]) -> Band:
     acc: dict[str, float] = {}
     for name in [t.name for t in tiers] + [PLAN]:
         mine = [o.correct for o in inside if o.tier == name]

@@ -20,8 +20,7 @@ from r2local.engine.prompts import prompt_version
 from r2local.store.records import CallRecord
 from r2local.vocab import Role
 from r2local.routing.thresholds import LABELS, Score, difficulty, score_messages
-from r2local.routing.decomposer import plan_messages
-from r2local.routing.plan import Plan, parse_plan, plan_schema, single_plan
+from r2local.routing.plan import Plan, parse_plan, plan_messages, plan_schema, single_plan
 
 if TYPE_CHECKING:
     from r2local.config import RouterSection

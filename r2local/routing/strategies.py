@@ -22,7 +22,7 @@ from r2local.registry import registrar
 from r2local.routing.plan import Plan, single_plan
 from r2local.routing.thresholds import ThresholdPolicy
 from r2local.routing.policy import Band, first_local
-from r2local.vocab import DecisionSource, Role, Route
+from r2local.vocab import DecisionSource, Role, Route, Routing
 
 if TYPE_CHECKING:
     from r2local.pool import Tier
@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from r2local.routing.policy import RoutePolicy
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    """What a planner or an allocator may use while one question runs."""
+    """What a planner or an allocator may use while one question runs (values, computed once per ask)."""
 
     question_id: str
     question: str
@@ -41,17 +41,25 @@ class Job:
     tiers: list["Tier"]  # the pool's tiers, cheapest first
     allowed: list["Tier"]  # those usable now (key set, not local-only)
     router: "RouterClient"
-    thresholds: Callable[[], tuple[list[float], str]]  # active thresholds and their source
-    policy: Callable[[], "RoutePolicy"] = lambda: None  # type: ignore[assignment,return-value]  # the route policy
-    route: "RouteChoice | None" = None  # set by a routing planner, read by its allocator and the engine
+    thresholds: list[float]  # the active thresholds (config, calibration or default)
+    policy: "RoutePolicy | None" = None  # the active route policy
+    route: "RouteChoice | None" = None  # the route the planner returned, for the allocator
 
     def check(self) -> None:
         if self.cancel.is_set():
             raise Cancelled("cancelled")
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A planner's answer: the plan, and the route it chose (None: the plan is the route)."""
+
+    plan: Plan
+    route: "RouteChoice | None" = None
+
+
 class Planner(Protocol):
-    def plan(self, job: Job) -> Plan:
+    def plan(self, job: Job) -> Planned:
         """A valid plan for ``job.question`` (fall back to the one-subtask plan, never raise for bad output)."""
         ...
 
@@ -73,15 +81,15 @@ class Strategy:
 class RouterPlanner:
     """The router model writes the plan (grammar-constrained JSON, validated)."""
 
-    def plan(self, job: Job) -> Plan:
-        return job.router.plan(job.question_id, job.question, job.cancel)
+    def plan(self, job: Job) -> Planned:
+        return Planned(job.router.plan(job.question_id, job.question, job.cancel))
 
 
 class WholeQuestion:
     """No decomposition: the question itself is the only node."""
 
-    def plan(self, job: Job) -> Plan:
-        return single_plan(job.question)
+    def plan(self, job: Job) -> Planned:
+        return Planned(single_plan(job.question))
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,8 @@ class FixedPlan:
 
     fixed: Plan
 
-    def plan(self, job: Job) -> Plan:
-        return self.fixed
+    def plan(self, job: Job) -> Planned:
+        return Planned(self.fixed)
 
 
 @dataclass(frozen=True)
@@ -116,10 +124,12 @@ class RoutePlanner:
     def __init__(self, policy: "RoutePolicy | None" = None) -> None:
         self.policy = policy
 
-    def plan(self, job: Job) -> Plan:
+    def plan(self, job: Job) -> Planned:
         score = job.router.score(job.question_id, None, job.question, job.question, role=Role.ROUTE)
         d = score.difficulty if score is not None else None
-        policy = self.policy or job.policy()
+        policy = self.policy or job.policy
+        if policy is None:
+            raise ConfigError("RoutePlanner needs a route policy", fix="give the job the engine's route policy")
         band = policy.band(d)
         route, tier = band.route, tier_index(job.tiers, band.tier)
         usable = {t.index for t in job.allowed}
@@ -130,8 +140,8 @@ class RoutePlanner:
         plan = job.router.plan(job.question_id, job.question, job.cancel) if route == Route.DECOMPOSE else None
         if plan is not None and len(plan.subtasks) < 2:
             route, why = Route.WHOLE_LOCAL, why + "; the plan had one step, so it runs whole"
-        job.route = RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band))
-        return plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question)
+        choice = RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band))
+        return Planned(plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question), choice)
 
 
 def _why(band: "Band", d: float | None, source: str) -> str:
@@ -155,13 +165,15 @@ class RouteAllocator:
         if r.route == Route.WHOLE_CLOUD:
             return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, escalate=False)
                     for n in nodes}
-        if r.route == Route.DECOMPOSE:  # steps stay local; an unsure plan goes to the cloud whole (the engine)
-            ceiling = max(t.index for t in job.tiers if t.is_local)
-            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
-                                   agree_below=r.agree_below) for n in nodes}
-        # Whole-local: the band already chose the local tier; a weak answer goes to the cloud, whole.
         clouds = [t.index for t in job.allowed if not t.is_local]
         up = clouds[-1] if clouds else None
+        if r.route == Route.DECOMPOSE:
+            # Steps stay local; an unsure plan goes to the cloud as the whole question (never as a
+            # plan-sized prompt, which would cost more than the question itself).
+            ceiling = max(t.index for t in job.tiers if t.is_local)
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
+                                   agree_below=r.agree_below, whole_to=up) for n in nodes}
+        # Whole-local: the band already chose the local tier; a weak answer goes to the cloud, whole.
         return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, agree_below=r.agree_below,
                                escalate_to=up) for n in nodes}
 
@@ -179,7 +191,7 @@ class PolicyAllocator:
     escalate: bool = True
 
     def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
-        policy = ThresholdPolicy(self.thresholds if self.thresholds is not None else job.thresholds()[0])
+        policy = ThresholdPolicy(self.thresholds if self.thresholds is not None else job.thresholds)
         out: dict[int, Decision] = {}
         for node in nodes:
             job.check()
@@ -232,13 +244,13 @@ STRATEGIES: dict[str, StrategyFactory] = {}
 register = registrar(STRATEGIES)
 
 
-@register("r2local")
+@register(Routing.R2LOCAL.value)
 def routed(**_: object) -> Strategy:
     """A route per question (whole-local, decompose or whole-cloud), agreement-based escalation."""
     return Strategy("r2local", RoutePlanner(), RouteAllocator())
 
 
-@register("plan-and-allocate")
+@register(Routing.PLAN_AND_ALLOCATE.value)
 def planned(**_: object) -> Strategy:
     """Always decompose: the router's plan, every node scored and placed by thresholds."""
     return Strategy("plan-and-allocate", RouterPlanner(), PolicyAllocator())

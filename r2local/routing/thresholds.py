@@ -1,5 +1,6 @@
-"""Allocator: a scorer gives each subtask a difficulty in [0, 1]; a separate
-threshold policy maps scores to tiers. Thresholds are calibrated from logged
+"""Allocator: the router's label probabilities give each subtask a difficulty in
+[0, 1] (``RouterClient.score`` makes the call); a separate threshold policy maps
+scores to tiers. Thresholds are calibrated from logged
 scores so that a target share of subtasks goes to the top (cloud) tier.
 """
 
@@ -7,10 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
-import time
 from dataclasses import dataclass
-
-from r2local.backends import LabelScorer
 
 LABELS = ("easy", "medium", "hard")
 VALUES = (0.0, 0.5, 1.0)
@@ -41,18 +39,6 @@ def difficulty(probs: dict[str, float]) -> float:
     """The scorer: expected label value, easy = 0, medium = 0.5, hard = 1."""
     value = sum(probs.get(label, 0.0) * v for label, v in zip(LABELS, VALUES))
     return min(1.0, max(0.0, value))
-
-
-class DifficultyScorer:
-    """Difficulty from ONE forward pass: probability mass on the label tokens."""
-
-    def __init__(self, backend: LabelScorer) -> None:
-        self.backend = backend
-
-    def score(self, question: str, text: str) -> Score:
-        start = time.perf_counter()
-        probs, n_tokens = self.backend.score_labels(score_messages(question, text), list(LABELS))
-        return Score(difficulty(probs), probs, (time.perf_counter() - start) * 1000, n_tokens)
 
 
 def default_thresholds(n_tiers: int) -> list[float]:

@@ -14,7 +14,7 @@ from r2local.sandbox.limits import (
     SandboxClosed,
     SandboxError,
     SandboxUnavailable,
-    Status,
+    ProgramStatus,
 )
 from r2local.sandbox.modules import ALLOWED_MODULES
 from r2local.sandbox.policy import check_program
@@ -28,7 +28,7 @@ __all__ = [
     "SandboxClosed",
     "SandboxError",
     "SandboxUnavailable",
-    "Status",
+    "ProgramStatus",
     "check_program",
     "extract_program",
 ]

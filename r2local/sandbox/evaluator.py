@@ -34,7 +34,7 @@ from asteval.astutils import RESERVED_WORDS, Procedure
 from r2local.sandbox.answer import normalise_line, pick_answer
 from r2local.sandbox.compat import PythonCompat
 from r2local.sandbox.guard import Forbidden, Guard, LimitExceeded
-from r2local.sandbox.limits import Limits, Status
+from r2local.sandbox.limits import Limits, ProgramStatus
 from r2local.sandbox.modules import ALLOWED_MODULES, SafeModule, build_modules
 from r2local.sandbox.policy import (
     FORMAT_METHODS,
@@ -73,7 +73,7 @@ class CappedWriter:
         if len(text) > room:
             self.parts.append(text[:room])
             self.size = self.limit
-            raise LimitExceeded(Status.OUTPUT, f"printed more than {self.limit:,} characters")
+            raise LimitExceeded(ProgramStatus.OUTPUT, f"printed more than {self.limit:,} characters")
         self.parts.append(text)
         self.size += len(text)
 
@@ -129,14 +129,14 @@ class SandboxInterpreter(PythonCompat, Interpreter):
     def run(self, node, expr=None, lineno=None, with_raise=True):
         self._steps += 1
         if self._steps > self.limits.max_steps:
-            raise LimitExceeded(Status.TIMEOUT, f"stopped after {self.limits.max_steps:,} steps")
+            raise LimitExceeded(ProgramStatus.TIMEOUT, f"stopped after {self.limits.max_steps:,} steps")
         if not self._steps % _CLOCK_EVERY:
             self._check_clock()
         return super().run(node, expr=expr, lineno=lineno, with_raise=with_raise)
 
     def _check_clock(self) -> None:
         if time.monotonic() > self._deadline:
-            raise LimitExceeded(Status.TIMEOUT, f"stopped after {self.limits.timeout_s:g} s")
+            raise LimitExceeded(ProgramStatus.TIMEOUT, f"stopped after {self.limits.timeout_s:g} s")
 
     def _print(self, *args: Any, sep: Any = " ", end: Any = "\n", file: Any = None, flush: bool = False) -> None:
         if file is not None:
@@ -263,7 +263,7 @@ class SandboxInterpreter(PythonCompat, Interpreter):
         own = isinstance(func, Procedure)
         if own:
             if self._depth >= self.limits.max_depth:
-                raise LimitExceeded(Status.ERROR, f"recursion deeper than {self.limits.max_depth} calls")
+                raise LimitExceeded(ProgramStatus.ERROR, f"recursion deeper than {self.limits.max_depth} calls")
             self._depth += 1
         try:
             return func(*args, **kwargs)
@@ -288,53 +288,53 @@ def run_program(source: str, limits: Limits, modules: dict[str, SafeModule]) -> 
     """Check and run one program; never raises. Returns the reply fields."""
     start = time.monotonic()
     if len(source) > limits.max_program_chars:
-        return _reply(Status.REFUSED, error=f"program of {len(source):,} characters, "
+        return _reply(ProgramStatus.REFUSED, error=f"program of {len(source):,} characters, "
                       f"over the limit of {limits.max_program_chars:,}")
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
         where = f" (line {exc.lineno})" if exc.lineno else ""
-        return _reply(Status.ERROR, error=f"SyntaxError: {exc.msg}{where}")
+        return _reply(ProgramStatus.ERROR, error=f"SyntaxError: {exc.msg}{where}")
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
-        return _reply(Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        return _reply(ProgramStatus.ERROR, error=f"{type(exc).__name__}: {exc}")
     reason = check_tree(tree)
     if reason:
-        return _reply(Status.REFUSED, error=reason)
+        return _reply(ProgramStatus.REFUSED, error=reason)
 
     decimal.setcontext(decimal.Context())  # the previous program may have changed it
     interp = SandboxInterpreter(limits, modules, deadline=start + limits.timeout_s)
-    status, error, last = Status.OK, None, None
+    status, error, last = ProgramStatus.OK, None, None
     try:
         last = interp.run(tree, expr=source, with_raise=True)
     except LimitExceeded as exc:
         status, error = exc.status, exc.message
     except Forbidden as exc:
-        status, error = Status.REFUSED, str(exc)
+        status, error = ProgramStatus.REFUSED, str(exc)
     except Exception as exc:  # noqa: BLE001 - whatever the program raised
         status, error = _classify(interp, exc, limits)
     output = interp.out.getvalue()
-    if status is not Status.OK:
+    if status is not ProgramStatus.OK:
         return _reply(status, output=output, error=error)
     value = pick_answer(interp.symtable, output, interp.last_print, last, limits.max_output_chars)
     if value is None:
-        return _reply(Status.NO_ANSWER, output=output,
+        return _reply(ProgramStatus.NO_ANSWER, output=output,
                       error="no `answer` variable, no printed line (other than None), no final value")
-    return _reply(Status.OK, value=value, output=output)
+    return _reply(ProgramStatus.OK, value=value, output=output)
 
 
-def _classify(interp: SandboxInterpreter, exc: Exception, limits: Limits) -> tuple[Status, str]:
+def _classify(interp: SandboxInterpreter, exc: Exception, limits: Limits) -> tuple[ProgramStatus, str]:
     """Status and one-line message for an exception that ended the program."""
     holder = interp.error[0] if interp.error else None
     kind = holder.exc if holder is not None and holder.exc is not None else type(exc)
     if issubclass(kind, MemoryError):
-        return Status.MEMORY, f"out of memory (limit {limits.max_memory_mb} MB)"
+        return ProgramStatus.MEMORY, f"out of memory (limit {limits.max_memory_mb} MB)"
     message = (holder.msg if holder is not None and holder.msg else str(exc)).strip()
     if issubclass(kind, NotImplementedError):  # asteval's word for unsupported syntax
         message = f"{message.strip(chr(39))} is not supported in the sandbox"
     line = getattr(holder, "lineno", None)
     text = f"{kind.__name__}: {message}" + (f" (line {line})" if line else "")
-    return Status.ERROR, text[:300]
+    return ProgramStatus.ERROR, text[:300]
 
 
-def _reply(status: Status, value: str | None = None, output: str = "", error: str | None = None) -> dict[str, Any]:
+def _reply(status: ProgramStatus, value: str | None = None, output: str = "", error: str | None = None) -> dict[str, Any]:
     return {"status": status.value, "value": value, "output": output, "error": error}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
-from r2local.sandbox.limits import Limits, Status
+from r2local.sandbox.limits import Limits, ProgramStatus
 
 LOG2_10 = math.log2(10)
 
@@ -38,7 +38,7 @@ class LimitExceeded(BaseException):
     Exception` both catch Exception, and neither may swallow a limit.
     """
 
-    def __init__(self, status: Status, message: str) -> None:
+    def __init__(self, status: ProgramStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -138,13 +138,13 @@ class Guard:
             return  # (nan, from an overflowing estimate, falls through: too big)
         size = f"about {int(bits / LOG2_10) + 1:,}" if math.isfinite(bits) else "astronomically many"
         raise LimitExceeded(
-            Status.TOO_BIG, f"a number of {size} digits, over the limit of {self.max_digits:,}"
+            ProgramStatus.TOO_BIG, f"a number of {size} digits, over the limit of {self.max_digits:,}"
         )
 
     def _check_items(self, items: int) -> None:
         if items > self.max_items:
             raise LimitExceeded(
-                Status.MEMORY,
+                ProgramStatus.MEMORY,
                 f"a sequence of {items:,} items, over the limit of {self.max_items:,}",
             )
 

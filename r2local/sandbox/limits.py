@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from r2local.errors import SandboxClosed, SandboxError, SandboxUnavailable  # noqa: F401  (re-exported: every error type lives in r2local.errors)
 
 
-class Status(str, enum.Enum):
+class ProgramStatus(str, enum.Enum):
     """What happened to one program. The one place status names are spelled."""
 
     OK = "ok"
@@ -69,14 +69,14 @@ class ProgramResult:
     """The outcome of one run.
 
     Args:
-        status: what happened (see Status).
+        status: what happened (see ProgramStatus).
         value: the answer as a normalised string, or None when there is none.
         output: what the program printed, capped at Limits.max_output_chars.
         error: a short message for any status but ok.
         ms: wall-clock milliseconds the run took, seen from the caller.
     """
 
-    status: Status
+    status: ProgramStatus
     value: str | None = None
     output: str = ""
     error: str | None = None
@@ -84,6 +84,6 @@ class ProgramResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.OK
+        return self.status is ProgramStatus.OK
 
 

@@ -28,7 +28,7 @@ from r2local.sandbox.limits import (
     ProgramResult,
     SandboxClosed,
     SandboxUnavailable,
-    Status,
+    ProgramStatus,
 )
 
 # How long past the timeout the parent waits for the worker to stop itself
@@ -227,16 +227,16 @@ class Sandbox:
             reply = worker.ask(program, wait_s)
         except _TimedOut:
             worker.kill()
-            return ProgramResult(Status.TIMEOUT, error=f"killed after {wait_s:g} s", ms=_ms(started))
+            return ProgramResult(ProgramStatus.TIMEOUT, error=f"killed after {wait_s:g} s", ms=_ms(started))
         except _Died as died:
             worker.kill()
             status, error = _death(died.returncode, self._closed)
             return ProgramResult(status, error=error, ms=_ms(started))
         result = ProgramResult(
-            Status(reply["status"]), reply.get("value"), reply.get("output") or "",
+            ProgramStatus(reply["status"]), reply.get("value"), reply.get("output") or "",
             reply.get("error"), _ms(started),
         )
-        if result.status is Status.MEMORY:
+        if result.status is ProgramStatus.MEMORY:
             worker.kill()  # start the next program on a fresh heap
         return result
 
@@ -245,17 +245,17 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
-def _death(returncode: int | None, closed: bool) -> tuple[Status, str]:
+def _death(returncode: int | None, closed: bool) -> tuple[ProgramStatus, str]:
     """Status for a worker that died mid-run, from how it died."""
     if closed:
-        return Status.ERROR, "the sandbox was closed during the run"
+        return ProgramStatus.ERROR, "the sandbox was closed during the run"
     by_signal = {
-        getattr(signal, "SIGXCPU", None): (Status.TIMEOUT, "CPU time limit"),
-        getattr(signal, "SIGXFSZ", None): (Status.REFUSED, "tried to write a file"),
-        getattr(signal, "SIGKILL", None): (Status.MEMORY, "killed by the system (out of memory?)"),
+        getattr(signal, "SIGXCPU", None): (ProgramStatus.TIMEOUT, "CPU time limit"),
+        getattr(signal, "SIGXFSZ", None): (ProgramStatus.REFUSED, "tried to write a file"),
+        getattr(signal, "SIGKILL", None): (ProgramStatus.MEMORY, "killed by the system (out of memory?)"),
     }
     if returncode is not None and returncode < 0:
         found = by_signal.get(-returncode)
         if found:
             return found
-    return Status.ERROR, f"the worker died (exit status {returncode})"
+    return ProgramStatus.ERROR, f"the worker died (exit status {returncode})"

@@ -54,9 +54,9 @@ def _run(evaluator: Any, program: str, limits: Limits, modules: dict) -> dict[st
     try:
         return evaluator.run_program(program, limits, modules)
     except MemoryError:
-        return evaluator._reply(evaluator.Status.MEMORY, error=f"out of memory (limit {limits.max_memory_mb} MB)")
+        return evaluator._reply(evaluator.ProgramStatus.MEMORY, error=f"out of memory (limit {limits.max_memory_mb} MB)")
     except BaseException as exc:  # noqa: BLE001 - the reply must always come
-        return evaluator._reply(evaluator.Status.ERROR, error=f"sandbox: {type(exc).__name__}: {exc}"[:300])
+        return evaluator._reply(evaluator.ProgramStatus.ERROR, error=f"sandbox: {type(exc).__name__}: {exc}"[:300])
 
 
 def _take_stdout() -> BinaryIO:

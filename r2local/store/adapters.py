@@ -12,6 +12,7 @@ active adapter untouched.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,28 @@ def root(name: str = NAME) -> Path:
     path = paths.user_dir() / "adapters" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    """One trained version (a row of ``adapters``)."""
+
+    id: str  # router@v3, decomposer@v1
+    name: str  # router, decomposer
+    version: int
+    created_at: str
+    kind: str
+    base_model: str
+    path: str  # the GGUF LoRA llama.cpp loads
+    peft_path: str
+    mlx_path: str
+    status: str  # active, candidate, retired, rejected
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_run_id: str | None = None
+    adopted_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def next_version(ledger: Ledger, name: str = NAME) -> int:
@@ -47,54 +70,60 @@ def register(ledger: Ledger, *, version: int, kind: str, base_model: str, folder
     return adapter_id
 
 
-def versions(ledger: Ledger, name: str = NAME) -> list[dict[str, Any]]:
+def versions(ledger: Ledger, name: str = NAME) -> list[AdapterVersion]:
     rows = ledger._query("select * from adapters where name = ? order by version", (name,))
-    for r in rows:
-        r["metrics"] = json.loads(r.pop("metrics_json") or "{}")
-    return rows
+    return [AdapterVersion(r["id"], r["name"], r["version"], r["created_at"], r["kind"], r["base_model"], r["path"],
+                           r["peft_path"], r["mlx_path"], r["status"], json.loads(r["metrics_json"] or "{}"),
+                           r["training_run_id"], r["adopted_at"]) for r in rows]
 
 
-def active(ledger: Ledger, name: str = NAME, base_model: str | None = None) -> dict[str, Any] | None:
+def active(ledger: Ledger, name: str = NAME, base_model: str | None = None) -> AdapterVersion | None:
     """The active version (for ``base_model`` when given: an adapter only fits its own base)."""
     for r in reversed(versions(ledger, name)):
-        if r["status"] == ACTIVE and (base_model is None or r["base_model"] == base_model):
+        if r.status == ACTIVE and (base_model is None or r.base_model == base_model):
             return r
     return None
 
 
-def adopt(ledger: Ledger, adapter_id: str, name: str | None = None) -> dict[str, Any]:
+def adopt(ledger: Ledger, adapter_id: str, name: str | None = None) -> AdapterVersion:
     """Make ``adapter_id`` (``router@v2``, ``decomposer@v1``, or ``vN`` / ``N`` of the router) the active
     version of its kind; the previous one is retired."""
     name = name or (adapter_id.split("@", 1)[0] if "@" in adapter_id else NAME)
     found = _find(ledger, adapter_id, name)
-    if not Path(found["path"]).is_file():
-        raise R2Error(f"{found['id']}'s adapter file is gone ({found['path']})", fix="train again: r2local train run")
+    if not Path(found.path).is_file():
+        raise R2Error(f"{found.id}'s adapter file is gone ({found.path})", fix="train again: r2local train run")
     with ledger._lock, ledger.db.conn:
         ledger.db.execute("update adapters set status = ? where name = ? and status = ?", (RETIRED, name, ACTIVE))
-        ledger.db.execute("update adapters set status = ?, adopted_at = ? where id = ?", (ACTIVE, now_utc(), found["id"]))
-    return _find(ledger, found["id"], name)
+        ledger.db.execute("update adapters set status = ?, adopted_at = ? where id = ?", (ACTIVE, now_utc(), found.id))
+    return _find(ledger, found.id, name)
 
 
-def rollback(ledger: Ledger, name: str = NAME) -> dict[str, Any] | None:
+def reject(ledger: Ledger, adapter_id: str) -> None:
+    """Discard a candidate: it stays on record, marked rejected, and is never adopted by default."""
+    with ledger._lock, ledger.db.conn:
+        ledger.db.execute("update adapters set status = ? where id = ?", (REJECTED, adapter_id))
+
+
+def rollback(ledger: Ledger, name: str = NAME) -> AdapterVersion | None:
     """Back to the version adopted before the active one (None: back to the plain router)."""
     current = active(ledger, name)
     if current is None:
         raise R2Error("no adapter is active", fix="nothing to roll back; `r2local train status` lists the versions")
-    earlier = [r for r in versions(ledger, name) if r["adopted_at"] and r["id"] != current["id"]
-               and r["adopted_at"] < current["adopted_at"]]
+    earlier = [r for r in versions(ledger, name) if r.adopted_at and r.id != current.id
+               and current.adopted_at and r.adopted_at < current.adopted_at]
     with ledger._lock, ledger.db.conn:
-        ledger.db.execute("update adapters set status = ? where id = ?", (RETIRED, current["id"]))
+        ledger.db.execute("update adapters set status = ? where id = ?", (RETIRED, current.id))
     if not earlier:
         return None
-    previous = max(earlier, key=lambda r: r["adopted_at"])
-    return adopt(ledger, previous["id"], name)
+    previous = max(earlier, key=lambda r: r.adopted_at or "")
+    return adopt(ledger, previous.id, name)
 
 
-def _find(ledger: Ledger, ref: str, name: str) -> dict[str, Any]:
+def _find(ledger: Ledger, ref: str, name: str) -> AdapterVersion:
     ref = ref.strip()
     version = ref.rsplit("@v", 1)[-1].lstrip("v")
     for r in versions(ledger, name):
-        if r["id"] == ref or str(r["version"]) == version:
+        if r.id == ref or str(r.version) == version:
             return r
-    known = ", ".join(r["id"] for r in versions(ledger, name)) or "none yet"
+    known = ", ".join(r.id for r in versions(ledger, name)) or "none yet"
     raise R2Error(f"no adapter version {ref!r}", fix=f"use one of: {known} (see `r2local train status`)")

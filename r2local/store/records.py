@@ -158,3 +158,4 @@ class Decision:
     ceiling: int | None = None  # the highest tier index it may climb to (None: any)
     escalate_to: int | None = None  # where a weak answer goes (None: the next tier up)
     agree_below: float | None = None  # agreement threshold for it (None: [executor] agree_below)
+    whole_to: int | None = None  # if a node of the plan ends unsure or failed, the whole question goes here

@@ -24,6 +24,7 @@ from r2local.routing.outcomes import Row, TierResult, read_rows
 from r2local.routing.thresholds import LABELS, difficulty, score_messages
 from r2local.routing.policy import first_local
 from r2local.engine.answers import answer_kind, read_answer, same
+from r2local.store import learning
 from r2local.train.data import AllocExample
 
 if TYPE_CHECKING:
@@ -47,24 +48,18 @@ def escalation_rows(ledger: "Ledger", first: str) -> list[Row]:
     The cheaper tier's answer is its greedy program's result when it ran, else its
     prose; agreement with the upper tier's final answer says whether it sufficed.
     """
-    qs = ledger._query(
-        "select q.id, q.question, s.answer, s.tier from questions q join subtasks s on s.question_id = q.id "
-        "where s.escalated_from = ? and s.status = 'escalated' and q.status = 'done' "
-        "and (select count(*) from subtasks t where t.question_id = q.id) = 1", (first,),
-    )
     out = []
-    for q in qs:
-        calls = ledger._query("select role, output, status, sample from calls where question_id = ? and tier = ? "
-                              "order by rowid", (q["id"], first))
-        program = [c["output"] for c in calls if c["role"] == "program" and c["status"] == "ok" and not c["sample"]]
-        prose = [c["output"] for c in calls if c["role"] in ("subtask", "sample") and c["status"] == "ok"]
+    for q in learning.escalated_from(ledger, first):
+        calls = learning.call_outputs(ledger, q.question_id, first)
+        program = [c.output for c in calls if c.role == "program" and c.status == "ok" and not c.sample]
+        prose = [c.output for c in calls if c.role in ("subtask", "sample") and c.status == "ok"]
         mine = program[0] if program else (prose[0] if prose else None)
         if mine is None:
             continue
-        kind = answer_kind(q["question"])
-        agreed = same(read_answer(mine, kind), read_answer(q["answer"], kind))
-        out.append(Row(q["question"], tiers={first: TierResult(agreed, 0.0, None, None, q["id"]),
-                                             q["tier"]: TierResult(True, 0.0, None, None, q["id"])}))
+        kind = answer_kind(q.question)
+        agreed = same(read_answer(mine, kind), read_answer(q.answer, kind))
+        out.append(Row(q.question, tiers={first: TierResult(agreed, 0.0, None, None, q.question_id),
+                                          q.tier: TierResult(True, 0.0, None, None, q.question_id)}))
     return out
 
 
@@ -145,12 +140,7 @@ def lam_from_budget(ledger: "Ledger", daily_usd: float | None, default: float = 
     [0.1, 0.9]: a tight budget makes the cloud dearer in the reward. Without one: ``default``."""
     if not daily_usd:
         return default
-    rows = ledger._query(
-        "select count(*) as n, count(distinct date(created_at)) as days from questions "
-        "where created_at >= datetime('now', '-30 days')")
-    cost = ledger._query("select avg(cost_usd) as c from questions where cost_usd > 0")
-    per_day = rows[0]["n"] / max(1, rows[0]["days"])
-    mean = cost[0]["c"] or 0.0
+    per_day, mean = learning.asking_rate(ledger)
     return min(0.9, max(0.1, mean * per_day / daily_usd)) if mean else default
 
 

@@ -21,8 +21,8 @@ from r2local.config import Settings
 from r2local.errors import Cancelled
 from r2local.store.ledger import Ledger, new_id
 from r2local.pool import Pool
-from r2local.routing.decomposer import plan_messages
-from r2local.store import adapters
+from r2local.routing.plan import plan_messages
+from r2local.store import adapters, learning
 from r2local.train.data import TextExample, TrainError
 from r2local.train.labels import split
 
@@ -34,19 +34,14 @@ def plan_examples(ledgers: list[Ledger], max_subtasks: int) -> list[tuple[str, T
     """(question, example) for the cheapest right plan of every question that has one."""
     best: dict[str, tuple[float, str]] = {}
     for ledger in ledgers:
-        rows = ledger._query(
-            "select q.question, q.plan_json, q.cost_usd from questions q join feedback f on f.question_id = q.id "
-            "where f.subtask_id is null and f.verdict in ('good', 'did-not-need-it') and q.plan_json is not null "
-            "and (select count(*) from subtasks s where s.question_id = q.id and s.kind = 'step') >= 2")
-        for r in rows:
+        for r in learning.right_plans(ledger):
             try:
-                subtasks = json.loads(r["plan_json"])["subtasks"]
+                subtasks = json.loads(r.plan_json)["subtasks"]
             except (ValueError, KeyError, TypeError):
                 continue
             target = json.dumps({"subtasks": [{k: s[k] for k in ("id", "text", "depends_on")} for s in subtasks]})
-            cost = r["cost_usd"] or 0.0
-            if r["question"] not in best or cost < best[r["question"]][0]:
-                best[r["question"]] = (cost, target)
+            if r.question not in best or r.cost_usd < best[r.question][0]:
+                best[r.question] = (r.cost_usd, target)
     return [(q, TextExample(plan_messages(q, max_subtasks), t)) for q, (_, t) in best.items()]
 
 
@@ -109,4 +104,4 @@ class _Q:
 
 def active_plan_adapter(ledger: Ledger, base_model: str) -> Path | None:
     found = adapters.active(ledger, NAME, base_model)
-    return Path(found["path"]) if found and Path(found["path"]).is_file() else None
+    return Path(found.path) if found and Path(found.path).is_file() else None

@@ -28,10 +28,10 @@ from typing import Any, Callable
 from r2local import paths
 from r2local.config import Settings
 from r2local.errors import Cancelled
-from r2local.store.ledger import Ledger, new_id, now_utc
+from r2local.store.ledger import Ledger, new_id
 from r2local.routing.outcomes import Row
 from r2local.pool import Pool
-from r2local.store import adapters
+from r2local.store import adapters, training
 from r2local.train.data import TrainError
 from r2local.train.labels import (
     complete,
@@ -215,8 +215,8 @@ def _judge(settings: Settings, args: TrainArgs, report: TrainReport, mapping: di
                   "head": [dict(zip(("easy", "medium", "hard"), map(float, p))) for p in head_held],
                   "lora": score_rows(backend, held, folder / "adapter.gguf")}
         current = adapters.active(main, base_model=settings.router.model)
-        if current is not None and Path(current["path"]).is_file():
-            scored["active"] = score_rows(backend, held, Path(current["path"]))
+        if current is not None and Path(current.path).is_file():
+            scored["active"] = score_rows(backend, held, Path(current.path))
     finally:
         backend.close()
     reference = "active" if "active" in scored else "untrained"
@@ -269,13 +269,13 @@ def _kl(torch_probs: list[dict[str, float]], llama_probs: list[dict[str, float]]
     return {"mean_kl": sum(kls) / n, "max_kl": max(kls, default=0.0), "label_agreement": same / n, "n": len(kls)}
 
 
-def adopt(settings: Settings, ref: str, *, threads: int | None = None) -> dict[str, Any]:
+def adopt(settings: Settings, ref: str, *, threads: int | None = None) -> adapters.AdapterVersion:
     """Make adapter ``ref`` active and refit the route policy on its ratings (CLI, app)."""
     main = Ledger()
     try:
         row = adapters.adopt(main, ref)
         gguf = Pool(settings, fetch=False).model_file(settings.router.model)
-        _recalibrate(settings, main, gguf, Path(row["path"]), threads or settings.runtime.threads)
+        _recalibrate(settings, main, gguf, Path(row.path), threads or settings.runtime.threads)
         return row
     finally:
         main.close()
@@ -316,18 +316,12 @@ def _summary(report: TrainReport) -> dict[str, Any]:
 
 
 def _start_run(main: Ledger, report: TrainReport, settings: Settings, args: TrainArgs) -> None:
-    row = {"id": report.run_id, "created_at": now_utc(), "kind": "allocator", "status": "running",
-           "base_model": settings.router.model, "examples": report.counts["train"]["questions"],
-           "params_json": json.dumps({**asdict(args), "lam": report.lam})}
-    with main._lock, main.db.conn:
-        main.db["training_runs"].insert(row)
+    training.start(main, report.run_id, "allocator", settings.router.model, report.counts["train"]["questions"],
+                   {**asdict(args), "lam": report.lam})
 
 
 def _finish_run(main: Ledger, report: TrainReport, status: str, error: str | None = None) -> None:
-    fields = {"finished_at": now_utc(), "status": status, "adapter_id": report.adapter_id, "error": error,
-              "metrics_json": json.dumps(_summary(report), default=str)}
-    with main._lock, main.db.conn:
-        main.db["training_runs"].update(report.run_id, fields)
+    training.finish(main, report.run_id, status, adapter_id=report.adapter_id, metrics=_summary(report), error=error)
 
 
 def _usd(v: float | None) -> str:

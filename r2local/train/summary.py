@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Callable
 
 from r2local.config import Settings
 from r2local.store.ledger import Ledger
 from r2local.tables import table
-from r2local.store import adapters
+from r2local.store import adapters, learning, training
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -20,12 +19,11 @@ def status(settings: Settings) -> dict[str, Any]:
     ledger = Ledger()
     try:
         active = adapters.active(ledger, base_model=settings.router.model)
-        runs = ledger._query("select * from training_runs order by created_at desc limit 5")
-        sources = ledger._query("select source, count(*) as n from feedback group by source")
-        return {"router": settings.router.model, "active": active, "versions": adapters.versions(ledger),
-                "runs": [{**r, "metrics": json.loads(r.pop("metrics_json") or "{}")} for r in runs],
+        return {"router": settings.router.model, "active": active.to_json() if active else None,
+                "versions": [v.to_json() for v in adapters.versions(ledger)],
+                "runs": [r.to_json() for r in training.runs(ledger, 5)],
                 "labelled_questions": len(rows), "label_tiers": mapping,
-                "feedback_by_source": {r["source"]: r["n"] for r in sources},
+                "feedback_by_source": learning.feedback_by_source(ledger),
                 "config_pins_adapter": settings.router.adapter}
     finally:
         ledger.close()
