@@ -9,7 +9,7 @@ import os
 import keyring
 import pytest
 from keyring.backends import fail
-from textual.widgets import Checkbox, DataTable, Input, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Static
 
 from r2local import keys
 from r2local.engine.core import Engine
@@ -172,6 +172,17 @@ async def open_key_dialog(app, pilot) -> KeyDialog:
     return app.screen
 
 
+async def press(pilot, selector: str) -> None:
+    """Click a button as a user would, a second time too: Textual ignores a click on a button
+    still showing its 0.2 s pressed effect, so wait for that to end first."""
+    button = pilot.app.screen.query_one(selector, Button)
+    for _ in range(50):
+        if not button.has_class("-active"):
+            break
+        await pilot.pause(0.05)
+    await pilot.click(selector)
+
+
 async def test_no_keyring_key_for_this_run(r2home, monkeypatch):
     monkeypatch.setenv(keys.ENV_KEY, "x")
     monkeypatch.delenv(keys.ENV_KEY)  # restored to unset after the test
@@ -181,10 +192,10 @@ async def test_no_keyring_key_for_this_run(r2home, monkeypatch):
         dialog = await open_key_dialog(app, pilot)
         text = text_of(dialog)
         assert text.count("no keyring on this machine") == 1 and ENCRYPTED_SETUP[1] in text
-        await pilot.click("#use-env")  # nothing typed yet
+        await press(pilot, "#use-env")  # nothing typed yet
         assert isinstance(app.screen, KeyDialog) and "the key is empty" in str(dialog.query_one("#key-error").render())
         dialog.query_one("#key-input", Input).value = "sk-run-only-5678"
-        await pilot.click("#use-env")
+        await press(pilot, "#use-env")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, KeyDialog) and os.environ[keys.ENV_KEY] == "sk-run-only-5678"
@@ -197,7 +208,7 @@ async def test_no_keyring_copies_the_encrypted_keyring_setup(r2home):
     app, _ = app_with(r2home)
     async with app.run_test(size=SIZE) as pilot:
         await open_key_dialog(app, pilot)
-        await pilot.click("#copy-setup")
+        await press(pilot, "#copy-setup")
         assert app.clipboard == " && ".join(ENCRYPTED_SETUP)
         assert "keyrings.cryptfile.cryptfile.CryptFileKeyring" in app.clipboard
 
@@ -210,11 +221,11 @@ async def test_no_keyring_plaintext_file_needs_the_tick(r2home, tmp_path, monkey
     async with app.run_test(size=SIZE) as pilot:
         dialog = await open_key_dialog(app, pilot)
         dialog.query_one("#key-input", Input).value = "sk-in-a-file-2468"
-        await pilot.click("#store-file")
+        await press(pilot, "#store-file")
         await pilot.pause()
         assert isinstance(app.screen, KeyDialog) and "Tick the box" in str(dialog.query_one("#key-error").render())
         dialog.query_one("#plaintext-file", Checkbox).value = True
-        await pilot.click("#store-file")
+        await press(pilot, "#store-file")
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, KeyDialog)
