@@ -101,6 +101,12 @@ class ExecutorSection(_Section):
         3, ge=1, le=9,
         description="Answers a local tier gives for one task, compared for the agreement signal (1: no sampling).",
     )
+    max_samples: int = Field(
+        6, ge=1, le=12,
+        description="When the first `samples` answers split, draw more, up to this many in all, before deciding "
+        "keep or escalate (sampling stops as soon as the rest could not change the decision; below `samples`: "
+        "no extra samples).",
+    )
     agree_below: float = Field(
         0.6, ge=0, le=1,
         description="Escalate a local answer when the share of its samples stating the same answer is below this.",

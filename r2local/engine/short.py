@@ -1,0 +1,81 @@
+"""Short answers (a name, a place, a date, a term) as values two replies can be compared in.
+
+"The capital of Australia is Canberra.", "**Canberra**" and "canberra" are one
+answer: the reply's answer span (after an explicit marker, else its first
+sentence) loses case, accents, punctuation, filler words and the words it
+repeats from the question, and common aliases are folded ("USA" -> "united
+states", "Mt." -> "mount"). Two short answers agree when one's words are all in
+the other's and it is at least half as long ("Shakespeare" and "William
+Shakespeare"; not "Sydney" and "Canberra, not Sydney").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from r2local.tasks.graders import marked
+
+# Words that carry no answer: articles, copulas, prepositions, and how small models open a reply.
+_FILLER = frozenset(
+    "a an the is are was were be been it its it's this that these those of in on at to by for from with as and "
+    "which who whom whose what where when called known named located situated answer final correct sure okay ok "
+    "certainly yes well so i think believe would say".split()
+)
+_ALIASES = [  # (pattern on normalised words, replacement)
+    (r"\b(u s a|usa|u s|us|united states of america|america)\b", "united states"),
+    (r"\b(uk|u k|great britain|britain)\b", "united kingdom"),
+    (r"\b(mt)\b", "mount"), (r"\b(st)\b", "saint"), (r"\b(ft)\b", "fort"), (r"\b(dr)\b", "doctor"),
+    (r"\b(ussr|soviet union)\b", "soviet union"),
+    (r"&", " and "),
+]
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+# A sentence ends at ".!?" after two lower-case letters or digits, so "J. K. Rowling" and "Dr. Who" stay whole.
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!?])\s+|(?<=[a-z0-9]{2}[.!?])$|[!?]\s+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without accents, possessives or punctuation, aliases folded."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = re.sub(r"'s\b", "", text)
+    text = re.sub(r"(?<=\b\w)\.(?=\s*\w\b)", "", text)  # initials: "j. k." -> "j k"
+    text = re.sub(r"[^\w\s&]", " ", text)
+    text = " ".join(text.split())
+    for pattern, alias in _ALIASES:
+        text = re.sub(pattern, alias, text)
+    return [_NUMBER_WORDS.get(w, w) for w in text.split()]
+
+
+def answer_span(text: str) -> str:
+    """Where a reply states its short answer: after a marker, else its first non-empty sentence."""
+    spot = marked(text)
+    if spot:
+        return spot
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    for sentence in _SENTENCE_END.split(line):
+        if sentence and [w for w in words(sentence) if w not in _FILLER]:
+            return sentence
+    return line
+
+
+def short_value(text: str, question: str = "") -> str | None:
+    """The normalised short answer ``text`` states (words kept in order), or None."""
+    said = words(answer_span(text))
+    asked = set(words(question))
+    kept = [w for w in said if w not in _FILLER and w not in asked]
+    if not kept:  # the answer is made of the question's words ("Who wrote it?" "Its author.")
+        kept = [w for w in said if w not in _FILLER]
+    # "jk rowling" and "j k rowling" are one name: join runs of single letters.
+    joined = re.sub(r"\b(\w) (?=\w\b)", r"\1", " ".join(kept))
+    return joined or None
+
+
+def same_short(a: str, b: str) -> bool:
+    """Whether two normalised short answers name the same thing."""
+    if a == b:
+        return True
+    x, y = set(a.split()), set(b.split())
+    small, big = (x, y) if len(x) <= len(y) else (y, x)
+    return bool(small) and small <= big and 2 * len(small) >= len(big)
