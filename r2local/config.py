@@ -75,7 +75,8 @@ class TierSection(_Section):
     n_ctx: int = Field(4096, ge=256, description="Context window for local runtimes.")
     adapter: str | None = Field(None, description="LoRA adapter for local runtimes.")
     programs: bool | None = Field(
-        None, description="Whether this model writes programs for quantitative tasks (default: from its manifest)."
+        None, description="Whether this model writes programs for quantitative tasks (default: from its manifest; "
+        "a .gguf path inherits it from the manifest its file matches by sha256 or GGUF name).",
     )
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (openai backend).")
     max_retries: int = Field(2, ge=0, le=10, description="Retries on transient errors (openai backend).")
