@@ -72,6 +72,11 @@ def test_the_classifier_on_the_hand_written_list():
     ("Mount Everest", "Mt. Everest", "What is the highest mountain on Earth?"),
     ("São Paulo.", "Sao Paulo", "What is the largest city in Brazil?"),
     ("J. K. Rowling wrote it.", "J.K. Rowling", "Who wrote Harry Potter?"),
+    # SmolLM2-135M's sampled replies (demo pool): a clause after the answer is not part of it.
+    ("The capital of Australia is Canberra, a vibrant city that seamlessly blends", "The capital of Australia is "
+     "Canberra.", "What is the capital of Australia?"),
+    ("The capital of Australia is Canberra, which is a vibrant cit", "Canberra", "What is the capital of Australia?"),
+    ("The capital: Canberra (in the ACT).", "Canberra", "What is the capital of Australia?"),
 ])
 def test_short_answers_that_agree(a, b, question):
     assert same(read_answer(a, SHORT, question), read_answer(b, SHORT, question))
@@ -81,6 +86,7 @@ def test_short_answers_that_agree(a, b, question):
     ("The capital of Australia is Sydney.", "The capital of Australia is Canberra.", "What is the capital of Australia?"),
     ("Canberra, not Sydney.", "Sydney", "What is the capital of Australia?"),
     ("Jupiter", "Saturn", "Which planet is the largest?"),
+    ("Sydney", "The Sydney Opera House", "What is the most famous building in Australia?"),
 ])
 def test_short_answers_that_differ(a, b, question):
     assert not same(read_answer(a, SHORT, question), read_answer(b, SHORT, question))

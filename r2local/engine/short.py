@@ -1,12 +1,13 @@
 """Short answers (a name, a place, a date, a term) as values two replies can be compared in.
 
 "The capital of Australia is Canberra.", "**Canberra**" and "canberra" are one
-answer: the reply's answer span (after an explicit marker, else its first
-sentence) loses case, accents, punctuation, filler words and the words it
-repeats from the question, and common aliases are folded ("USA" -> "united
-states", "Mt." -> "mount"). Two short answers agree when one's words are all in
-the other's and it is at least half as long ("Shakespeare" and "William
-Shakespeare"; not "Sydney" and "Canberra, not Sydney").
+answer: the reply's answer (after an explicit marker, else the first clause of
+its first sentence that says something the question does not) loses case,
+accents, punctuation, filler words and the words it repeats from the question,
+and common aliases are folded ("USA" -> "united states", "Mt." -> "mount").
+Two short answers agree when one's words are all in the other's and it is at
+least half as long ("Shakespeare" and "William Shakespeare"; not "Sydney" and
+"Sydney Opera House").
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ _ALIASES = [  # (pattern on normalised words, replacement)
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
 # A sentence ends at ".!?" after two lower-case letters or digits, so "J. K. Rowling" and "Dr. Who" stay whole.
+# Where an answer's clause ends: "Canberra, which ...", "Canberra (the ACT)", "Canberra - a planned city".
+_CLAUSE = re.compile(r"[,;:]\s+|[()\[\]]|\s[-\u2013\u2014]\s|\s(?:which|who|whom|whose|where|because|although|while|but)\s",
+                     re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!?])\s+|(?<=[a-z0-9]{2}[.!?])$|[!?]\s+")
 
 
@@ -48,25 +52,34 @@ def words(text: str) -> list[str]:
     return [_NUMBER_WORDS.get(w, w) for w in text.split()]
 
 
-def answer_span(text: str) -> str:
-    """Where a reply states its short answer: after a marker, else its first non-empty sentence."""
+def _kept(text: str, asked: set[str]) -> list[str]:
+    return [w for w in words(text) if w not in _FILLER and w not in asked]
+
+
+def answer_span(text: str, question: str = "") -> str:
+    """Where a reply states its short answer: after a marker, else its first sentence
+    that says something the question does not."""
     spot = marked(text)
     if spot:
         return spot
+    asked = set(words(question))
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
     for sentence in _SENTENCE_END.split(line):
-        if sentence and [w for w in words(sentence) if w not in _FILLER]:
+        if sentence and _kept(sentence, asked):
             return sentence
     return line
 
 
 def short_value(text: str, question: str = "") -> str | None:
-    """The normalised short answer ``text`` states (words kept in order), or None."""
-    said = words(answer_span(text))
+    """The normalised short answer ``text`` states (words kept in order), or None.
+
+    The answer is the first clause of the answer span that says something the
+    question does not: "Canberra, a vibrant city that ..." is "canberra"."""
+    span = answer_span(text, question)
     asked = set(words(question))
-    kept = [w for w in said if w not in _FILLER and w not in asked]
-    if not kept:  # the answer is made of the question's words ("Who wrote it?" "Its author.")
-        kept = [w for w in said if w not in _FILLER]
+    kept = next((k for k in (_kept(c, asked) for c in _CLAUSE.split(span) if c) if k), None)
+    if kept is None:  # the answer is made of the question's words ("Who wrote it?" "Its author.")
+        kept = _kept(span, set())
     # "jk rowling" and "j k rowling" are one name: join runs of single letters.
     joined = re.sub(r"\b(\w) (?=\w\b)", r"\1", " ".join(kept))
     return joined or None
