@@ -117,7 +117,8 @@ class Answerer:
             call: makes one recorded model call.
             run: runs one program in the sandbox, recorded.
             agree_below: the agreement threshold (None: [executor] agree_below).
-            early_stop: stop sampling once the decision cannot change.
+            early_stop: the answer may still climb: stop sampling once the decision cannot change, and
+                draw more samples (up to [executor] max_samples) when the first ones split. False: k samples.
         """
         s = self.settings
         tau = s.agree_below if agree_below is None else agree_below

@@ -27,7 +27,9 @@ _OPEN_START = re.compile(
     r"effects|reasons|differences)|what is the (difference|relationship|meaning|purpose|role|point)\b|"
     r"what (happens|would happen|if)\b)"
 )
-_OPEN_ANYWHERE = re.compile(r"\b(explain|describe|summari[sz]e|essay|poem|story|in detail|pros and cons|step[- ]by[- ]step)\b")
+_OPEN_ANYWHERE = re.compile(
+    r"\b(explain|describe|summari[sz]e|essay|poem|story|in detail|pros and cons|step[- ]by[- ]step)\b"
+)
 _POLAR = re.compile(
     r"\banswer (with )?yes or no\b|^\s*(is|are|was|were|do|does|did|can|could|would|will|has|have|had|should|"
     r"must|may)\b"

@@ -77,7 +77,7 @@ def shadow(engine: "Engine", result: "AskResult", upper: "Tier", confirm: Confir
     except (BackendError, CloudRefused):
         return None
     kind = answer_kind(result.question)
-    agreed = same(read_answer(node.answer, kind), read_answer(reply.text, kind))
+    agreed = same(read_answer(node.answer, kind, result.question), read_answer(reply.text, kind, result.question))
     engine.ledger.add_feedback(Feedback(result.question_id, Verdict.GOOD if agreed else Verdict.BAD,
                                         FeedbackSource.SHADOW, node.id, node.tier, f"vs {upper.name}"))
     return ShadowOutcome(result.question_id, node.tier, upper.name, agreed, upper.cost(reply.usage))

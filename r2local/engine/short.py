@@ -32,10 +32,12 @@ _ALIASES = [  # (pattern on normalised words, replacement)
 ]
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
-# A sentence ends at ".!?" after two lower-case letters or digits, so "J. K. Rowling" and "Dr. Who" stay whole.
 # Where an answer's clause ends: "Canberra, which ...", "Canberra (the ACT)", "Canberra - a planned city".
-_CLAUSE = re.compile(r"[,;:]\s+|[()\[\]]|\s[-\u2013\u2014]\s|\s(?:which|who|whom|whose|where|because|although|while|but)\s",
-                     re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"[,;:]\s+|[()\[\]]|\s[-\u2013\u2014]\s|\s(?:which|who|whom|whose|where|because|although|while|but)\s",
+    re.IGNORECASE,
+)
+# A sentence ends at ".!?" after two lower-case letters or digits, so "J. K. Rowling" and "Dr. Who" stay whole.
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!?])\s+|(?<=[a-z0-9]{2}[.!?])$|[!?]\s+")
 
 
