@@ -77,6 +77,14 @@ def test_the_classifier_on_the_hand_written_list():
      "Canberra.", "What is the capital of Australia?"),
     ("The capital of Australia is Canberra, which is a vibrant cit", "Canberra", "What is the capital of Australia?"),
     ("The capital: Canberra (in the ACT).", "Canberra", "What is the capital of Australia?"),
+    # Qwen2.5-Coder-0.5B's samples (demo pool): the same name in other frames.
+    ("Pride and Prejudice was written by Jane Austen.", "The writer of Pride and Prejudice was Jane Austen.",
+     "Who wrote Pride and Prejudice?"),
+    ("The author of Pride and Prejudice is Jane Austen.", "Jane Austen", "Who wrote Pride and Prejudice?"),
+    ("Canberra is the capital city of Australia.", "The capital of Australia is Canberra.",
+     "What is the capital of Australia?"),
+    ("Canada's capital is Ottawa.", "The capital of Canada is Ottawa.", "What is the capital of Canada?"),
+    ("The closest planet to the sun is Mercury.", "Mercury", "Which planet is closest to the sun?"),
 ])
 def test_short_answers_that_agree(a, b, question):
     assert same(read_answer(a, SHORT, question), read_answer(b, SHORT, question))
@@ -87,6 +95,9 @@ def test_short_answers_that_agree(a, b, question):
     ("Canberra, not Sydney.", "Sydney", "What is the capital of Australia?"),
     ("Jupiter", "Saturn", "Which planet is the largest?"),
     ("Sydney", "The Sydney Opera House", "What is the most famous building in Australia?"),
+    ("The capital of Canada is Ottawa.", "The capital of Canada is Montreal.", "What is the capital of Canada?"),
+    ("The planet closest to the sun is Mars.", "The planet that is closest to the sun is Venus.",
+     "Which planet is closest to the sun?"),
 ])
 def test_short_answers_that_differ(a, b, question):
     assert not same(read_answer(a, SHORT, question), read_answer(b, SHORT, question))

@@ -21,7 +21,12 @@ from r2local.tasks.graders import marked
 _FILLER = frozenset(
     "a an the is are was were be been it its it's this that these those of in on at to by for from with as and "
     "which who whom whose what where when called known named located situated answer final correct sure okay ok "
-    "certainly yes well so i think believe would say".split()
+    "certainly yes well so i think believe would say has have had".split()
+    # Nouns and verbs that frame an answer rather than state it ("the author ... is Jane Austen",
+    # "Canberra is the capital city", "Pacific Ocean" and "Pacific").
+    + "city town country nation state planet person author writer painter artist inventor scientist composer "
+    "name word term year place language river mountain ocean sea element written wrote painted discovered "
+    "invented composed founded".split()
 )
 _ALIASES = [  # (pattern on normalised words, replacement)
     (r"\b(u s a|usa|u s|us|united states of america|america)\b", "united states"),
@@ -37,6 +42,8 @@ _CLAUSE = re.compile(
     r"[,;:]\s+|[()\[\]]|\s[-\u2013\u2014]\s|\s(?:which|who|whom|whose|where|because|although|while|but)\s",
     re.IGNORECASE,
 )
+# Where a stated answer starts within a clause: after "is", "was", "by" ("... was written by Jane Austen").
+_COPULA = re.compile(r"\s(?:is|are|was|were|by)\s", re.IGNORECASE)
 # A sentence ends at ".!?" after two lower-case letters or digits, so "J. K. Rowling" and "Dr. Who" stay whole.
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!?])\s+|(?<=[a-z0-9]{2}[.!?])$|[!?]\s+")
 
@@ -72,6 +79,14 @@ def answer_span(text: str, question: str = "") -> str:
     return line
 
 
+def _clause_answer(clause: str, asked: set[str]) -> list[str]:
+    """The words a clause states as its answer: its last part after "is" / "was" / "by"
+    that says something new ("The capital of Canada is Ottawa"), else an earlier part
+    ("Ottawa is the capital city of Canada")."""
+    parts = [_kept(p, asked) for p in _COPULA.split(clause)]
+    return next((p for p in reversed(parts) if p), [])
+
+
 def short_value(text: str, question: str = "") -> str | None:
     """The normalised short answer ``text`` states (words kept in order), or None.
 
@@ -79,7 +94,7 @@ def short_value(text: str, question: str = "") -> str | None:
     question does not: "Canberra, a vibrant city that ..." is "canberra"."""
     span = answer_span(text, question)
     asked = set(words(question))
-    kept = next((k for k in (_kept(c, asked) for c in _CLAUSE.split(span) if c) if k), None)
+    kept = next((k for k in (_clause_answer(c, asked) for c in _CLAUSE.split(span) if c) if k), None)
     if kept is None:  # the answer is made of the question's words ("Who wrote it?" "Its author.")
         kept = _kept(span, set())
     # "jk rowling" and "j k rowling" are one name: join runs of single letters.
