@@ -76,7 +76,8 @@ class TierSection(_Section):
     n_ctx: int = Field(4096, ge=256, description="Context window for local runtimes.")
     adapter: str | None = Field(None, description="LoRA adapter for local runtimes.")
     programs: bool | None = Field(
-        None, description="Whether this model writes programs for quantitative tasks (default: from its manifest)."
+        None, description="Whether this model writes programs for quantitative tasks (default: from its manifest; "
+        "a .gguf path inherits it from the manifest its file matches by sha256 or GGUF name).",
     )
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout (openai backend).")
     max_retries: int = Field(2, ge=0, le=10, description="Retries on transient errors (openai backend).")
@@ -101,6 +102,12 @@ class ExecutorSection(_Section):
     samples: int = Field(
         3, ge=1, le=9,
         description="Answers a local tier gives for one task, compared for the agreement signal (1: no sampling).",
+    )
+    max_samples: int = Field(
+        6, ge=1, le=12,
+        description="When the first `samples` answers split, draw more, up to this many in all, before deciding "
+        "keep or escalate (sampling stops as soon as the rest could not change the decision; below `samples`: "
+        "no extra samples).",
     )
     agree_below: float = Field(
         0.6, ge=0, le=1,

@@ -72,6 +72,11 @@ def _verified(path: Path, manifest: Manifest) -> bool:
     return True
 
 
+def matches(path: Path, manifest: Manifest) -> bool:
+    """Whether the file at ``path`` is ``manifest``'s (size and sha256; hashed once, then by marker)."""
+    return manifest.sha256 is not None and _verified(path, manifest)
+
+
 def local_path(manifest: Manifest) -> Path | None:
     """The verified file if it is already on this machine, else None."""
     src = manifest.source

@@ -17,6 +17,7 @@ from r2local.config import RouterSection, Settings, TierSection
 from r2local.errors import ConfigError, ModelError
 from r2local.fetch import Progress, resolve
 from r2local.manifests import Manifest, load_manifests, lookup
+from r2local.modelfile import identify
 from r2local.threads import ThreadBudget
 
 
@@ -31,6 +32,7 @@ class Tier:
     output_usd_per_mtok: float
     config: TierSection
     writes_programs: bool = False  # answers quantitative tasks with a program (coder models)
+    known_as: str | None = None  # the manifest a model given by path was found to be (see modelfile)
 
     @property
     def priced(self) -> bool:
@@ -67,9 +69,13 @@ class Pool:
         if manifest is not None and manifest.format == "api":
             in_price = manifest.input_usd_per_mtok if in_price is None else in_price
             out_price = manifest.output_usd_per_mtok if out_price is None else out_price
+        known_as = None
+        if manifest is None and _is_path(cfg.model) and backend_class(cfg.backend).loads_file:
+            found = identify(Path(cfg.model), self.manifests)  # a path inherits what is known about its file
+            manifest, known_as = (found.manifest, f"{found.manifest.name} ({found.how})") if found else (None, None)
         programs = cfg.programs if cfg.programs is not None else bool(manifest and manifest.writes_programs)
         return Tier(index, cfg.name, cfg.backend, cfg.model, cfg.is_local, in_price or 0.0, out_price or 0.0, cfg,
-                    programs)
+                    programs, known_as)
 
     def _check_names(self) -> None:
         """Unknown local model names fail now, not when a subtask first reaches that tier."""

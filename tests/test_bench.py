@@ -23,7 +23,7 @@ PRICE_IN, PRICE_OUT = 150.0, 600.0  # plumbing_config's cloud prices, USD per Mt
 
 @pytest.fixture
 def bench_home(r2home, cloud_server):
-    write_config(r2home, to_toml(plumbing_config(cloud_server, executor={"samples": 2})))  # a vote of two
+    write_config(r2home, to_toml(plumbing_config(cloud_server, executor={"samples": 2, "max_samples": 2})))  # a vote of two
     keys.set_key("cloud", CLOUD_KEY)
     return r2home
 

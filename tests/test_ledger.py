@@ -106,7 +106,7 @@ def test_a_ledger_from_before_the_learning_columns_upgrades_with_nothing_lost(tm
     db.conn.close()
 
     ledger = Ledger(path)
-    assert ledger.applied == ["m006_learning"]
+    assert ledger.applied[0] == "m006_learning"
     for table, rows in before.items():
         now = list(ledger.db[table].rows)
         assert len(now) == len(rows)
@@ -117,3 +117,16 @@ def test_a_ledger_from_before_the_learning_columns_upgrades_with_nothing_lost(tm
     assert {"feedback", "training_runs", "adapters"} <= set(ledger.db.table_names())
     assert ledger.question("q1")["subtasks"][0]["features"] == {}
     assert ledger.spend()["month_usd"] >= 0  # the old rows still add up
+
+
+def test_a_ledger_from_before_answer_kinds_upgrades_with_nothing_lost(tmp_path):
+    path = tmp_path / "m006.db"
+    db = _ledger_at(path, "m006_learning")
+    db["questions"].insert({"id": "q1", "created_at": "2026-10-02T10:00:00+00:00", "question": "2+2?", "status": "done"})
+    db["subtasks"].insert({"question_id": "q1", "subtask_id": 1, "kind": "step", "text": "2+2?", "depends_on": "[]",
+                           "answer": "4", "status": "done", "working": "answer = 2 + 2"})
+    db.conn.close()
+    ledger = Ledger(path)
+    assert ledger.applied == ["m007_answer_kind"]
+    [row] = ledger.db["subtasks"].rows
+    assert (row["answer"], row["working"], row["answer_kind"], row["programs"]) == ("4", "answer = 2 + 2", None, None)

@@ -217,7 +217,8 @@ def test_interrupted_when_the_process_dies_mid_call(r2home, tmp_path):
 
 # -- agreement, programs and degenerate output --------------------------------------------
 def voting_engine(r2home, **executor) -> Engine:
-    cfg = scripted_config(executor={"samples": 3, "agree_below": 0.6, **executor})
+    # max_samples = samples: exactly k samples (a split vote drawing more is test_adaptive_sampling's)
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 3, "agree_below": 0.6, **executor})
     cfg["tiers"][0]["programs"] = True  # "small" writes programs
     return Engine(settings_from(cfg, r2home))
 

@@ -9,6 +9,13 @@ separated right from wrong local answers (AUROC 0.92) where mean token
 probability did not, while the sampled majority itself was worse than the
 greedy program: so the greedy program answers, and the samples only vote.
 Degenerate output (a line repeated over and over) escalates too.
+
+Every kind with a comparable answer votes, short answers (a name, a place)
+included; open text alone gets one answer. A split vote draws more samples
+(up to ``max_samples``) before deciding: at the 30 % calibration every
+local loss was a split vote, and three samples give agreement three values.
+Sampling stops as soon as the samples still to come could not change the
+decision.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ from typing import Callable
 
 from r2local.backends import Completion, Message
 from r2local.config import ExecutorSection
-from r2local.engine.prompts import program_answer, program_messages
+from r2local.engine.prompts import program_answer, program_messages, short_messages
 from r2local.sandbox import ProgramResult, extract_program
 from r2local.engine.answers import (
     CHOICE,
-    NUMBER,
+    KIND_ORDER,
     POLAR,
+    SHORT,
     TEXT,
     Answer,
     agreement,
@@ -61,6 +69,8 @@ class LocalAnswer:
     working: str | None = None  # the program behind the answer
     features: dict[str, float] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    kind: str = TEXT  # the answer kind the task asks for (see answers.answer_kind)
+    programs: bool = False  # whether a program was asked for (the tier writes them and the kind fits)
 
 
 def degenerate(text: str) -> str | None:
@@ -75,12 +85,17 @@ def degenerate(text: str) -> str | None:
     return None
 
 
+def uses_programs(kind: str, programs: bool) -> bool:
+    """Whether a tier that may write programs writes one for this kind (quantities and times)."""
+    return programs and kind not in (POLAR, CHOICE, SHORT, TEXT)
+
+
 def plan_samples(kind: str, programs: bool, k: int) -> list[tuple[str, bool]]:
-    """Which samples to take, in order: (way, greedy?). Program first where it fits;
-    a prose answer next, so the vote mixes two ways of getting there."""
+    """Which samples to take, in order, at most ``k``: (way, greedy?). Program first where
+    it fits; a prose answer next, so the vote mixes two ways of getting there."""
     if kind == TEXT:
-        return [(PROSE, True)]  # free text has no answer to compare: one answer, no vote
-    if programs and kind not in (POLAR, CHOICE):
+        return [(PROSE, True)]  # open text has no answer to compare: one answer, no vote
+    if uses_programs(kind, programs):
         ways = [(PROGRAM, True), (PROSE, True)] + [(PROGRAM if i % 2 == 0 else PROSE, False) for i in range(k)]
     else:
         ways = [(PROSE, True)] + [(PROSE, False)] * k
@@ -102,31 +117,43 @@ class Answerer:
             call: makes one recorded model call.
             run: runs one program in the sandbox, recorded.
             agree_below: the agreement threshold (None: [executor] agree_below).
-            early_stop: stop sampling once the decision cannot change.
+            early_stop: the answer may still climb: stop sampling once the decision cannot change, and
+                draw more samples (up to [executor] max_samples) when the first ones split. False: k samples.
         """
         s = self.settings
         tau = s.agree_below if agree_below is None else agree_below
         kind = answer_kind(task)
-        plan = plan_samples(kind, programs and s.programs, s.samples)
+        writes = programs and s.programs
+        prompt = short_messages(prose) if kind == SHORT else prose
+        # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
+        most = max(s.samples, s.max_samples) if early_stop else s.samples
+        plan = plan_samples(kind, writes, most)
+        target = min(s.samples, len(plan))
         taken: list[Sample] = []
-        for i, (way, greedy) in enumerate(plan):
+        while len(taken) < target:
+            way, greedy = plan[len(taken)]
             temperature = 0.0 if greedy else s.sample_temperature
-            taken.append(self._sample(way, prose, kind, temperature, i, call, run))
-            if early_stop and s.early_stop and _decided(taken, len(plan), tau):
+            taken.append(self._sample(way, prompt, kind, task, temperature, len(taken), call, run))
+            if len(taken) == target < len(plan) and early_stop and _split(taken):
+                target = len(plan)  # the first samples split: draw more before deciding
+            if early_stop and s.early_stop and _decided(taken, target, tau):
                 break
-        return self._outcome(taken, kind, tau)
+        out = self._outcome(taken, kind, tau)
+        out.kind, out.programs = kind, uses_programs(kind, writes)
+        return out
 
-    def _sample(self, way: str, prose: list[Message], kind: str, temperature: float, i: int,
+    def _sample(self, way: str, prose: list[Message], kind: str, task: str, temperature: float, i: int,
                 call: CallFn, run: RunFn) -> Sample:
         if way == PROSE:
             result = call(prose, temperature, i, i == 0)
-            return Sample(PROSE, temperature, result.text.strip(), read_answer(result.text, kind), prob=result.confidence)
+            answer = read_answer(result.text, kind, task)
+            return Sample(PROSE, temperature, result.text.strip(), answer, prob=result.confidence)
         result = call(program_messages(prose), temperature, i, False)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
         ran = run(program, i)
-        answer = read_answer(ran.value, kind) if ran.ok and ran.value is not None else None
+        answer = read_answer(ran.value, kind, task) if ran.ok and ran.value is not None else None
         return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
                       value=ran.value, prob=result.confidence)
 
@@ -151,8 +178,14 @@ class Answerer:
         return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
 
 
+def _split(taken: list[Sample]) -> bool:
+    """Whether some sample disagrees with the answer (or stated none)."""
+    ordered = _answer_first(taken)
+    return ordered is not None and agreement([t.answer for t in ordered]).with_answer < 1.0
+
+
 def _decided(taken: list[Sample], planned: int, tau: float) -> bool:
-    """Whether more samples could still change keep-or-escalate (early stop)."""
+    """Whether the samples still to come (up to ``planned``) could no longer change keep-or-escalate."""
     if len(taken) < 2 or len(taken) == planned:
         return False
     ordered = _answer_first(taken)
@@ -178,7 +211,7 @@ def _features(taken: list[Sample], kind: str) -> dict[str, float]:
     return {
         "samples": float(len(taken)),
         "program_ok": float(any(t.status == "ok" for t in programs[:1])) if programs else -1.0,
-        "answer_kind": float([NUMBER, "clock", POLAR, CHOICE, TEXT].index(kind)),
+        "answer_kind": float(KIND_ORDER.index(kind)),
         "answer_chars": float(len(taken[0].text)) if taken else 0.0,
     }
 

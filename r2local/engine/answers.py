@@ -1,7 +1,8 @@
 """Answers as values: what a reply (prose, or a program's result) states, in a
 form two replies can be compared in. The agreement among a model's samples is
 r2local's escalation signal; it reads answers with the graders' own readers
-(numbers with units, clock times, fractions, yes/no, option letters).
+(numbers with units, clock times, fractions, yes/no, option letters), and short
+answers (a name, a place, a term) normalised in ``short``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from r2local.tasks.graders import (
     same_quantity,
 )
 
-NUMBER, CLOCK, POLAR, CHOICE, TEXT = "number", "clock", "yes/no", "choice", "text"
+from r2local.engine.kinds import CHOICE, CLOCK, KIND_ORDER, NUMBER, POLAR, SHORT, TEXT, answer_kind
+from r2local.engine.short import same_short, short_value
+
+__all__ = ["CHOICE", "CLOCK", "KIND_ORDER", "NUMBER", "POLAR", "SHORT", "TEXT", "Agreement", "Answer", "agreement",
+           "answer_kind", "majority_index", "read_answer", "same"]
 
 
 @dataclass(frozen=True)
 class Answer:
-    kind: str  # number, clock, yes/no, choice, text
-    value: Any  # Quantity, minutes after midnight, "yes"/"no", "B", normalised text
+    kind: str  # number, clock, yes/no, choice, short, text
+    value: Any  # Quantity, minutes after midnight, "yes"/"no", "B", normalised words
     twelve_hour: bool = False  # a clock time written without am/pm
 
     def show(self) -> str:
@@ -42,25 +47,20 @@ class Answer:
         return str(self.value)
 
 
-def answer_kind(question: str) -> str:
-    """The kind of answer a question asks for, from its wording."""
-    q = question.lower()
-    if re.search(r"\b(letter of the correct option|answer with the letter)\b", q) or re.search(r"^\s*[a-e]\)", q, re.M):
-        return CHOICE
-    if re.search(r"\banswer (with )?yes or no\b", q) or re.match(r"\s*(is|are|was|were|do|does|did|can|could|would|will|has|have|should)\b", q):
-        return POLAR
-    if re.search(r"\b(at )?what time\b|\bhh:mm\b|\bclock\b|\bwhen (does|will|did|do)\b", q):
-        return CLOCK
-    if re.search(r"\d", q) or re.search(r"\bhow (many|much|long|far)\b", q):
-        return NUMBER
-    return TEXT
+def read_answer(text: str, kind: str, question: str = "") -> Answer | None:
+    """The answer ``text`` states, read as ``kind``; None when it states none.
 
-
-def read_answer(text: str, kind: str) -> Answer | None:
-    """The answer ``text`` states, read as ``kind``; None when it states none."""
+    Args:
+        text: a reply, or a program's printed value.
+        kind: what the question asks for (see ``kinds``).
+        question: the question; a short answer drops the words it repeats from it.
+    """
     text = (text or "").strip()
     if not text:
         return None
+    if kind == SHORT:
+        value = short_value(text, question)
+        return Answer(SHORT, value) if value else None
     if kind == CLOCK:
         got = _answer_of(text, clocks)
         if got is not None:
@@ -95,6 +95,8 @@ def same(a: Answer | None, b: Answer | None) -> bool:
         if a.value == b.value:
             return True
         return (a.twelve_hour or b.twelve_hour) and a.value % 720 == b.value % 720
+    if a.kind == SHORT:
+        return same_short(a.value, b.value)
     return bool(a.value == b.value)
 
 

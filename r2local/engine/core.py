@@ -82,6 +82,8 @@ class AskResult:
             "strategy": self.strategy,
             "route": self.route,
             "route_reason": self.route_reason,
+            "answer_kind": self.nodes[-1].answer_kind if self.nodes else None,  # the answer node's
+            "programs": any(n.programs for n in self.nodes),  # whether any local answer was asked for a program
             "subtasks": [n.public() for n in self.nodes],
         }
 

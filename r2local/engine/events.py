@@ -42,12 +42,14 @@ class Node:
     decision_source: str | None = None
     decided_tier: str | None = None
     working: str | None = None  # the program behind a program-aided answer
+    answer_kind: str | None = None  # number, clock, yes/no, choice, short or text (see answers.answer_kind)
+    programs: bool | None = None  # whether the local tier that answered was asked for a program
 
     def public(self) -> dict[str, Any]:
         """The fields of ``r2local ask --json``."""
         keys = ("id", "kind", "text", "depends_on", "difficulty", "tier", "model", "answer", "input_tokens")
         keys += ("output_tokens", "cost_usd", "latency_ms", "escalated_from", "reason", "confidence", "status")
-        keys += ("redactions", "decision_source", "decided_tier", "working", "features")
+        keys += ("redactions", "decision_source", "decided_tier", "working", "features", "answer_kind", "programs")
         data = asdict(self)
         out = {k: data[k] for k in keys}
         out["cost_usd"] = round(out["cost_usd"], 8)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from r2local.engine.answering import Answerer, LocalAnswer
+from r2local.engine.answers import answer_kind
 from r2local.backends import Completion, Message, complete
 from r2local.backends.base import flatten
 from r2local.config import ExecutorSection
@@ -195,8 +196,14 @@ class Executor:
             return f"low confidence ({mean_prob:.2f} < {floor:.2f})"
         return None
 
+    @staticmethod
+    def _task(run: Run, node: Node) -> str:
+        """The text whose wording says what kind of answer the node gives."""
+        return node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
+
     def _run_node(self, run: Run, node: Node) -> None:
         path = _Path(self._initial_tier(run, node))
+        node.answer_kind = answer_kind(self._task(run, node))  # recorded whichever tier answers
         start = time.perf_counter()
         while True:
             tier = path.tier
@@ -254,7 +261,7 @@ class Executor:
     def _local(self, run: Run, node: Node, path: _Path) -> str | None:
         """A local tier answers: a program where it fits, samples that vote (see answering)."""
         tier = path.tier
-        task = node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
+        task = self._task(run, node)
 
         def call(messages: list[Message], temperature: float, sample: int, stream: bool) -> Completion:
             return self.call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
@@ -271,6 +278,7 @@ class Executor:
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
         )
+        node.programs = out.programs
         if out.answer:
             node.answer, node.confidence, node.working, path.answered_on = out.answer, out.confidence, out.working, tier
             node.features.update(out.features)

@@ -13,6 +13,12 @@ from r2local.engine.events import Node
 MAX_DEP_CHARS = 1200
 
 SINGLE_SYSTEM = "Answer the question correctly and concisely. For calculations, show the key working, then the result."
+# A short answer is compared across samples by its words: asking for it first keeps
+# the vote from reading an opening phrase ("Sure! ...") as the answer.
+SHORT_SYSTEM = (
+    "Answer the question correctly. Start with the short answer itself (a name, a place, a date, a number or a "
+    "term), then add at most one sentence."
+)
 STEP_SYSTEM = (
     "You answer one step of a larger question. Use the results of earlier steps when given. "
     "Answer the step directly and briefly: the key working, then the result."
@@ -32,6 +38,13 @@ def _result(node: Node) -> str:
 
 def single_messages(question: str) -> list[Message]:
     return [{"role": "system", "content": SINGLE_SYSTEM}, {"role": "user", "content": question}]
+
+
+def short_messages(prose: list[Message]) -> list[Message]:
+    """The prose prompt for a short-answer question: the whole-question system prompt asks for the answer first."""
+    if prose and prose[0]["role"] == "system" and prose[0]["content"] == SINGLE_SYSTEM:
+        return [{"role": "system", "content": SHORT_SYSTEM}, *prose[1:]]
+    return prose
 
 
 def step_messages(question: str, node: Node, deps: list[Node]) -> list[Message]:

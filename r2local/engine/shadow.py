@@ -78,7 +78,7 @@ def shadow(executor: Executor, ledger: "Ledger", question_id: str, question: str
     except (BackendError, CloudRefused):
         return None
     kind = answer_kind(question)
-    agreed = same(read_answer(node.answer, kind), read_answer(reply.text, kind))
+    agreed = same(read_answer(node.answer, kind, question), read_answer(reply.text, kind, question))
     ledger.add_feedback(Feedback(question_id, Verdict.GOOD if agreed else Verdict.BAD,
                                  FeedbackSource.SHADOW, node.id, node.tier, f"vs {upper.name}"))
     return ShadowOutcome(question_id, node.tier, upper.name, agreed, scratch.cost_usd)

@@ -188,3 +188,11 @@ def m006_learning(db: sqlite_utils.Database) -> None:
          "adopted_at": str},
         pk="id",
     )
+
+
+@migration
+def m007_answer_kind(db: sqlite_utils.Database) -> None:
+    # What each subtask's answer was read as (number, clock, yes/no, choice, short,
+    # text: which kinds vote), and whether its local tier was asked for a program.
+    db["subtasks"].add_column("answer_kind", str)
+    db["subtasks"].add_column("programs", int)

@@ -57,7 +57,7 @@ def escalation_rows(ledger: "Ledger", first: str) -> list[Row]:
         if mine is None:
             continue
         kind = answer_kind(q.question)
-        agreed = same(read_answer(mine, kind), read_answer(q.answer, kind))
+        agreed = same(read_answer(mine, kind, q.question), read_answer(q.answer, kind, q.question))
         out.append(Row(q.question, tiers={first: TierResult(agreed, 0.0, None, None, q.question_id),
                                           q.tier: TierResult(True, 0.0, None, None, q.question_id)}))
     return out

@@ -1,0 +1,68 @@
+"""What kind of answer a question asks for, from its wording alone (cheap rules, no model).
+
+The kind decides how replies are compared: numbers, clock times, yes/no,
+option letters and short answers (a name, a place, a date, a term) are read
+as values and voted on; open text (write, explain, describe...) has no vote.
+Measured: a short answer that got one unvoted sample ("The capital of
+Australia is Sydney.") could never escalate, so anything with one right
+answer must land in a voted kind. Rules run from the most specific wording to
+the least; what matches nothing is open text.
+"""
+
+from __future__ import annotations
+
+import re
+
+NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT = "number", "clock", "yes/no", "choice", "text", "short"
+# Index of each kind in the ``answer_kind`` feature: append only (recorded features keep their meaning).
+KIND_ORDER = [NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT]
+
+_CHOICE = re.compile(r"\b(letter of the correct option|answer with the letter)\b|^\s*\(?[a-e]\)", re.M)
+# Asking for writing, not for a fact: no one answer to compare replies against.
+_OPEN_START = re.compile(
+    r"^\s*(please\s+|can you\s+|could you\s+)?(write|explain|describe|summari[sz]e|translate|compose|draft|discuss|"
+    r"compare|contrast|outline|elaborate|tell me|give (me )?(some|a few|\w+ tips|an? (overview|summary|example|"
+    r"explanation|list))|list|suggest|create|generate|rewrite|paraphrase|brainstorm|why|how (do|does|can|should|"
+    r"would|could|did|to)\b|what (are|were) (the )?(main|key|some|common|best|pros|benefits|advantages|causes|"
+    r"effects|reasons|differences)|what is the (difference|relationship|meaning|purpose|role|point)\b|"
+    r"what (happens|would happen|if)\b)"
+)
+_OPEN_ANYWHERE = re.compile(
+    r"\b(explain|describe|summari[sz]e|essay|poem|story|in detail|pros and cons|step[- ]by[- ]step)\b"
+)
+_POLAR = re.compile(
+    r"\banswer (with )?yes or no\b|^\s*(is|are|was|were|do|does|did|can|could|would|will|has|have|had|should|"
+    r"must|may)\b"
+)
+_CLOCK = re.compile(r"\b(at )?what time\b|\bhh:mm\b|\bclock\b|\bwhen (does|will|did|do)\b")
+_NUMBER_WORDS = re.compile(
+    r"\bhow (many|much|long|far|tall|old|high|big|heavy|fast|deep|wide)\b|\b(sum|product|quotient|remainder|"
+    r"percent|average) of\b|\b(plus|minus|times|divided by|multiplied by)\b"
+)
+# A definition or a life story ("What is photosynthesis?", "Who was Napoleon?"): an explanation, not a fact.
+_DEFINITION = re.compile(r"^\s*(what|who)\s+(is|are|was|were)\s+(?!the\b)(an?\s+)?[\w'-]+(\s+[\w'-]+)?\s*\??\s*$")
+_SHORT = re.compile(
+    r"^\s*(who|whom|whose|what|what's|which|where|when|name|identify|in (what|which)|on (what|which)|"
+    r"at (what|which)|from (what|which)|to (what|which)|give the name)\b"
+)
+SHORT_MAX_WORDS = 25  # a longer wh-question usually asks for more than a name or a term
+
+
+def answer_kind(question: str) -> str:
+    """The kind of answer ``question`` asks for: number, clock, yes/no, choice, short or text."""
+    q = question.strip().lower()
+    if _CHOICE.search(q):
+        return CHOICE
+    if _OPEN_START.search(q):
+        return TEXT
+    if _POLAR.search(q):
+        return POLAR
+    if _CLOCK.search(q):
+        return CLOCK
+    if re.search(r"\d", q) or _NUMBER_WORDS.search(q):
+        return NUMBER
+    if _OPEN_ANYWHERE.search(q) or _DEFINITION.search(q):
+        return TEXT
+    if _SHORT.search(q) and len(q.split()) <= SHORT_MAX_WORDS:
+        return SHORT
+    return TEXT

@@ -1,0 +1,112 @@
+"""Votes on every comparable answer kind, and a split vote that draws more samples
+(scripted backend: exact sample counts, no model runs)."""
+
+from __future__ import annotations
+
+from r2local.engine.core import Engine
+from r2local.routing.plan import single_plan
+from r2local.routing.strategies import FixedPlan, Strategy
+from r2local.store.records import Decision
+from r2local.vocab import Status
+from tests.support.fake import Step
+from tests.test_statuses import calls, scripted_config, scripts  # noqa: F401  (scripts is a fixture)
+
+from .conftest import settings_from
+
+AUSTRALIA = "What is the capital of Australia?"
+SUM = "What is 6 times 7?"
+
+
+class Fixed:
+    """Allocator: one tier for every node; ``climb`` says whether a weak answer may move up."""
+
+    def __init__(self, tier: int, climb: bool = True) -> None:
+        self.tier, self.climb = tier, climb
+
+    def allocate(self, job, nodes):
+        return {n.id: Decision(self.tier, escalate=self.climb) for n in nodes}
+
+
+def ask(r2home, question: str, tier: int, *, climb: bool = True, local_only: bool = False, **executor):
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 6, "agree_below": 0.6, **executor})
+    engine = Engine(settings_from(cfg, r2home))
+    strategy = Strategy("scripted", FixedPlan(single_plan(question)), Fixed(tier, climb))
+    result = engine.ask(question, strategy=strategy, local_only=local_only)
+    return engine, result
+
+
+def local_calls(engine, result, tier: str) -> list[dict]:
+    return [c for c in calls(engine, result.question_id) if c["tier"] == tier]
+
+
+def test_unanimous_stops_at_two(r2home, scripts):
+    scripts.by_model["big"] = [Step("The answer is 42."), Step("6 x 7 = 42")]
+    engine, result = ask(r2home, SUM, 1)
+    [node] = result.nodes
+    assert (node.status, node.confidence, node.answer_kind) == (Status.DONE, 1.0, "number")
+    assert len(local_calls(engine, result, "big")) == 2
+
+
+def test_a_split_vote_grows_until_the_decision_is_settled(r2home, scripts):
+    # 42, 41, 42 would be kept at k=3 (2/3); it draws more: 4/5 agree, and a sixth could not change it.
+    scripts.by_model["big"] = [Step("42"), Step("41"), Step("42"), Step("42"), Step("42")]
+    engine, result = ask(r2home, SUM, 1)
+    [node] = result.nodes
+    assert (node.status, node.answer, node.confidence) == (Status.DONE, "42", 0.8)
+    assert [c["sample"] for c in local_calls(engine, result, "big")] == [0, 1, 2, 3, 4]
+
+
+def test_australia_split_escalates_to_the_cloud_and_stops_once_settled(r2home, scripts):
+    # Sydney leads 2-1 after three samples; two more Canberras settle it: 2/6 can no longer reach 0.6.
+    said = ["The capital of Australia is Sydney.", "Canberra.", "Sydney", "It is Canberra.", "Canberra"]
+    scripts.by_model["big"] = [Step(t) for t in said]
+    scripts.by_model["cloud"] = [Step("Canberra.")]
+    engine, result = ask(r2home, AUSTRALIA, 1)
+    [node] = result.nodes
+    assert (node.status, node.tier, node.escalated_from, node.answer) == (Status.ESCALATED, "cloud", "big", "Canberra.")
+    assert "low agreement (2/5 samples agree, below 0.60)" in node.reason
+    assert len(local_calls(engine, result, "big")) == 5
+    assert node.answer_kind == "short" and result.to_json()["answer_kind"] == "short"
+    row = engine.ledger.question(result.question_id)["subtasks"][0]
+    assert row["answer_kind"] == "short" and row["programs"] == 0
+
+
+def test_australia_split_local_only_is_unsure_not_done(r2home, scripts):
+    said = ["The capital of Australia is Sydney.", "Canberra.", "Sydney", "It is Canberra.", "Canberra"]
+    scripts.by_model["big"] = [Step(t) for t in said]
+    engine, result = ask(r2home, AUSTRALIA, 1, local_only=True)
+    [node] = result.nodes
+    assert (node.status, node.tier, node.answer) == (Status.UNSURE, "big", "The capital of Australia is Sydney.")
+    assert scripts.calls["cloud"] == [] and len(local_calls(engine, result, "big")) == 5
+
+
+def test_short_answers_in_different_words_agree(r2home, scripts):
+    scripts.by_model["big"] = [Step("The capital of Australia is Canberra."), Step("**Canberra**")]
+    engine, result = ask(r2home, AUSTRALIA, 1)
+    [node] = result.nodes
+    assert (node.status, node.confidence) == (Status.DONE, 1.0)
+    assert len(local_calls(engine, result, "big")) == 2
+    # A short-answer question asks for the answer first.
+    assert "Start with the short answer" in scripts.calls["big"][0][0]["content"]
+
+
+def test_open_text_has_one_answer_and_no_vote(r2home, scripts):
+    scripts.by_model["big"] = [Step("Rain on the roof, soft.")]
+    engine, result = ask(r2home, "Write a haiku about rain.", 1)
+    [node] = result.nodes
+    assert (node.status, node.confidence, node.answer_kind) == (Status.DONE, None, "text")
+    assert len(local_calls(engine, result, "big")) == 1
+
+
+def test_a_node_that_cannot_climb_keeps_k_samples_and_does_not_grow(r2home, scripts):
+    scripts.by_model["big"] = [Step("42"), Step("42"), Step("41")]
+    engine, result = ask(r2home, SUM, 1, climb=False)
+    [node] = result.nodes
+    assert len(local_calls(engine, result, "big")) == 3 and node.status == Status.DONE
+
+
+def test_max_samples_equal_to_samples_means_no_extra_samples(r2home, scripts):
+    scripts.by_model["big"] = [Step("42"), Step("41"), Step("42")]
+    engine, result = ask(r2home, SUM, 1, max_samples=3)
+    [node] = result.nodes
+    assert len(local_calls(engine, result, "big")) == 3 and node.status == Status.DONE
