@@ -17,6 +17,7 @@ from typing import Any
 from r2local.budget import Budget, BudgetState
 from r2local.config import Settings, load_settings
 from r2local.errors import Cancelled, R2Error
+from r2local.engine.conversation import Context, Summariser
 from r2local.engine.events import (
     Listener,
     Node,
@@ -60,6 +61,7 @@ class AskResult:
     strategy: str = "r2local"
     route: str | None = None
     route_reason: str | None = None
+    conversation_id: str | None = None  # the conversation this question is a turn of
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class AskResult:
             "strategy": self.strategy,
             "route": self.route,
             "route_reason": self.route_reason,
+            "conversation_id": self.conversation_id,
             "subtasks": [n.public() for n in self.nodes],
         }
 
@@ -194,6 +197,7 @@ class Engine:
         cancel: threading.Event | None = None,
         confirm: Confirm | None = None,
         strategy: Strategy | None = None,
+        context: Context | None = None,
     ) -> AskResult:
         """Answer one question. Raises Cancelled if ``cancel`` is set meanwhile.
 
@@ -206,6 +210,8 @@ class Engine:
                 CloudRequest before each cloud call; True sends it. Without it, cloud
                 subtasks stay local.
             strategy: the planner/allocator pair for this question (default: the engine's).
+            context: the conversation it continues (``conversation.load``, or a caller's history):
+                its turns reach every prompt as far as each tier's budget allows.
         """
         question = question.strip()
         if not question:
@@ -213,7 +219,7 @@ class Engine:
         emit, cancel = on_event or ignore, cancel or threading.Event()
         strategy = strategy or self.strategy
         mode = self.settings.privacy.mode
-        local_only = local_only or mode == "local-only"
+        local_only = local_only or mode == "local-only" or bool(context and context.local_only)
         allowed, offline = self.allowed_tiers(local_only)
         qid = self.ledger.start_question(question, local_only=local_only, pool=self.settings.pool, strategy=strategy.name)
         emit(QuestionStarted(qid, question))
@@ -224,7 +230,11 @@ class Engine:
         start = time.perf_counter()
         job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds, self.route_policy)
         try:
-            result = self._answer(job, strategy, Consent(qid, confirm))
+            if context is not None:  # link the turn, keep local-only sticky, summarise what no longer fits
+                context = Summariser(self.pool, self.recorder, self.ledger).begin(
+                    qid, context, allowed, question, local_only, cancel)
+                job.previous = context.previous
+            result = self._answer(job, strategy, Consent(qid, confirm), context)
         except Cancelled:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.CANCELLED, _ms(start)))
             raise
@@ -232,11 +242,12 @@ class Engine:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.FAILED, _ms(start), error=str(exc)[:500]))
             raise
         result.offline, result.latency_ms, result.strategy = offline, _ms(start), strategy.name
+        result.conversation_id = context.conversation_id if context is not None else None
         self.ledger.finish_question(qid, QuestionEnd(
             result.status, result.latency_ms, result.answer, result.cost_usd, result.cloud_share, result.error))
         return result
 
-    def _answer(self, job: Job, strategy: Strategy, consent: Consent) -> AskResult:
+    def _answer(self, job: Job, strategy: Strategy, consent: Consent, context: Context | None = None) -> AskResult:
         qid = job.question_id
         with self.router.burst(self.settings.runtime.threads):
             t0 = time.perf_counter()
@@ -255,7 +266,7 @@ class Engine:
             self._apply(job, nodes, decisions)
             t_alloc = _ms(t1)
         run = Run(qid, job.question, {n.id: n for n in nodes}, job.allowed, job.cancel, job.emit, nodes[-1].id,
-                  decisions, consent)
+                  decisions, consent, context=context)
         self.executor.run(run)
         answer_node = self._rescue(job, run, nodes) or nodes[-1]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
@@ -284,7 +295,7 @@ class Engine:
         job.emit(NodeUpdate(job.question_id, whole.snapshot()))
         decision = Decision(clouds[-1].index, DecisionSource.POLICY, escalate=False)
         self.executor.run(Run(job.question_id, job.question, {whole.id: whole}, job.allowed, job.cancel, job.emit,
-                              whole.id, {whole.id: decision}, run.consent, run.down))
+                              whole.id, {whole.id: decision}, run.consent, run.down, run.context))
         return whole
 
     @staticmethod
