@@ -144,3 +144,19 @@ def test_chat_messages_become_a_turn_and_its_context():
     assert "Previous question: " + FIRST in ctx.previous
     with pytest.raises(Exception, match="last message must be the user's"):
         conversation.from_messages([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+
+
+def test_a_follow_up_or_a_local_only_turn_is_never_shadowed(r2home, scripts):
+    scripts.by_model["big"] = [Step("The answer is 41."), Step("The answer is 84."), Step("The answer is 6.")]
+    scripts.by_model["cloud"] = [Step("The answer is 6.")]
+    engine = engine_for(r2home, learning={"shadow_local": 0.0, "shadow_cloud": 1.0})
+    ctx = conversation.start(engine.ledger, FIRST, engine.settings.pool)
+    first = engine.ask(FIRST, strategy=on(1, FIRST), context=ctx, local_only=True)
+    assert first.local_only and not first.follow_up
+    assert engine.shadow(first) is None  # local-only: the cloud never sees it, even for learning
+    second = engine.ask(FOLLOW, strategy=on(1, FOLLOW), context=conversation.load(engine.ledger, ctx.conversation_id))
+    assert second.follow_up and engine.shadow(second) is None
+    assert "cloud" not in scripts.calls
+    alone = engine.ask("What is 2 + 4?", strategy=on(1, "What is 2 + 4?"))
+    assert engine.shadow(alone) is not None and len(scripts.calls["cloud"]) == 1  # the share is 1: it would
+    engine.close()

@@ -62,6 +62,8 @@ class AskResult:
     route: str | None = None
     route_reason: str | None = None
     conversation_id: str | None = None  # the conversation this question is a turn of
+    follow_up: bool = False  # its prompts carried earlier turns: the question alone is not what was answered
+    local_only: bool = False  # asked local-only (also when its conversation is)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +148,10 @@ class Engine:
         """Maybe answer ``result``'s question one tier up too, for learning ([learning] shares);
         records whether the answers agree. Call it after the user has the answer."""
         from r2local.engine.shadow import pick_upper, shadow
+
+        if result.follow_up:  # shadowed without its history it would be judged on another question
+            return None
+        local_only = local_only or result.local_only  # a local-only conversation's turn stays local
 
         upper = pick_upper(self, result, self._rng, local_only)
         return shadow(self, result, upper, confirm) if upper is not None else None
@@ -243,6 +249,7 @@ class Engine:
             raise
         result.offline, result.latency_ms, result.strategy = offline, _ms(start), strategy.name
         result.conversation_id = context.conversation_id if context is not None else None
+        result.follow_up, result.local_only = bool(context and (context.turns or context.summary)), local_only
         self.ledger.finish_question(qid, QuestionEnd(
             result.status, result.latency_ms, result.answer, result.cost_usd, result.cloud_share, result.error))
         return result
