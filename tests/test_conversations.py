@@ -138,7 +138,7 @@ def test_chat_messages_become_a_turn_and_its_context():
     question, ctx = conversation.from_messages([
         {"role": "system", "content": "be terse"},
         {"role": "user", "content": FIRST}, {"role": "assistant", "content": "41"},
-        {"role": "user", "content": FOLLOW},
+        {"role": "user", "content": [{"type": "text", "text": FOLLOW}]},
     ])
     assert question == FOLLOW and ctx.turns == [Turn(FIRST, "41")] and ctx.conversation_id is None
     assert "Previous question: " + FIRST in ctx.previous

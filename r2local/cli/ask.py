@@ -74,6 +74,8 @@ def _context(engine: Any, question: str, ref: str | None, local_only: bool) -> A
     """The conversation this question continues (``ref``: an id, a suffix or "last"), else a new one."""
     from r2local.engine import conversation
 
+    if ref is None and not question.strip():
+        return None  # the engine refuses an empty question; no empty conversation is left behind
     if ref is None:
         return conversation.start(engine.ledger, question, engine.settings.pool, local_only)
     return conversation.load(engine.ledger, engine.ledger.find_conversation(ref)["id"])

@@ -31,6 +31,7 @@ CHARS_PER_TOKEN = 3
 RESERVE_TOKENS = 512  # the system prompt, the program prompt's worked example, chat framing
 MAX_HISTORY_TOKENS = 3000  # even a big (cloud) context gets no more history: its cost grows with every turn
 MAX_ANSWER_CHARS = 1500  # a long answer is kept this long in the history
+RATED_CHARS = 600  # each side of the previous turn the router reads: a long one must not crowd out the message
 SUMMARY_TOKENS = 160
 SUMMARY_SYSTEM = (
     "Summarise the conversation below in a few short sentences for whoever continues it: keep every number, "
@@ -70,7 +71,7 @@ class Context:
         if not self.turns:
             return ""
         last = self.turns[-1]
-        return f"Previous question: {last.question}\nPrevious answer: {last.messages()[1]['content']}"
+        return f"Previous question: {_cut(last.question)}\nPrevious answer: {_cut(last.answer)}"
 
     def fitting(self, budget: int) -> tuple[str | None, list[Turn]]:
         """The summary (if it fits) and the most recent turns that fit ``budget`` tokens."""
@@ -83,6 +84,10 @@ class Context:
                 break
             kept.append(turn)
         return summary, kept[::-1]
+
+
+def _cut(text: str, limit: int = RATED_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def history_budget(tier: "Tier", question: str) -> int:
@@ -186,7 +191,8 @@ def from_messages(messages: list[Message]) -> tuple[str, Context]:
     """A caller's chat history (OpenAI messages) as a turn: its last user message, and the
     user/assistant pairs before it as the context. Roles other than user and assistant are dropped:
     r2local's own prompts say how to answer."""
-    talk = [m for m in messages if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)]
+    talk = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages
+            if isinstance(m, dict) and m.get("role") in ("user", "assistant") and _text(m.get("content"))]
     if not talk or talk[-1]["role"] != "user":
         from r2local.errors import R2Error
 
@@ -200,3 +206,12 @@ def from_messages(messages: list[Message]) -> tuple[str, Context]:
             pending = None
     question = talk[-1]["content"] if pending is None else f"{pending}\n{talk[-1]['content']}"
     return question, Context(turns)
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a content list (other parts are not read)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
