@@ -130,3 +130,20 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_question(served, scrip
     q = engine.ledger.question(rows[0]["id"])
     assert q["status"] == "cancelled"
     assert q["calls"] and all(c["status"] == "cancelled" for c in q["calls"])
+
+
+def test_a_stored_conversation_can_be_continued_through_the_server(served, scripts):
+    engine, url = served
+    scripts.by_model["cloud"] = [Step("The answer is 41."), Step("The answer is 84.")]
+    api = client(url)
+    one = api.chat.completions.create(model="r2local", messages=[{"role": "user", "content": FIRST}],
+                                      extra_body={"r2local": {"conversation_id": "new"}})
+    cid = one.model_extra["r2local"]["conversation_id"]
+    two = api.chat.completions.create(model="r2local", messages=[{"role": "user", "content": FOLLOW}],
+                                      extra_body={"r2local": {"conversation_id": cid}})
+    assert two.model_extra["r2local"]["conversation_id"] == cid
+    assert [m["content"] for m in scripts.calls["cloud"][1][1:]] == [FIRST, "The answer is 41.", FOLLOW]
+    assert [t["turn"] for t in engine.ledger.turns(cid)] == [1, 2]
+    with pytest.raises(openai.BadRequestError, match="no conversation"):
+        api.chat.completions.create(model="r2local", messages=[{"role": "user", "content": FOLLOW}],
+                                    extra_body={"r2local": {"conversation_id": "nope"}})

@@ -67,17 +67,28 @@ class _Server:
                 return JSONResponse(shapes.error(f"unknown model {model!r}; use one of {', '.join(shapes.MODELS)}",
                                                  code="model_not_found"), status_code=404)
             question, context = from_messages(body.get("messages") or [])
+            extra = body.get("r2local") if isinstance(body.get("r2local"), dict) else {}
+            local_only = shapes.MODELS[model] or bool(extra.get("local_only"))
+            if extra.get("conversation_id"):
+                context = self._stored(str(extra["conversation_id"]), question, local_only)
         except R2Error as exc:
             return JSONResponse(shapes.error(exc.message), status_code=400)
         except (ValueError, AttributeError):
             return JSONResponse(shapes.error("the body must be a JSON chat completion request"), status_code=400)
-        extra = body.get("r2local") if isinstance(body.get("r2local"), dict) else {}
-        local_only = shapes.MODELS[model] or bool(extra.get("local_only"))
         job = _Job(self.engine, question, context, local_only)
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(self._stream(job, model, usage), media_type="text/event-stream")
         return await self._complete(request, job, model)
+
+    def _stored(self, ref: str, question: str, local_only: bool) -> Context:
+        """A conversation kept in the ledger ("new" starts one): its turns are the context, not the messages'."""
+        from r2local.engine import conversation
+
+        ledger = self.engine.ledger
+        if ref == "new":
+            return conversation.start(ledger, question, self.engine.settings.pool, local_only)
+        return conversation.load(ledger, ledger.find_conversation(ref)["id"])
 
     async def _complete(self, request: Request, job: "_Job", model: str) -> Response:
         future = job.start()
