@@ -147,3 +147,17 @@ def test_a_stored_conversation_can_be_continued_through_the_server(served, scrip
     with pytest.raises(openai.BadRequestError, match="no conversation"):
         api.chat.completions.create(model="r2local", messages=[{"role": "user", "content": FOLLOW}],
                                     extra_body={"r2local": {"conversation_id": "nope"}})
+
+
+def test_a_stream_never_takes_text_back():
+    from r2local.serve.shapes import Streamed
+
+    s = Streamed()
+    assert s.feed("The answer", True) == "The answer" and s.feed(" is 4", False) == " is 4"
+    assert s.feed("The", True) == ""  # a new attempt, so far saying what was sent
+    assert s.feed(" answer is 42", False) == "2"
+    assert s.finish("The answer is 42.") == (".", False)
+    s = Streamed()
+    s.feed("It is 13", True)
+    assert s.feed("It is 42", True) == "" and s.diverged  # the vote picked another answer: the live text stops
+    assert s.finish("It is 42") == ("\n\n[revised answer]\nIt is 42", True)
