@@ -38,7 +38,7 @@ def engine_for(r2home, **extra) -> Engine:
 def test_the_second_turn_sees_the_first_and_the_ledger_links_them(r2home, scripts):
     scripts.by_model["small"] = [Step("The answer is 41."), Step("The answer is 84.")]
     engine = engine_for(r2home)
-    ctx = conversation.start(engine.ledger, FIRST, engine.settings.pool)
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
     first = engine.ask(FIRST, strategy=on(0, FIRST), context=ctx)
     second = engine.ask(FOLLOW, strategy=on(0, FOLLOW), context=conversation.load(engine.ledger, ctx.conversation_id))
     sent = scripts.calls["small"][1]
@@ -90,7 +90,7 @@ def test_a_long_history_is_summarised_locally_and_recorded(r2home, scripts):
         Step("SUMMARY: eggs 41, boxes of 12") if "Summarise" in messages[0]["content"] else Step("The answer is 84."))
     engine = engine_for(r2home)
     engine.pool.tiers[0].config.__dict__["n_ctx"] = 1200  # room for ~1 long turn of history on the small tier
-    ctx = conversation.start(engine.ledger, FIRST, engine.settings.pool)
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
     for i in range(4):
         qid = engine.ledger.start_question(f"turn {i} " + "y" * 600, local_only=False, pool="demo")
         engine.ledger.link_turn(qid, ctx.conversation_id)
@@ -124,7 +124,7 @@ def test_a_cloud_turn_sends_its_history_redacted_and_reserves_for_it(r2home, scr
 def test_local_only_stays_local_only_across_the_conversation(r2home, scripts):
     scripts.by_model["small"] = [Step("The answer is 41."), Step("The answer is 84.")]
     engine = engine_for(r2home)
-    ctx = conversation.start(engine.ledger, FIRST, engine.settings.pool)
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
     engine.ask(FIRST, strategy=on(0, FIRST), context=ctx, local_only=True)
     again = conversation.load(engine.ledger, ctx.conversation_id)
     assert again.local_only
@@ -150,7 +150,7 @@ def test_a_follow_up_or_a_local_only_turn_is_never_shadowed(r2home, scripts):
     scripts.by_model["big"] = [Step("The answer is 41."), Step("The answer is 84."), Step("The answer is 6.")]
     scripts.by_model["cloud"] = [Step("The answer is 6.")]
     engine = engine_for(r2home, learning={"shadow_local": 0.0, "shadow_cloud": 1.0})
-    ctx = conversation.start(engine.ledger, FIRST, engine.settings.pool)
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
     first = engine.ask(FIRST, strategy=on(1, FIRST), context=ctx, local_only=True)
     assert first.local_only and not first.follow_up
     assert engine.shadow(first) is None  # local-only: the cloud never sees it, even for learning

@@ -136,7 +136,8 @@ def test_a_ledger_from_before_conversations_upgrades_with_nothing_lost(tmp_path)
     q = ledger.question("q1")
     assert q["conversation_id"] is None and q["turn"] is None  # an old question is no conversation's turn
     assert ledger.conversations() == []
-    cid = ledger.start_conversation("2+2?", pool="demo")
+    cid = ledger.start_conversation(pool="demo")
     ledger.link_turn("q1", cid)
+    assert ledger.conversation(cid)["title"] == "2+2?"  # the first turn's question
     assert [t["id"] for t in ledger.turns(cid)] == ["q1"] and ledger.question("q1")["turn"] == 1
     assert ledger.conversations()[0]["turns"] == 1

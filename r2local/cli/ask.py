@@ -77,7 +77,7 @@ def _context(engine: Any, question: str, ref: str | None, local_only: bool) -> A
     if ref is None and not question.strip():
         return None  # the engine refuses an empty question; no empty conversation is left behind
     if ref is None:
-        return conversation.start(engine.ledger, question, engine.settings.pool, local_only)
+        return conversation.start(engine.ledger, engine.settings.pool, local_only)
     return conversation.load(engine.ledger, engine.ledger.find_conversation(ref)["id"])
 
 

@@ -181,10 +181,9 @@ class Summariser:
         return result.text.strip()
 
 
-def start(ledger: "Ledger", title: str, pool: str, local_only: bool = False) -> Context:
-    """A new stored conversation (its first turn is the next question asked with it)."""
-    return Context(conversation_id=ledger.start_conversation(title, pool=pool, local_only=local_only),
-                   local_only=local_only)
+def start(ledger: "Ledger", pool: str, local_only: bool = False) -> Context:
+    """A new stored conversation (its first turn, and title, is the next question asked with it)."""
+    return Context(conversation_id=ledger.start_conversation(pool=pool, local_only=local_only), local_only=local_only)
 
 
 def from_messages(messages: list[Message]) -> tuple[str, Context]:

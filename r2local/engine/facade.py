@@ -128,12 +128,12 @@ class Facade:
                                context=context)
 
     # -- conversations (off the UI thread) ---------------------------------------------------
-    def turn_context(self, conversation_id: str | None, question: str, local_only: bool) -> Context:
-        """What the next turn continues: the given conversation, or a new one titled by ``question``."""
+    def turn_context(self, conversation_id: str | None, local_only: bool) -> Context:
+        """What the next turn continues: the given conversation, or a new one."""
         from r2local.engine import conversation
 
         if conversation_id is None:
-            return conversation.start(self.engine.ledger, question, self.engine.settings.pool, local_only)
+            return conversation.start(self.engine.ledger, self.engine.settings.pool, local_only)
         return conversation.load(self.engine.ledger, conversation_id)
 
     def conversations(self, limit: int = 200) -> list[dict[str, Any]]:

@@ -87,7 +87,7 @@ class _Server:
 
         ledger = self.engine.ledger
         if ref == "new":
-            return conversation.start(ledger, question, self.engine.settings.pool, local_only)
+            return conversation.start(ledger, self.engine.settings.pool, local_only)
         return conversation.load(ledger, ledger.find_conversation(ref)["id"])
 
     async def _complete(self, request: Request, job: "_Job", model: str) -> Response:

@@ -312,10 +312,10 @@ class Ledger:
                 "shadow_month_usd": shadow[0]["usd"], "shadow_month_calls": shadow[0]["calls"]}
 
     # -- conversations -----------------------------------------------------------
-    def start_conversation(self, title: str, *, pool: str, local_only: bool = False) -> str:
+    def start_conversation(self, *, pool: str, local_only: bool = False) -> str:
+        """A new conversation; its title is its first turn's question (see ``link_turn``)."""
         cid = new_id()
-        row = {"id": cid, "created_at": now_utc(), "title": keys.scrub(title.strip())[:120], "pool": pool,
-               "local_only": int(local_only), "summary_turns": 0}
+        row = {"id": cid, "created_at": now_utc(), "pool": pool, "local_only": int(local_only), "summary_turns": 0}
         with self._lock, self.db.conn:
             self.db["conversations"].insert(row)
         return cid
@@ -331,6 +331,10 @@ class Ledger:
             cur = self.db.execute("select coalesce(max(turn), 0) + 1 from questions where conversation_id = ?", (cid,))
             turn = int(cur.fetchone()[0])
             self.db.execute("update questions set conversation_id = ?, turn = ? where id = ?", (cid, turn, qid))
+            # The title is copied from the stored question, which was scrubbed of keys when it was
+            # written (a title taken earlier could hold a key this process had not read yet).
+            self.db.execute("update conversations set title = (select substr(question, 1, 120) from questions "
+                            "where id = ?) where id = ? and title is null", (qid, cid))
         return turn
 
     def conversation(self, cid: str) -> dict[str, Any] | None:

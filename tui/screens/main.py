@@ -85,7 +85,7 @@ class MainScreen(Screen):
         from r2local.errors import Cancelled, R2Error
 
         try:
-            context = self.app.engine.turn_context(self.conversation_id, question, local_only)
+            context = self.app.engine.turn_context(self.conversation_id, local_only)
             self.conversation_id = context.conversation_id
             result = self.app.engine.ask(
                 question, local_only=local_only, cancel=cancel, on_event=lambda e: self.post_message(EngineEvent(e)),
