@@ -121,6 +121,20 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_question(served, scrip
     first = next(iter(stream))  # the role chunk: the question is running
     assert first.choices[0].delta.role == "assistant"
     stream.close()
+    assert_cancelled(engine)
+
+
+def test_a_client_that_gives_up_on_a_plain_request_cancels_it(served, scripts):
+    engine, url = served
+    scripts.by_model["cloud"] = [Step("never finished", delay_s=30)]
+    impatient = openai.OpenAI(base_url=url, api_key=TOKEN, max_retries=0, timeout=1)
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(model="r2local", messages=HISTORY)
+    assert_cancelled(engine)
+
+
+def assert_cancelled(engine: Engine) -> None:
+    """The only question ends cancelled, and so does each of its calls (not 30 s later)."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         rows = engine.ledger.questions()
