@@ -73,6 +73,7 @@ class Role(_Name):
     SAMPLE = "sample"  # an extra sample for the agreement check
     PROGRAM = "program"  # a model-written program run in the sandbox
     SHADOW = "shadow"  # the same step one tier up, for learning only
+    SUMMARY = "summary"  # a conversation's oldest turns summarised locally (they no longer fit)
 
 
 class NodeKind(_Name):

@@ -106,7 +106,7 @@ def test_a_ledger_from_before_the_learning_columns_upgrades_with_nothing_lost(tm
     db.conn.close()
 
     ledger = Ledger(path)
-    assert ledger.applied[0] == "m006_learning"
+    assert ledger.applied == [fn.__name__ for fn in migrations.MIGRATIONS[5:]]
     for table, rows in before.items():
         now = list(ledger.db[table].rows)
         assert len(now) == len(rows)
@@ -127,6 +127,30 @@ def test_a_ledger_from_before_answer_kinds_upgrades_with_nothing_lost(tmp_path):
                            "answer": "4", "status": "done", "working": "answer = 2 + 2"})
     db.conn.close()
     ledger = Ledger(path)
-    assert ledger.applied == ["m007_answer_kind"]
+    assert ledger.applied == ["m007_answer_kind", "m008_conversations"]
     [row] = ledger.db["subtasks"].rows
     assert (row["answer"], row["working"], row["answer_kind"], row["programs"]) == ("4", "answer = 2 + 2", None, None)
+
+
+def test_a_ledger_from_before_conversations_upgrades_with_nothing_lost(tmp_path):
+    path = tmp_path / "m006.db"
+    db = _ledger_at(path, "m006_learning")
+    db["questions"].insert({"id": "q1", "created_at": "2026-10-02T10:00:00+00:00", "question": "2+2?", "answer": "4",
+                            "status": "done", "cost_usd": 0.01, "route": "whole-local", "strategy": "r2local"})
+    db["feedback"].insert({"created_at": "2026-10-02", "question_id": "q1", "verdict": "good", "source": "user"})
+    before = {t: list(db[t].rows) for t in ("questions", "feedback")}
+    db.conn.close()
+
+    ledger = Ledger(path)
+    assert ledger.applied == ["m007_answer_kind", "m008_conversations"]
+    for table, rows in before.items():
+        now = list(ledger.db[table].rows)
+        assert [{k: new[k] for k in old} for old, new in zip(rows, now)] == rows, table
+    q = ledger.question("q1")
+    assert q["conversation_id"] is None and q["turn"] is None  # an old question is no conversation's turn
+    assert ledger.conversations() == []
+    cid = ledger.start_conversation(pool="demo")
+    ledger.link_turn("q1", cid)
+    assert ledger.conversation(cid)["title"] == "2+2?"  # the first turn's question
+    assert [t["id"] for t in ledger.turns(cid)] == ["q1"] and ledger.question("q1")["turn"] == 1
+    assert ledger.conversations()[0]["turns"] == 1

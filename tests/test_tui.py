@@ -164,13 +164,13 @@ async def test_history_reopens_a_past_question(r2home, proxy):
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, "What is 10 - 4?")
         qid = Ledger().questions(1)[0]["id"]
-        await pilot.press("f2")
+        await pilot.press("f2")  # its conversation
         table = app.screen.query_one(DataTable)
         assert table.row_count == 1
         await pilot.press("enter")
         await pilot.pause(0.3)
         exchanges = list(app.screen.query(Exchange))
-        assert len(exchanges) == 2 and exchanges[-1].question_id == qid
+        assert len(exchanges) == 1 and exchanges[-1].question_id == qid  # the conversation replaces the transcript
         assert exchanges[-1].markdown.source == Ledger().question(qid)["answer"]
         records = app.screen.query_one(PlanTree).records()
         assert [r["id"] for r in records] == [s["subtask_id"] for s in Ledger().question(qid)["subtasks"]]

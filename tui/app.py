@@ -131,7 +131,28 @@ class R2App(App):
 
     # Screens that need the ledger or the keyring read it in a worker, then open.
     def action_history(self) -> None:
+        self._open_conversations()
+
+    def action_questions(self) -> None:
         self._open_history()
+
+    def action_new_conversation(self) -> None:
+        self.run_worker(self.main_screen.action_new_conversation(), group="new", exit_on_error=False)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_conversations(self) -> None:
+        from tui.screens.conversations import ConversationsScreen
+
+        def reopen(cid: str | None) -> None:
+            if cid:
+                self._load_conversation(cid)
+
+        self.call_from_thread(self.push_screen, ConversationsScreen(self.engine.conversations(200)), reopen)
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _load_conversation(self, cid: str) -> None:
+        questions = self.engine.conversation_questions(cid)
+        self.call_from_thread(self.main_screen.show_conversation, cid, questions)
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_history(self) -> None:
@@ -199,7 +220,9 @@ class R2App(App):
             return
         yield SystemCommand("Toggle local-only", "Never contact a non-local tier (Ctrl+O)", self.action_toggle_local_only)
         yield SystemCommand("Set API key", "Store the cloud key in the OS keyring (F4)", self.action_set_key)
-        yield SystemCommand("History", "Past questions from the ledger (F2)", self.action_history)
+        yield SystemCommand("History", "Conversations from the ledger; Enter continues one (F2)", self.action_history)
+        yield SystemCommand("New conversation", "The next question starts afresh (Ctrl+N)", self.action_new_conversation)
+        yield SystemCommand("Past questions", "Every question in the ledger, one by one", self.action_questions)
         yield SystemCommand("Spend", "Cost per day and per model (F3)", self.action_spend)
         yield SystemCommand("Train the router", "Learn from the ledger, adopt only when better (F5)", self.action_training)
         yield SystemCommand("Cancel question", "Stop the running question (Esc)", self.action_cancel_question)

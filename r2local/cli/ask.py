@@ -19,8 +19,10 @@ from r2local.errors import Cancelled
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer and every subtask as JSON.")
 @click.option("--local-only", is_flag=True, help="Never contact a non-local tier.")
+@click.option("-c", "--continue", "continue_", is_flag=True, help="Continue the most recent conversation.")
+@click.option("--cid", default=None, help="Continue the conversation with this id (or id suffix).")
 @click.pass_context
-def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> None:
+def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool, continue_: bool, cid: str | None) -> None:
     """Answer QUESTION (use - to read it from stdin)."""
     from r2local.engine.core import OFFLINE
     from r2local.engine.events import Notice
@@ -29,6 +31,11 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
     if question == "-":
         question = sys.stdin.read()
     engine = _engine(ctx)
+    try:
+        context = _context(engine, question, cid or ("last" if continue_ else None), local_only)
+    except BaseException:
+        engine.close()
+        raise
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     confirm = _tty_confirm(cancel) if interactive else None  # nobody to ask: cloud subtasks stay local
@@ -42,7 +49,8 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
             click.echo(event.text + suffix, err=True)
 
     try:
-        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
+        result = engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm,
+                            context=context)
     except Cancelled:
         engine.close()
         click.echo("cancelled", err=True)
@@ -63,6 +71,17 @@ def ask(ctx: click.Context, question: str, as_json: bool, local_only: bool) -> N
         sys.exit(2)
 
 
+def _context(engine: Any, question: str, ref: str | None, local_only: bool) -> Any:
+    """The conversation this question continues (``ref``: an id, a suffix or "last"), else a new one."""
+    from r2local.engine import conversation
+
+    if ref is None and not question.strip():
+        return None  # the engine refuses an empty question; no empty conversation is left behind
+    if ref is None:
+        return conversation.start(engine.ledger, engine.settings.pool, local_only)
+    return conversation.load(engine.ledger, engine.ledger.find_conversation(ref)["id"])
+
+
 def _print_result(result: Any, as_json: bool) -> None:
     from r2local.engine.standing import answer_status, standing
     from r2local.tables import subtasks_table, usd
@@ -80,6 +99,8 @@ def _print_result(result: Any, as_json: bool) -> None:
         f"\n{standing(status, node.confidence if node else None)} · total {usd(result.cost_usd)} · "
         f"cloud share {result.cloud_share:.0%} · {result.latency_ms / 1000:.1f} s · question {result.question_id}"
     )
+    if result.conversation_id:
+        click.echo(f"conversation {result.conversation_id} (continue it: r2local ask -c ...)")
     if result.route:
         click.echo(f"route: {result.route} ({result.route_reason})" if result.route_reason else f"route: {result.route}")
     if result.plan_note:

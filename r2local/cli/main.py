@@ -6,7 +6,7 @@ in `common` when imported; this module imports them all, so nothing imports it.
 
 from __future__ import annotations
 
-from r2local.cli import admin, ask, learn  # noqa: F401  (registers the commands)
+from r2local.cli import admin, ask, conversations, learn, serve  # noqa: F401  (registers the commands)
 from r2local.cli.common import cli
 
 

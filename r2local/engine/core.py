@@ -18,6 +18,7 @@ from typing import Any
 from r2local.budget import Budget, BudgetState
 from r2local.config import Settings, load_settings
 from r2local.errors import Cancelled, R2Error
+from r2local.engine.conversation import Context, Summariser
 from r2local.engine.events import (
     Listener,
     Node,
@@ -66,6 +67,9 @@ class AskResult:
     route: str | None = None
     route_reason: str | None = None
     allowed: list[Tier] = field(default_factory=list, repr=False)  # the tiers it could use (not in to_json)
+    conversation_id: str | None = None  # the conversation this question is a turn of
+    follow_up: bool = False  # its prompts carried earlier turns: the question alone is not what was answered
+    local_only: bool = False  # asked local-only (also when its conversation is)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,7 @@ class AskResult:
             "route_reason": self.route_reason,
             "answer_kind": self.nodes[-1].answer_kind if self.nodes else None,  # the answer node's
             "programs": any(n.programs for n in self.nodes),  # whether any local answer was asked for a program
+            "conversation_id": self.conversation_id,
             "subtasks": [n.public() for n in self.nodes],
         }
 
@@ -150,8 +155,11 @@ class Engine:
     def shadow(self, result: AskResult, *, local_only: bool = False, confirm: Confirm | None = None) -> ShadowOutcome | None:
         """Maybe answer ``result``'s question one tier up too, for learning ([learning] shares);
         records whether the answers agree. Call it after the user has the answer."""
+        if result.follow_up:  # shadowed without its history it would be judged on another question
+            return None
         allowed = result.allowed
-        if local_only or self.settings.privacy.mode == "local-only":
+        # A local-only conversation's turn stays local too.
+        if local_only or result.local_only or self.settings.privacy.mode == "local-only":
             allowed = [t for t in allowed if t.is_local]
         upper = pick_upper(result.nodes, result.status, allowed, self.settings.learning, self._rng)
         if upper is None:
@@ -205,6 +213,7 @@ class Engine:
         cancel: threading.Event | None = None,
         confirm: Confirm | None = None,
         strategy: Strategy | None = None,
+        context: Context | None = None,
     ) -> AskResult:
         """Answer one question. Raises Cancelled if ``cancel`` is set meanwhile.
 
@@ -217,6 +226,8 @@ class Engine:
                 CloudRequest before each cloud call; True sends it. Without it, cloud
                 subtasks stay local.
             strategy: the planner/allocator pair for this question (default: the engine's).
+            context: the conversation it continues (``conversation.load``, or a caller's history):
+                its turns reach every prompt as far as each tier's budget allows.
         """
         question = question.strip()
         if not question:
@@ -224,7 +235,7 @@ class Engine:
         emit, cancel = on_event or ignore, cancel or threading.Event()
         strategy = strategy or self.strategy
         mode = self.settings.privacy.mode
-        local_only = local_only or mode == "local-only"
+        local_only = local_only or mode == "local-only" or bool(context and context.local_only)
         allowed, offline = self.allowed_tiers(local_only)
         qid = self.ledger.start_question(question, local_only=local_only, pool=self.settings.pool, strategy=strategy.name)
         emit(QuestionStarted(qid, question))
@@ -233,10 +244,13 @@ class Engine:
         elif mode == "confirm" and confirm is None:
             emit(Notice(qid, "privacy: confirm mode and nobody to ask; cloud subtasks stay local"))
         start = time.perf_counter()
-        job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds()[0],
-                  self.route_policy())
         try:
-            result = self._answer(job, strategy, Consent(qid, confirm))
+            if context is not None:  # link the turn, keep local-only sticky, summarise what no longer fits
+                context = Summariser(self.pool, self.recorder, self.ledger).begin(
+                    qid, context, allowed, question, local_only, cancel)
+            job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds()[0],
+                      self.route_policy(), previous=context.previous if context is not None else "")
+            result = self._answer(job, strategy, Consent(qid, confirm), context)
         except Cancelled:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.CANCELLED, _ms(start)))
             raise
@@ -244,11 +258,13 @@ class Engine:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.FAILED, _ms(start), error=str(exc)[:500]))
             raise
         result.offline, result.latency_ms, result.strategy, result.allowed = offline, _ms(start), strategy.name, allowed
+        result.conversation_id = context.conversation_id if context is not None else None
+        result.follow_up, result.local_only = bool(context and (context.turns or context.summary)), local_only
         self.ledger.finish_question(qid, QuestionEnd(
             result.status, result.latency_ms, result.answer, result.cost_usd, result.cloud_share, result.error))
         return result
 
-    def _answer(self, job: Job, strategy: Strategy, consent: Consent) -> AskResult:
+    def _answer(self, job: Job, strategy: Strategy, consent: Consent, context: Context | None = None) -> AskResult:
         qid = job.question_id
         with self.router.burst(self.settings.runtime.threads):
             t0 = time.perf_counter()
@@ -268,7 +284,7 @@ class Engine:
             self._apply(job, nodes, decisions)
             t_alloc = _ms(t1)
         run = Run(qid, job.question, {n.id: n for n in nodes}, job.allowed, job.cancel, job.emit, nodes[-1].id,
-                  decisions, consent)
+                  decisions, consent, context=context)
         self.executor.run(run)  # escalation, up to the whole question on the cloud, is the executor's
         nodes, answer_node = list(run.nodes.values()), run.nodes[run.answer_node]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])

@@ -31,6 +31,7 @@ from r2local.errors import (
     ConnectionFailed,
     StreamCut,
 )
+from r2local.engine.conversation import Context, with_history
 from r2local.engine.events import AnswerDelta, Listener, Node, NodeUpdate
 from r2local.gates import Consent, Gates, Ticket
 from r2local.store.ledger import Ledger
@@ -81,6 +82,7 @@ class Run:
     # Cloud tiers found unreachable in this question (after their retries): the
     # other subtasks go local at once instead of each waiting out the retries.
     down: dict[str, str] = field(default_factory=dict)
+    context: Context | None = None  # the conversation's earlier turns, fitted to each tier's budget
 
 
 class Executor:
@@ -160,7 +162,11 @@ class Executor:
         run.emit(NodeUpdate(run.question_id, node.snapshot()))
 
     # -- one node --------------------------------------------------------------
-    def _messages(self, run: Run, node: Node) -> list[Message]:
+    def _messages(self, run: Run, node: Node, tier: Tier) -> list[Message]:
+        """The node's prompt on ``tier``, with as much of the conversation as fits that tier."""
+        return with_history(self._prompt(run, node), run.context, tier, run.question)
+
+    def _prompt(self, run: Run, node: Node) -> list[Message]:
         deps = [run.nodes[d] for d in node.depends_on]
         if node.kind == NodeKind.WHOLE:
             return single_messages(run.question)
@@ -244,7 +250,7 @@ class Executor:
         try:
             if path.tier.is_local:
                 return self._local(run, node, path)
-            result = self.call(run, node, path.tier, self._messages(run, node), path.came_from)
+            result = self.call(run, node, path.tier, self._messages(run, node, path.tier), path.came_from)
         except Cancelled:
             node.status = Status.CANCELLED
             self._publish(run, node)
@@ -274,7 +280,7 @@ class Executor:
         decision = run.decisions.get(node.id)
         may_climb = decision is None or decision.escalate
         out: LocalAnswer = self.answerer.answer(
-            self._messages(run, node), task, tier.writes_programs, call, program,
+            self._messages(run, node, tier), task, tier.writes_programs, call, program,
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
         )

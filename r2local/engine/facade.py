@@ -13,6 +13,7 @@ from typing import Any
 
 from r2local import keys
 from r2local.backends import backend_class
+from r2local.engine.conversation import Context
 from r2local.engine.core import AskResult, Engine
 from r2local.engine.events import Listener
 from r2local.gates import Confirm
@@ -122,8 +123,26 @@ class Facade:
 
     # -- asking ----------------------------------------------------------------------------
     def ask(self, question: str, *, local_only: bool, on_event: Listener, cancel: threading.Event,
-            confirm: Confirm | None = None) -> AskResult:
-        return self.engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm)
+            confirm: Confirm | None = None, context: Context | None = None) -> AskResult:
+        return self.engine.ask(question, local_only=local_only, on_event=on_event, cancel=cancel, confirm=confirm,
+                               context=context)
+
+    # -- conversations (off the UI thread) ---------------------------------------------------
+    def turn_context(self, conversation_id: str | None, local_only: bool) -> Context:
+        """What the next turn continues: the given conversation, or a new one."""
+        from r2local.engine import conversation
+
+        if conversation_id is None:
+            return conversation.start(self.engine.ledger, self.engine.settings.pool, local_only)
+        return conversation.load(self.engine.ledger, conversation_id)
+
+    def conversations(self, limit: int = 200) -> list[dict[str, Any]]:
+        return self.engine.ledger.conversations(limit)
+
+    def conversation_questions(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's questions, each with its subtasks and calls, first turn first."""
+        ledger = self.engine.ledger
+        return [q for q in (ledger.question(t["id"]) for t in ledger.turns(conversation_id)) if q is not None]
 
     def shadow(self, result: AskResult, *, local_only: bool, confirm: Confirm | None = None) -> Any:
         return self.engine.shadow(result, local_only=local_only, confirm=confirm)

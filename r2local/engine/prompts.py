@@ -86,11 +86,15 @@ PROGRAM_EXAMPLE_A = (
 
 
 def program_messages(prose: list[Message]) -> list[Message]:
-    """The program-writing prompt for the same task as a prose prompt (its last user message)."""
+    """The program-writing prompt for the same task as a prose prompt (its last user message),
+    after the conversation's turns the prose prompt carries (between its system and last message)."""
+    system = prose[0]["content"] if prose and prose[0]["role"] == "system" else ""
+    earlier = system.partition("\n\nEarlier in this conversation")[2]  # a summary rides in the system message
     return [
-        {"role": "system", "content": PROGRAM_SYSTEM},
+        {"role": "system", "content": PROGRAM_SYSTEM + (f"\n\nEarlier in this conversation{earlier}" if earlier else "")},
         {"role": "user", "content": PROGRAM_EXAMPLE_Q},
         {"role": "assistant", "content": PROGRAM_EXAMPLE_A},
+        *prose[1 if system else 0:-1],
         {"role": "user", "content": prose[-1]["content"]},
     ]
 

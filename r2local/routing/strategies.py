@@ -44,6 +44,12 @@ class Job:
     thresholds: list[float]  # the active thresholds (config, calibration or default)
     policy: "RoutePolicy | None" = None  # the active route policy
     route: "RouteChoice | None" = None  # the route the planner returned, for the allocator
+    previous: str = ""  # the conversation's previous whole turn ("" on a first turn)
+
+    @property
+    def rated(self) -> str:
+        """What the router rates a message in: the previous turn, then the message."""
+        return f"{self.previous}\n\nNow: {self.question}" if self.previous else self.question
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -125,7 +131,7 @@ class RoutePlanner:
         self.policy = policy
 
     def plan(self, job: Job) -> Planned:
-        score = job.router.score(job.question_id, None, job.question, job.question, role=Role.ROUTE)
+        score = job.router.score(job.question_id, None, job.rated, job.question, role=Role.ROUTE)
         d = score.difficulty if score is not None else None
         policy = self.policy or job.policy
         if policy is None:
@@ -195,7 +201,7 @@ class PolicyAllocator:
         out: dict[int, Decision] = {}
         for node in nodes:
             job.check()
-            score = job.router.score(job.question_id, node.id, job.question, node.text)
+            score = job.router.score(job.question_id, node.id, job.rated, node.text)
             if score is None:  # too long to rate: as high as policy allows
                 out[node.id] = Decision(len(job.tiers) - 1, features={"too_long": 1.0})
                 continue

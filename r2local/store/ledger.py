@@ -320,3 +320,56 @@ class Ledger:
         return {"today_usd": today_usd[0]["usd"], "month_usd": month_usd[0]["usd"], "by_model": by_model, "by_day": by_day,
                 "shadow_month_usd": shadow[0]["usd"], "shadow_month_calls": shadow[0]["calls"],
                 "sandbox_runs": sandbox[0]["runs"]}
+
+    # -- conversations -----------------------------------------------------------
+    def start_conversation(self, *, pool: str, local_only: bool = False) -> str:
+        """A new conversation; its title is its first turn's question (see ``link_turn``)."""
+        cid = new_id()
+        row = {"id": cid, "created_at": now_utc(), "pool": pool, "local_only": int(local_only), "summary_turns": 0}
+        with self._lock, self.db.conn:
+            self.db["conversations"].insert(row)
+        return cid
+
+    def update_conversation(self, cid: str, **fields: Any) -> None:
+        """Its local-only mark (sticky) or its summary of the oldest turns."""
+        with self._lock, self.db.conn:
+            self.db["conversations"].update(cid, _clean(fields))
+
+    def link_turn(self, qid: str, cid: str) -> int:
+        """Make question ``qid`` the next turn of conversation ``cid``; returns its turn number."""
+        with self._lock, self.db.conn:
+            cur = self.db.execute("select coalesce(max(turn), 0) + 1 from questions where conversation_id = ?", (cid,))
+            turn = int(cur.fetchone()[0])
+            self.db.execute("update questions set conversation_id = ?, turn = ? where id = ?", (cid, turn, qid))
+            # The title is copied from the stored question, which was scrubbed of keys when it was
+            # written (a title taken earlier could hold a key this process had not read yet).
+            self.db.execute("update conversations set title = (select substr(question, 1, 120) from questions "
+                            "where id = ?) where id = ? and title is null", (qid, cid))
+        return turn
+
+    def conversation(self, cid: str) -> dict[str, Any] | None:
+        rows = self._query("select * from conversations where id = ?", (cid,))
+        return rows[0] if rows else None
+
+    def turns(self, cid: str) -> list[dict[str, Any]]:
+        """A conversation's questions, first turn first."""
+        return self._query("select * from questions where conversation_id = ? order by turn", (cid,))
+
+    def conversations(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Conversations, the most recently continued first, with their turn count and last activity."""
+        return self._query(
+            "select c.*, count(q.id) as turns, coalesce(max(q.created_at), c.created_at) as last_at, "
+            "coalesce(sum(q.cost_usd), 0) as cost_usd from conversations c "
+            "left join questions q on q.conversation_id = c.id group by c.id order by last_at desc limit ?", (limit,))
+
+    def find_conversation(self, ref: str) -> dict[str, Any]:
+        """A conversation by id, a unique id suffix, or `last` (the most recently continued)."""
+        if ref == "last":
+            rows = self.conversations(1)
+        else:
+            rows = self._query("select * from conversations where id = ? or id like ? limit 2", (ref, f"%{ref}"))
+        if len(rows) != 1:
+            what = "no conversations yet" if ref == "last" else (
+                f"no conversation {ref!r}" if not rows else f"{ref!r} is ambiguous")
+            raise R2Error(f"{what} in {self.path}", fix="see `r2local conversations` for ids")
+        return self.conversation(rows[0]["id"])  # type: ignore[return-value]

@@ -196,3 +196,19 @@ def m007_answer_kind(db: sqlite_utils.Database) -> None:
     # text: which kinds vote), and whether its local tier was asked for a program.
     db["subtasks"].add_column("answer_kind", str)
     db["subtasks"].add_column("programs", int)
+
+
+@migration
+def m008_conversations(db: sqlite_utils.Database) -> None:
+    # A question may be one turn of a conversation: later turns see earlier
+    # ones. A long history's oldest turns are summarised locally; the summary
+    # and how many turns it covers are kept so the next turn reuses it.
+    db["conversations"].create(
+        {"id": str, "created_at": str, "title": str, "pool": str, "local_only": int, "summary": str,
+         "summary_turns": int},
+        pk="id",
+    )
+    db["conversations"].create_index(["created_at"])
+    db["questions"].add_column("conversation_id", str)
+    db["questions"].add_column("turn", int)  # 1, 2, ... within its conversation
+    db["questions"].create_index(["conversation_id", "turn"])

@@ -30,6 +30,7 @@ class MainScreen(Screen):
         Binding("slash", "focus_ask", "Ask", key_display="/"),
         Binding("z", "zoom_detail", "Zoom"),
         Binding("ctrl+o", "app.toggle_local_only", "Local"),
+        Binding("ctrl+n", "new_conversation", "New", show=False),
         Binding("f2", "app.history", "History"),
         Binding("f3", "app.spend", "Spend"),
         Binding("f4", "app.set_key", "Key"),
@@ -48,6 +49,7 @@ class MainScreen(Screen):
         self.cancel_event: threading.Event | None = None
         self.busy = False
         self.shown: str | None = None  # the question whose plan the tree shows
+        self.conversation_id: str | None = None  # the next question continues it (None: starts one)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -85,9 +87,11 @@ class MainScreen(Screen):
         from r2local.errors import Cancelled, R2Error
 
         try:
+            context = self.app.engine.turn_context(self.conversation_id, local_only)
+            self.conversation_id = context.conversation_id
             result = self.app.engine.ask(
                 question, local_only=local_only, cancel=cancel, on_event=lambda e: self.post_message(EngineEvent(e)),
-                **self.app.ask_options(),
+                context=context, **self.app.ask_options(),
             )
         except Cancelled:
             self.post_message(QuestionFailed("cancelled", cancelled=True))
@@ -199,6 +203,29 @@ class MainScreen(Screen):
     @on(PlanTree.NodeChosen)
     def show_node(self, message: PlanTree.NodeChosen) -> None:
         self.query_one(NodeDetail).show(message.record)
+
+    # -- conversations ---------------------------------------------------------------
+    async def action_new_conversation(self) -> None:
+        """Ctrl+N: the next question starts a new conversation (earlier turns are no longer sent)."""
+        if self.busy:
+            self.notify("A question is still running; Esc cancels it.", severity="warning")
+            return
+        self.conversation_id, self.shown, self.exchange = None, None, None
+        await self.query_one(Transcript).clear_all()
+        self.notify("New conversation.")
+        self.action_focus_ask()
+
+    async def show_conversation(self, conversation_id: str, questions: list[dict[str, Any]]) -> None:
+        """Reopen a conversation: its turns replace the transcript and the next question continues it."""
+        if self.busy:
+            self.notify("A question is still running; Esc cancels it.", severity="warning")
+            return
+        await self.query_one(Transcript).clear_all()
+        self.exchange = None
+        for q in questions:
+            await self.show_past(q)
+        self.conversation_id = conversation_id
+        self.action_focus_ask()
 
     # -- reopening from history ---------------------------------------------------
     async def show_past(self, q: dict[str, Any]) -> None:
