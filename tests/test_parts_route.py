@@ -156,3 +156,19 @@ def test_a_single_question_takes_its_route_as_before(r2home, scripts):
     result = engine_with(r2home, router).ask(TIMES)
     assert result.route == Route.WHOLE_LOCAL and len(result.nodes) == 1 and result.answer == "391"
     assert router.rated == [(None, TIMES, Role.ROUTE)] and result.nodes[0].route_reason is None
+
+
+def test_the_plan_tree_names_the_composition_and_shows_each_parts_route(r2home, scripts):
+    from tui.widgets.plan_tree import as_record, detail_lines, node_label
+    from tui.widgets.transcript import confidence_warning
+
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
+    result = engine_with(r2home, Router()).ask(COMPOUND, local_only=True)
+    records = [as_record(n, lambda tier: tier != "cloud") for n in result.nodes]
+    assert [node_label(r).plain for r in records] == ["● #1  big ", "● #2  big ", "? #3  big ", "? compose "]
+    part = " ".join(line.plain for line in detail_lines(records[0], width=200))
+    assert "route whole-local: difficulty 0.30" in part
+    compose = " ".join(line.plain for line in detail_lines(records[-1], width=200))
+    assert "after #" not in compose and "part 3 is unsure" in compose
+    warning = confidence_warning(records, 0.6)
+    assert warning is not None and "#3" in warning and "compose" not in warning
