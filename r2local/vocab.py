@@ -65,7 +65,7 @@ class CallStatus(_Name):
 class Role(_Name):
     """What a model call was for (``calls.role``)."""
 
-    ROUTE = "route"  # the router rates the whole question (picks the route)
+    ROUTE = "route"  # the router rates the whole question, or one part of it (picks the route)
     PLAN = "plan"  # the router writes a plan
     ALLOCATE = "allocate"  # the router rates one subtask
     SUBTASK = "subtask"  # a plan step answered

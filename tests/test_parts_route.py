@@ -14,7 +14,9 @@ from r2local.errors import ServerError
 from r2local.routing.policy import Band, RoutePolicy
 from r2local.routing.strategies import STRATEGIES
 from r2local.routing.thresholds import Score
-from r2local.vocab import NodeKind, Role, Route, Status
+from r2local.store import learning
+from r2local.store.records import CallEnd, CallRecord
+from r2local.vocab import CallStatus, NodeKind, Role, Route, Status
 from tests.support.fake import Step
 from tests.test_statuses import scripted_config, scripts  # noqa: F401  (scripts is a fixture)
 
@@ -30,10 +32,15 @@ class Router:
     def __init__(self, difficulty: dict[str, float] | None = None) -> None:
         self.difficulty = difficulty or {}
         self.rated: list[tuple[int | None, str, Role]] = []
+        self.ledger = None  # set: each rating is a calls row, as the real router's is
 
     def score(self, qid, subtask_id, rated, text, role=Role.ALLOCATE):
         self.rated.append((subtask_id, text, role))
-        return Score(self.difficulty.get(text, 0.3), {"easy": 0.7, "medium": 0.3, "hard": 0.0}, 1.0, 10)
+        probs = {"easy": 0.7, "medium": 0.3, "hard": 0.0}
+        if self.ledger is not None:
+            self.ledger.record_call(CallRecord(role, "router", "stub", "stub", qid, subtask_id),
+                                    CallEnd(CallStatus.OK, 1.0, output=json.dumps(probs)))
+        return Score(self.difficulty.get(text, 0.3), probs, 1.0, 10)
 
     def plan(self, qid, question, cancel):
         raise AssertionError("a single easy question is not decomposed here")
@@ -172,3 +179,16 @@ def test_the_plan_tree_names_the_composition_and_shows_each_parts_route(r2home, 
     assert "after #" not in compose and "part 3 is unsure" in compose
     warning = confidence_warning(records, 0.6)
     assert warning is not None and "#3" in warning and "compose" not in warning
+
+
+def test_part_ratings_are_not_taken_for_the_whole_questions(r2home, scripts):
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC | {TIMES: ["391"]})
+    router = Router()
+    engine = engine_with(r2home, router)
+    router.ledger = engine.ledger
+    engine.ask(COMPOUND)
+    engine.ask(TIMES)
+    rows = engine.ledger._query("select subtask_id from calls where role = 'route' order by rowid")
+    assert [r["subtask_id"] for r in rows] == [1, 2, 3, None]
+    # Calibration and training read whole-question ratings: the compound one has none.
+    assert [r.question for r in learning.ratings(engine.ledger, None, True)] == [TIMES]
