@@ -192,3 +192,20 @@ def test_part_ratings_are_not_taken_for_the_whole_questions(r2home, scripts):
     assert [r["subtask_id"] for r in rows] == [1, 2, 3, None]
     # Calibration and training read whole-question ratings: the compound one has none.
     assert [r.question for r in learning.ratings(engine.ledger, None, True)] == [TIMES]
+
+
+def test_ask_prints_the_parts_route_as_text_and_json(r2home, scripts, capsys):
+    from r2local.cli.ask import _print_result
+
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
+    scripts.by_model["cloud"] = [Step("391")]
+    result = engine_with(r2home, Router()).ask(COMPOUND)
+    _print_result(result, as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert data["route"] == "parts" and data["answer"] == result.answer
+    assert [(s["kind"], s["tier"], s["status"]) for s in data["subtasks"]] == [
+        ("part", "big", "done"), ("part", "big", "done"), ("part", "cloud", "escalated"), ("compose", None, "done")]
+    assert all(s["route_reason"] for s in data["subtasks"][:3])
+    _print_result(result, as_json=False)
+    text = capsys.readouterr().out
+    assert text.startswith("(1) Yes, 97 is prime.\n(2) Ottawa.\n(3) 391\n") and "route: parts (3 independent" in text
