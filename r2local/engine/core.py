@@ -321,6 +321,7 @@ class Engine:
             node.difficulty = round(d.score, 4) if d.score is not None else None
             node.label_probs, node.features = d.probs, dict(d.features)
             node.decision_source, node.decided_tier = d.source, job.tiers[d.tier].name
+            node.route_reason = d.reason
             self.ledger.save_node(job.question_id, node)
             job.emit(NodeUpdate(job.question_id, node.snapshot()))
 

@@ -158,8 +158,8 @@ class RoutePlanner:
         if plan is not None and len(plan.subtasks) < 2:
             choice = dataclasses.replace(choice, route=Route.WHOLE_LOCAL,
                                          reason=choice.reason + "; the plan had one step, so it runs whole")
-        keep = plan is not None and choice.route == Route.DECOMPOSE
-        return Planned(plan if keep and plan is not None else single_plan(job.question), choice)
+        return Planned(plan if plan is not None and choice.route == Route.DECOMPOSE else single_plan(job.question),
+                       choice)
 
 
 def _choose(job: Job, policy: "RoutePolicy", score: "Score | None") -> RouteChoice:
@@ -233,8 +233,7 @@ def _part_decisions(job: Job, r: RouteChoice, nodes: list[Node], up: int | None)
         choice = _choose(job, policy, score)
         if choice.route == Route.DECOMPOSE:  # a part is not split further: its band's local tier answers it whole
             choice = dataclasses.replace(choice, route=Route.WHOLE_LOCAL, reason=choice.reason + "; answered whole")
-        node.route_reason = f"{choice.route}: {choice.reason}"
-        out[node.id] = _decision(choice, up)
+        out[node.id] = dataclasses.replace(_decision(choice, up), reason=f"{choice.route}: {choice.reason}")
     return out
 
 
