@@ -209,3 +209,21 @@ def test_ask_prints_the_parts_route_as_text_and_json(r2home, scripts, capsys):
     _print_result(result, as_json=False)
     text = capsys.readouterr().out
     assert text.startswith("(1) Yes, 97 is prime.\n(2) Ottawa.\n(3) 391\n") and "route: parts (3 independent" in text
+
+
+async def test_the_app_shows_the_parts_and_the_composed_answer(r2home, scripts):
+    from tui.app import make_app
+    from tui.widgets.plan_tree import PlanTree
+    from tui.widgets.transcript import Exchange
+
+    from .test_tui import SIZE, ask
+
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
+    scripts.by_model["cloud"] = [Step("391")]
+    app = make_app(engine=engine_with(r2home, Router()), first_run_check=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, COMPOUND)
+        records = app.screen.query_one(PlanTree).records()
+        assert [(r["kind"], r["tier"], r["status"]) for r in records] == [
+            ("part", "big", "done"), ("part", "big", "done"), ("part", "cloud", "escalated"), ("compose", None, "done")]
+        assert app.screen.query_one(Exchange).markdown.source.strip() == "(1) Yes, 97 is prime.\n(2) Ottawa.\n(3) 391"
