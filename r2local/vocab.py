@@ -65,7 +65,7 @@ class CallStatus(_Name):
 class Role(_Name):
     """What a model call was for (``calls.role``)."""
 
-    ROUTE = "route"  # the router rates the whole question (picks the route)
+    ROUTE = "route"  # the router rates the whole question, or one part of it (picks the route)
     PLAN = "plan"  # the router writes a plan
     ALLOCATE = "allocate"  # the router rates one subtask
     SUBTASK = "subtask"  # a plan step answered
@@ -80,6 +80,8 @@ class NodeKind(_Name):
     STEP = "step"
     FINAL = "final"
     WHOLE = "whole"  # the whole question again, on the cloud, after a decomposed answer came out unsure
+    PART = "part"  # one independent part of a compound question, answered as its own question
+    COMPOSE = "compose"  # the parts' answers joined under their numbers, locally, with no model call
 
 
 class Route(_Name):
@@ -88,12 +90,14 @@ class Route(_Name):
     WHOLE_LOCAL = "whole-local"  # the question as one task on a local tier; agreement decides if it climbs
     DECOMPOSE = "decompose"  # the router's plan, its steps on local tiers; unsure: the whole question to the cloud
     WHOLE_CLOUD = "whole-cloud"  # the question as one task on the cloud
+    PARTS = "parts"  # independent parts, each routed on its own; only a doubted or hard part leaves the device
 
 
 class Routing(_Name):
     """The everyday strategies ``[router] strategy`` may name (``r2local.routing.strategies`` registers them)."""
 
-    R2LOCAL = "r2local"  # a route per question: whole-local, decompose or whole-cloud
+    R2LOCAL = "r2local"  # a route per part of a question: whole-local, decompose or whole-cloud
+    R2LOCAL_WHOLE = "r2local-whole"  # the same, with a compound question never split (for comparison)
     PLAN_AND_ALLOCATE = "plan-and-allocate"  # always the router's plan, every node placed by thresholds
 
 

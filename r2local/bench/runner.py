@@ -92,7 +92,9 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
     last = nodes[-1] if nodes else None
     correct = bool(result) and result.status == "done" and grade(item.grader, prediction, item.answer,
                                                                  list(item.choices or []) or None)
-    rated = [c for c in calls if c["role"] in ("route", "allocate") and c["status"] == "ok" and c["output"]]
+    # The whole question's rating; on the parts route each part has its own and the question none.
+    rated = [c for c in calls if (c["role"] == "allocate" or (c["role"] == "route" and c["subtask_id"] is None))
+             and c["status"] == "ok" and c["output"]]
     local_ms = sum(c["latency_ms"] or 0.0 for c in calls if c["tier"] not in cloud)
     return ItemResult(
         strategy, item.id, qid, prediction, correct,

@@ -9,7 +9,10 @@ its recorder), so the bench measures what a user gets.
 - ``cascade``: the whole question on the first local tier; escalated whole to
   the cloud when its samples disagree (the strong simple baseline of routing).
 - ``r2local``: a route per question from the router's difficulty and the route
-  policy (calibrated from measured outcomes), agreement-based escalation.
+  policy (calibrated from measured outcomes), agreement-based escalation; a
+  compound question is split into its independent parts, each routed on its own.
+- ``r2local-whole``: the same, with a compound question never split (what
+  part-level routing is worth).
 - ``task-level``: the router scores the whole question once and a threshold
   sends it to the first local tier or the cloud, set to r2local's cloud share
   (a query router at equal cost), no escalation.
@@ -45,7 +48,8 @@ from r2local.routing.strategies import (
 )
 from r2local.vocab import DecisionSource
 
-ORDER = ["all-small", "all-local", "all-cloud", "cascade", "r2local", "task-level", "random", "cot-cloud", "plan-local"]
+ORDER = ["all-small", "all-local", "all-cloud", "cascade", "r2local", "r2local-whole", "task-level", "random",
+         "cot-cloud", "plan-local"]
 
 
 @dataclass
@@ -105,6 +109,8 @@ PAIRS: dict[str, Callable[[Context], tuple[Any, Any]]] = {
     # the whole question on the first local tier; agreement sends it to the cloud
     "cascade": lambda c: (WholeQuestion(), StartAt(c.first.index)),
     "r2local": lambda c: (RoutePlanner(c.policy), RouteAllocator()),
+    # the same route policy, but a compound question is never split: what part-level routing is worth
+    "r2local-whole": lambda c: (RoutePlanner(c.policy, split=False), RouteAllocator()),
     # the router scores the question once; thresholds at r2local's cloud share pick the tier; nothing climbs
     "task-level": lambda c: (WholeQuestion(), PolicyAllocator(c.equal_cost_thresholds(), escalate=False)),
     # a tier drawn with r2local's shares: it spends what r2local spends, but blindly

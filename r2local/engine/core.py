@@ -34,6 +34,7 @@ from r2local.gates import Confirm, Consent, Gates
 from r2local.store.ledger import Ledger
 from r2local.pool import Pool, Tier
 from r2local.privacy import Redactor
+from r2local.engine.compose import COMPOSE_TEXT
 from r2local.engine.prompts import FINAL_TEXT
 from r2local.engine.recorder import LedgerRecorder, Recorder
 from r2local.engine.shadow import ShadowOutcome, pick_upper, shadow
@@ -271,7 +272,7 @@ class Engine:
             planned = strategy.planner.plan(job)
             plan, choice = planned.plan, planned.route
             t_plan = _ms(t0)
-            nodes = self.nodes(plan)
+            nodes = self.nodes(plan, choice.route if choice else None)
             route = choice.route if choice else (Route.DECOMPOSE if len(nodes) > 1 else None)
             why = choice.reason if choice else None
             self.ledger.update_question(qid, plan_json=plan.model_dump_json(exclude={"note"}), plan_note=plan.note,
@@ -288,17 +289,22 @@ class Engine:
         self.executor.run(run)  # escalation, up to the whole question on the cloud, is the executor's
         nodes, answer_node = list(run.nodes.values()), run.nodes[run.answer_node]
         cost = sum(r["cost_usd"] or 0.0 for r in self.ledger.question(qid)["calls"])
-        cloud = sum(1 for n in nodes if not n.is_local)
+        answering = [n for n in nodes if n.kind != NodeKind.COMPOSE]  # composing calls no model
+        cloud = sum(1 for n in answering if not n.is_local)
         status = QuestionStatus.FAILED if answer_node.status == Status.FAILED else QuestionStatus.DONE
         return AskResult(
-            qid, job.question, answer_node.answer, status, cost, cloud / len(nodes), 0.0, nodes,
+            qid, job.question, answer_node.answer, status, cost, cloud / len(answering), 0.0, nodes,
             plan_note=plan.note, router_ms={"plan": t_plan, "allocate": t_alloc},
             error=answer_node.reason if status == QuestionStatus.FAILED else None, route=route, route_reason=why,
         )
 
     @staticmethod
-    def nodes(plan: Plan) -> list[Node]:
-        """The DAG of a plan: its subtasks, then a final synthesis node when there are several."""
+    def nodes(plan: Plan, route: Route | None = None) -> list[Node]:
+        """The DAG of a plan: its subtasks, then a final synthesis node when there are several;
+        on the parts route, one independent node per part and the local composition of their answers."""
+        if route == Route.PARTS:
+            parts = [Node(s.id, s.text, [], kind=NodeKind.PART) for s in plan.subtasks]
+            return parts + [Node(len(parts) + 1, COMPOSE_TEXT, [n.id for n in parts], kind=NodeKind.COMPOSE)]
         nodes = [Node(s.id, s.text, list(s.depends_on)) for s in plan.order()]
         if len(nodes) > 1:
             nodes.append(Node(len(nodes) + 1, FINAL_TEXT, [n.id for n in nodes], kind=NodeKind.FINAL))
@@ -315,6 +321,7 @@ class Engine:
             node.difficulty = round(d.score, 4) if d.score is not None else None
             node.label_probs, node.features = d.probs, dict(d.features)
             node.decision_source, node.decided_tier = d.source, job.tiers[d.tier].name
+            node.route_reason = d.reason
             self.ledger.save_node(job.question_id, node)
             job.emit(NodeUpdate(job.question_id, node.snapshot()))
 

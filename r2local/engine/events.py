@@ -13,12 +13,12 @@ from r2local.backends import Message
 
 @dataclass
 class Node:
-    """One node of the DAG: a plan subtask, or the final synthesis."""
+    """One node of the DAG: a plan subtask or a question's part, or the final synthesis or composition."""
 
     id: int
     text: str
     depends_on: list[int]
-    kind: str = "step"  # step or final
+    kind: str = "step"  # step, final, whole, part or compose (see vocab.NodeKind)
     difficulty: float | None = None
     tier: str | None = None
     model: str | None = None
@@ -44,12 +44,14 @@ class Node:
     working: str | None = None  # the program behind a program-aided answer
     answer_kind: str | None = None  # number, clock, yes/no, choice, short or text (see answers.answer_kind)
     programs: bool | None = None  # whether the local tier that answered was asked for a program
+    route_reason: str | None = None  # a part's own route and why (the parts route rates each part)
 
     def public(self) -> dict[str, Any]:
         """The fields of ``r2local ask --json``."""
         keys = ("id", "kind", "text", "depends_on", "difficulty", "tier", "model", "answer", "input_tokens")
         keys += ("output_tokens", "cost_usd", "latency_ms", "escalated_from", "reason", "confidence", "status")
         keys += ("redactions", "decision_source", "decided_tier", "working", "features", "answer_kind", "programs")
+        keys += ("route_reason",)
         data = asdict(self)
         out = {k: data[k] for k in keys}
         out["cost_usd"] = round(out["cost_usd"], 8)

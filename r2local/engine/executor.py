@@ -20,6 +20,7 @@ from typing import Callable
 
 from r2local.engine.answering import Answerer, LocalAnswer
 from r2local.engine.answers import answer_kind
+from r2local.engine.compose import compose
 from r2local.backends import Completion, Message, complete
 from r2local.backends.base import flatten
 from r2local.config import ExecutorSection
@@ -170,6 +171,8 @@ class Executor:
         deps = [run.nodes[d] for d in node.depends_on]
         if node.kind == NodeKind.WHOLE:
             return single_messages(run.question)
+        if node.kind == NodeKind.PART:  # its own text only: the other parts never travel with it
+            return single_messages(node.text)
         if node.kind == NodeKind.FINAL:
             return final_messages(run.question, deps)
         if len(run.nodes) == 1:
@@ -205,9 +208,12 @@ class Executor:
     @staticmethod
     def _task(run: Run, node: Node) -> str:
         """The text whose wording says what kind of answer the node gives."""
-        return node.text if len(run.nodes) > 1 and node.kind == NodeKind.STEP else run.question
+        own = node.kind == NodeKind.PART or (len(run.nodes) > 1 and node.kind == NodeKind.STEP)
+        return node.text if own else run.question
 
     def _run_node(self, run: Run, node: Node) -> None:
+        if node.kind == NodeKind.COMPOSE:
+            return self._compose(run, node)
         path = _Path(self._initial_tier(run, node))
         node.answer_kind = answer_kind(self._task(run, node))  # recorded whichever tier answers
         start = time.perf_counter()
@@ -244,6 +250,12 @@ class Executor:
         node.reason = path.reason()
         node.latency_ms = (time.perf_counter() - start) * 1000
         self._publish(run, node)
+
+    def _compose(self, run: Run, node: Node) -> None:
+        """The parts' answers joined locally: no model call, no ledger call row."""
+        compose(node, [run.nodes[d] for d in node.depends_on])
+        self._publish(run, node)
+        run.emit(AnswerDelta(run.question_id, node.answer, restart=True))
 
     def _attempt(self, run: Run, node: Node, path: _Path) -> str | None:
         """One answer on the node's current tier: None if it is kept, else why not."""

@@ -61,8 +61,8 @@ def _tier_of(r: learning.Graded, first_local: str) -> str | None:
         return PLAN
     if r.verdict in (Verdict.NEEDED_CLOUD, Verdict.NOT_NEEDED):
         return first_local  # a verdict about the cheaper tier's answer
-    if r.strategy in ("cot-cloud", "plan-and-allocate") or r.route == "decompose":
-        return None  # not a whole-question answer
+    if r.strategy in ("cot-cloud", "plan-and-allocate") or r.route in ("decompose", "parts"):
+        return None  # not a whole-question answer on one tier
     return r.tier
 
 

@@ -10,6 +10,7 @@ and recorder: the seams decide *what* to run, never *how* a call is made.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from dataclasses import dataclass, field
@@ -19,14 +20,16 @@ from r2local.errors import Cancelled, ConfigError
 from r2local.engine.events import Listener, Node
 from r2local.store.records import Decision
 from r2local.registry import registrar
-from r2local.routing.plan import Plan, single_plan
+from r2local.routing.parts import split_parts
+from r2local.routing.plan import Plan, Subtask, single_plan
 from r2local.routing.thresholds import ThresholdPolicy
 from r2local.routing.policy import Band, first_local
-from r2local.vocab import DecisionSource, Role, Route, Routing
+from r2local.vocab import DecisionSource, NodeKind, Role, Route, Routing
 
 if TYPE_CHECKING:
     from r2local.pool import Tier
     from r2local.routing.router import RouterClient
+    from r2local.routing.thresholds import Score
     from r2local.routing.policy import RoutePolicy
 
 
@@ -49,7 +52,11 @@ class Job:
     @property
     def rated(self) -> str:
         """What the router rates a message in: the previous turn, then the message."""
-        return f"{self.previous}\n\nNow: {self.question}" if self.previous else self.question
+        return self.rated_as(self.question)
+
+    def rated_as(self, text: str) -> str:
+        """What the router rates ``text`` (the message or one part of it) in."""
+        return f"{self.previous}\n\nNow: {text}" if self.previous else text
 
     def check(self) -> None:
         if self.cancel.is_set():
@@ -118,36 +125,53 @@ class RouteChoice:
     difficulty: float | None = None
     probs: dict[str, float] | None = None
     agree_below: float | None = None
+    policy: "RoutePolicy | None" = None  # the policy it was chosen by (the parts route rates each part with it)
 
 
 class RoutePlanner:
-    """A route per question: the router rates the whole question once and the
-    route policy picks whole-local, decompose (the router's plan) or whole-cloud.
+    """A route per question: a compound question is split into its independent parts
+    (``parts``, each routed on its own by the allocator); otherwise the router rates
+    the whole question once and the route policy picks whole-local, decompose (the
+    router's plan) or whole-cloud.
 
     ``policy`` pins one (the bench); otherwise the engine's (the last calibration, else the default).
+    ``split`` False keeps every question whole (``r2local-whole``, for comparison).
     """
 
-    def __init__(self, policy: "RoutePolicy | None" = None) -> None:
+    def __init__(self, policy: "RoutePolicy | None" = None, split: bool = True) -> None:
         self.policy = policy
+        self.split = split
 
     def plan(self, job: Job) -> Planned:
-        score = job.router.score(job.question_id, None, job.rated, job.question, role=Role.ROUTE)
-        d = score.difficulty if score is not None else None
         policy = self.policy or job.policy
         if policy is None:
             raise ConfigError("RoutePlanner needs a route policy", fix="give the job the engine's route policy")
-        band = policy.band(d)
-        route, tier = band.route, tier_index(job.tiers, band.tier)
-        usable = {t.index for t in job.allowed}
-        why = _why(band, d, policy.source)
-        if route == Route.WHOLE_CLOUD and tier not in usable:
-            route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
-            why += "; the cloud is not usable now, so a local tier tries"
-        plan = job.router.plan(job.question_id, job.question, job.cancel) if route == Route.DECOMPOSE else None
+        parts = split_parts(job.question) if self.split else [job.question]
+        if len(parts) > 1:
+            plan = Plan(subtasks=[Subtask(id=i, text=p) for i, p in enumerate(parts, 1)])
+            first = tier_index(job.tiers, first_local(job.tiers).name)
+            why = f"{len(parts)} independent parts: each is rated and routed on its own, then composed locally"
+            return Planned(plan, RouteChoice(Route.PARTS, first, why, policy=policy))
+        score = job.router.score(job.question_id, None, job.rated, job.question, role=Role.ROUTE)
+        choice = _choose(job, policy, score)
+        plan = job.router.plan(job.question_id, job.question, job.cancel) if choice.route == Route.DECOMPOSE else None
         if plan is not None and len(plan.subtasks) < 2:
-            route, why = Route.WHOLE_LOCAL, why + "; the plan had one step, so it runs whole"
-        choice = RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band))
-        return Planned(plan if plan is not None and route == Route.DECOMPOSE else single_plan(job.question), choice)
+            choice = dataclasses.replace(choice, route=Route.WHOLE_LOCAL,
+                                         reason=choice.reason + "; the plan had one step, so it runs whole")
+        return Planned(plan if plan is not None and choice.route == Route.DECOMPOSE else single_plan(job.question),
+                       choice)
+
+
+def _choose(job: Job, policy: "RoutePolicy", score: "Score | None") -> RouteChoice:
+    """The route the policy's band gives a rated text; whole-cloud only if the cloud is usable now."""
+    d = score.difficulty if score is not None else None
+    band = policy.band(d)
+    route, tier = band.route, tier_index(job.tiers, band.tier)
+    why = _why(band, d, policy.source)
+    if route == Route.WHOLE_CLOUD and tier not in {t.index for t in job.allowed}:
+        route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
+        why += "; the cloud is not usable now, so a local tier tries"
+    return RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band), policy)
 
 
 def _why(band: "Band", d: float | None, source: str) -> str:
@@ -161,27 +185,56 @@ def _why(band: "Band", d: float | None, source: str) -> str:
 
 class RouteAllocator:
     """Tiers for the route a RoutePlanner chose: whole-local climbs by agreement,
-    decompose keeps its steps local, whole-cloud goes straight up."""
+    decompose keeps its steps local, whole-cloud goes straight up, and each part
+    of a compound question takes the one of those its own rating gives."""
 
     def allocate(self, job: Job, nodes: list[Node]) -> dict[int, Decision]:
         r = job.route
         if r is None:
             raise ConfigError("RouteAllocator needs a RoutePlanner", fix="pair them in the strategy")
-        feats = {"route_difficulty": r.difficulty} if r.difficulty is not None else {}
-        if r.route == Route.WHOLE_CLOUD:
-            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, escalate=False)
-                    for n in nodes}
         clouds = [t.index for t in job.allowed if not t.is_local]
         up = clouds[-1] if clouds else None
+        if r.route == Route.PARTS:
+            return _part_decisions(job, r, nodes, up)
         if r.route == Route.DECOMPOSE:
             # Steps stay local; an unsure plan goes to the cloud as the whole question (never as a
             # plan-sized prompt, which would cost more than the question itself).
             ceiling = max(t.index for t in job.tiers if t.is_local)
-            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, ceiling=ceiling,
+            return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, _feats(r), ceiling=ceiling,
                                    agree_below=r.agree_below, whole_to=up) for n in nodes}
-        # Whole-local: the band already chose the local tier; a weak answer goes to the cloud, whole.
-        return {n.id: Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, feats, agree_below=r.agree_below,
-                               escalate_to=up) for n in nodes}
+        return {n.id: _decision(r, up) for n in nodes}
+
+
+def _feats(r: RouteChoice) -> dict[str, float]:
+    return {"route_difficulty": r.difficulty} if r.difficulty is not None else {}
+
+
+def _decision(r: RouteChoice, up: int | None) -> Decision:
+    """Whole-cloud goes straight up; whole-local: the band chose the local tier, a weak answer goes to ``up``."""
+    if r.route == Route.WHOLE_CLOUD:
+        return Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, _feats(r), escalate=False)
+    return Decision(r.tier, DecisionSource.POLICY, r.difficulty, r.probs, _feats(r), agree_below=r.agree_below,
+                    escalate_to=up)
+
+
+def _part_decisions(job: Job, r: RouteChoice, nodes: list[Node], up: int | None) -> dict[int, Decision]:
+    """Each part rated on its own text (one forward pass) and routed as a question of its own;
+    the compose node stays local and makes no call. Never ``whole_to``: the whole message never leaves."""
+    policy = r.policy or job.policy
+    if policy is None:
+        raise ConfigError("the parts route needs a route policy", fix="give the job the engine's route policy")
+    out: dict[int, Decision] = {}
+    for node in nodes:
+        job.check()
+        if node.kind != NodeKind.PART:
+            out[node.id] = Decision(r.tier, DecisionSource.POLICY, escalate=False)
+            continue
+        score = job.router.score(job.question_id, node.id, job.rated_as(node.text), node.text, role=Role.ROUTE)
+        choice = _choose(job, policy, score)
+        if choice.route == Route.DECOMPOSE:  # a part is not split further: its band's local tier answers it whole
+            choice = dataclasses.replace(choice, route=Route.WHOLE_LOCAL, reason=choice.reason + "; answered whole")
+        out[node.id] = dataclasses.replace(_decision(choice, up), reason=f"{choice.route}: {choice.reason}")
+    return out
 
 
 # -- allocators ---------------------------------------------------------------------
@@ -252,8 +305,14 @@ register = registrar(STRATEGIES)
 
 @register(Routing.R2LOCAL.value)
 def routed(**_: object) -> Strategy:
-    """A route per question (whole-local, decompose or whole-cloud), agreement-based escalation."""
+    """A route per part of a question (whole-local, decompose or whole-cloud), agreement-based escalation."""
     return Strategy("r2local", RoutePlanner(), RouteAllocator())
+
+
+@register(Routing.R2LOCAL_WHOLE.value)
+def routed_whole(**_: object) -> Strategy:
+    """As r2local, but a compound question is never split: it takes one route whole (for comparison)."""
+    return Strategy("r2local-whole", RoutePlanner(split=False), RouteAllocator())
 
 
 @register(Routing.PLAN_AND_ALLOCATE.value)

@@ -85,7 +85,9 @@ def ratings(ledger: Ledger, adapter: str | None, any_adapter: bool) -> list[Rati
     rows = ledger._query(
         "select q.question, c.output from calls c join questions q on q.id = c.question_id "
         "where c.role in ('route', 'allocate') and c.status = 'ok' and c.output is not null "
-        "and (c.role = 'route' or (select count(*) from subtasks s where s.question_id = q.id) = 1) "
+        # a part's rating (the parts route) is a route row with its subtask: not the whole question's
+        "and ((c.role = 'route' and c.subtask_id is null) "
+        "     or (select count(*) from subtasks s where s.question_id = q.id) = 1) "
         + ("" if any_adapter else "and c.adapter is ? ") + "order by c.rowid",
         () if any_adapter else (adapter,),
     )

@@ -160,3 +160,4 @@ class Decision:
     escalate_to: int | None = None  # where a weak answer goes (None: the next tier up)
     agree_below: float | None = None  # agreement threshold for it (None: [executor] agree_below)
     whole_to: int | None = None  # if a node of the plan ends unsure or failed, the whole question goes here
+    reason: str | None = None  # why, where a node has its own route (a part of a compound question)

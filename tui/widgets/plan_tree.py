@@ -15,11 +15,12 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from r2local.engine.standing import NO_CHECK, confidence_text
-from r2local.vocab import Status
+from r2local.vocab import NodeKind, Status
 
 from tui.widgets.badges import money, status_icon, tier_badge
 
 UNSETTLED = (Status.QUEUED, Status.RUNNING)
+JOINS = (NodeKind.FINAL, NodeKind.COMPOSE)  # nodes that join the others' answers: named, not numbered
 
 
 def as_record(node: Any, tier_is_local: Callable[[str | None], bool]) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def below_bar(rec: dict[str, Any], bar: float | None) -> bool:
 def node_label(rec: dict[str, Any]) -> Text:
     """Status icon, id and tier badge: short, so it fits the narrowest panel."""
     label = Text.assemble(status_icon(rec["status"]), " ")
-    label.append("final " if rec.get("kind") == "final" else f"#{rec['id']} ", style="bold")
+    label.append(f"{rec['kind']} " if rec.get("kind") in JOINS else f"#{rec['id']} ", style="bold")
     label.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
     if rec["status"] == Status.CANCELLED:
         label.append(" cancelled", style="dim red")
@@ -73,7 +74,7 @@ def figures(rec: dict[str, Any], bar: float | None = None) -> list[Text]:
     elif confidence_text(None, rec.get("status")):  # answered, and its kind has no vote
         parts.append(Text(NO_CHECK, style="dim"))
     deps = rec.get("depends_on") or []
-    if deps and rec.get("kind") != "final":
+    if deps and rec.get("kind") not in JOINS:
         parts.append(Text(f"after {', '.join('#' + str(d) for d in deps)}", style="dim"))
     return parts
 
@@ -100,6 +101,8 @@ def detail_lines(rec: dict[str, Any], width: int = 60, bar: float | None = None)
     lines = _pack(figures(rec, bar), width)
     text = " ".join((rec.get("text") or "").split())
     lines.append(Text(text if len(text) <= width else text[: width - 1] + "…", style="italic"))
+    if rec.get("route_reason"):  # a part's own route (the parts route rates each part)
+        lines += [Text(chunk, style="dim cyan") for chunk in textwrap.wrap(f"route {rec['route_reason']}", width)]
     if rec.get("escalated_from"):
         why, style = f"⇡ from {rec['escalated_from']}: {rec.get('reason') or ''}", "magenta"
     elif rec.get("reason"):

@@ -75,7 +75,8 @@ def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str 
     """One line when some of the answer ran below the confidence bar, else None."""
     from tui.widgets.plan_tree import below_bar
 
-    low = [r for r in records if below_bar(r, bar)]
+    # The composed answer is as sure as its least sure part: the part is the one to name.
+    low = [r for r in records if below_bar(r, bar) and r.get("kind") != "compose"]
     if not low:
         return None
     limit = f" ({bar:.2f})" if bar is not None else ""
