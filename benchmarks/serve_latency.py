@@ -57,7 +57,7 @@ def _ask(pool: str, question: str, *flags: str) -> tuple[float, bool]:
     """One cold `r2local ask` process: wall seconds, and whether the server answered."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "r2local", "--pool", pool, "ask", question, "--json", "--local-only",
-                           *flags], capture_output=True, text=True)
+                           *flags], capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
     if done.returncode not in (0, 2):
         raise SystemExit(f"r2local ask failed: {done.stderr}")

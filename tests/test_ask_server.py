@@ -44,7 +44,7 @@ def start_serve(port: int) -> subprocess.Popen:
 
 
 def dead_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=False)
     return int(done.stdout)
 
 

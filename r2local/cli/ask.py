@@ -124,7 +124,7 @@ def _privacy_mode(ctx: click.Context) -> str:
 
 
 def _say_notice(text: str, local_only: bool) -> None:
-    from r2local.engine.core import OFFLINE
+    from r2local.vocab import OFFLINE  # not from engine.core: a served ask should not import the engine
 
     offline = not local_only and text.startswith(OFFLINE)  # the engine's reason, computed once
     if offline and _said_before(text):  # no key, again: said on an earlier run
