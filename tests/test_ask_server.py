@@ -124,3 +124,23 @@ def test_discovery_wants_the_same_pool_and_config(r2home):
     assert not discovery.serve_json().exists()
     discovery.serve_json().write_text("{not json")
     assert discovery.find(None) == (None, None)
+
+
+def test_confirm_mode_at_a_terminal_is_answered_in_process(r2home, capsys):
+    """The server cannot ask the user before a cloud call: such a question is not sent to it."""
+    import click
+
+    from r2local.cli.ask import _ask_served
+    from r2local.cli.main import cli
+    from r2local.serve.token import load_or_create
+
+    write_config(r2home, '[privacy]\nmode = "confirm"\n')
+    load_or_create()
+    discovery.announce("http://127.0.0.1:9/v1", None)  # alive (this pid); nothing listens: a try would say so
+    ctx = click.Context(cli, obj={"pool": None})
+    assert _ask_served(ctx, FIRST, None, False, local_only=False, interactive=True) is False
+    assert capsys.readouterr().err == ""  # not even tried
+    assert _ask_served(ctx, FIRST, None, False, local_only=False, interactive=False) is False  # nobody to ask anyway
+    assert "did not take the question" in capsys.readouterr().err
+    assert _ask_served(ctx, FIRST, None, False, local_only=True, interactive=True) is False  # no cloud: no confirm
+    assert "did not take the question" in capsys.readouterr().err
