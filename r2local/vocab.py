@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+OFFLINE = "offline: "  # how the notice that the cloud is off for a question begins
+
 
 class _Name(str, Enum):
     """A str enum whose str() and format() are its value (StrEnum, also on 3.10)."""

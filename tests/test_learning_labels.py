@@ -83,3 +83,32 @@ def test_feedback_from_the_shell(r2home, scripts):
     assert missing.returncode == 1 and "r2local logs" in missing.stderr
     wrong = r2("feedback", "last", "meh")
     assert wrong.returncode == 2 and "good" in wrong.stderr
+
+
+def test_learning_reads_skip_follow_up_turns(r2home, scripts):
+    """A follow-up was answered with earlier turns in its prompts: read alone it is another
+    question, so it gives no label, grade or escalation pair (the first turn does)."""
+    from r2local.engine import conversation
+    from r2local.routing.plan import single_plan
+    from r2local.routing.strategies import FixedPlan, Strategy
+    from r2local.store import learning
+    from r2local.store.records import Feedback
+
+    from .test_statuses import Decided
+
+    follow = "And how many would 7 boxes hold?"
+    scripts.by_model["small"] = [Step(""), Step("")]  # empty: both turns climb to "big"
+    scripts.by_model["big"] = [Step("The answer is 41."), Step("The answer is 84.")]
+    engine = Engine(settings_from(scripted_config(), r2home))
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
+    asked = []
+    for text in (QUESTION, follow):
+        strategy = Strategy("scripted:0", FixedPlan(single_plan(text)), Decided(0))
+        result = engine.ask(text, strategy=strategy, context=conversation.load(engine.ledger, ctx.conversation_id))
+        assert result.nodes[0].escalated_from == "small"
+        engine.ledger.add_feedback(Feedback(result.question_id, "good"))
+        asked.append(result.question_id)
+    assert [t["turn"] for t in engine.ledger.turns(ctx.conversation_id)] == [1, 2]
+    assert [g.question_id for g in learning.graded(engine.ledger)] == [asked[0]]
+    assert [e.question_id for e in learning.escalated_from(engine.ledger, "small")] == [asked[0]]
+    engine.close()

@@ -175,3 +175,24 @@ def test_a_stream_never_takes_text_back():
     s.feed("It is 13", True)
     assert s.feed("It is 42", True) == "" and s.diverged  # the vote picked another answer: the live text stops
     assert s.finish("It is 42") == ("\n\n[revised answer]\nIt is 42", True)
+
+
+def test_asks_full_result_matches_the_in_process_json(served, scripts):
+    """What `r2local ask` asks for: the whole result as `ask --json` prints it, and the notices."""
+    engine, url = served
+    scripts.by_model["cloud"] = [Step("The answer is 84.")]
+    scripts.by_model["big"] = [Step("The answer is 84.")] * 2
+    reply = client(url).chat.completions.create(model="r2local-local", messages=[{"role": "user", "content": FOLLOW}],
+                                                extra_body={"r2local": {"conversation_id": "new", "result": True}})
+    extra = reply.model_extra["r2local"]
+    here = engine.ask(FOLLOW, local_only=True).to_json()
+    assert extra["result"].keys() == here.keys() and extra["result"]["answer"] == "The answer is 84."
+    assert extra["result"]["subtasks"][0].keys() == here["subtasks"][0].keys()
+    assert extra["result"]["conversation_id"] == extra["conversation_id"] and extra["conversation_id"]
+    assert any("local-only" in n for n in extra["notices"])
+    plain = client(url).chat.completions.create(model="r2local", messages=HISTORY)
+    assert "result" not in plain.model_extra["r2local"]  # other clients get the short extras only
+    body = httpx.post(f"{url}/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"model": "r2local", "messages": [{"role": "user", "content": "hi"}],
+                            "r2local": {"conversation_id": "nope"}}).json()
+    assert "no conversation 'nope'" in body["error"]["message"] and "r2local conversations" in body["error"]["fix"]

@@ -23,9 +23,10 @@ def serve(ctx: click.Context, port: int, host: str, no_warm: bool) -> None:
     try:
         import uvicorn
 
-        from r2local.serve.app import make_app
+        from r2local.serve.app import AnnouncedServer, make_app
     except ImportError as exc:
         raise R2Error(f"the server needs {exc.name}", fix="pip install 'r2local[serve]'") from None
+    from r2local.serve import discovery
     from r2local.serve.token import load_or_create, token_path
 
     engine = _engine(ctx)
@@ -37,8 +38,10 @@ def serve(ctx: click.Context, port: int, host: str, no_warm: bool) -> None:
         click.echo(f"r2local serve: http://{shown}:{port}/v1  models: r2local, r2local-local (local-only)")
         click.echo(f"token: {token}  (kept in {token_path()})", err=False)
         click.echo("ready", err=True)
-        uvicorn.run(make_app(engine, token), host=host, port=port, log_level="warning")
+        config = uvicorn.Config(make_app(engine, token), host=host, port=port, log_level="warning")
+        AnnouncedServer(config, shown, ctx.obj["pool"]).run()
     finally:
+        discovery.withdraw()  # serve.json goes with the server (a killed one leaves it: `ask` sees the pid gone)
         engine.close()
 
 

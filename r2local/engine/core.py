@@ -44,10 +44,9 @@ from r2local.routing.thresholds import default_thresholds
 from r2local.routing.router import RouterClient
 from r2local.routing.policy import RoutePolicy, default_policy
 from r2local.routing.strategies import STRATEGIES, Job, Strategy
-from r2local.vocab import DecisionSource, NodeKind, QuestionStatus, Route, Status
+from r2local.vocab import OFFLINE, DecisionSource, NodeKind, QuestionStatus, Route, Status
 
 
-OFFLINE = "offline: "  # how the notice that the cloud is off for a question begins
 
 
 @dataclass

@@ -13,6 +13,7 @@ import secrets
 import threading
 from typing import Any, AsyncIterator
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,9 +22,9 @@ from starlette.routing import Route
 from r2local import keys
 from r2local.engine.conversation import Context, from_messages
 from r2local.engine.core import AskResult, Engine
-from r2local.engine.events import AnswerDelta
+from r2local.engine.events import AnswerDelta, Notice
 from r2local.errors import Cancelled, R2Error
-from r2local.serve import shapes
+from r2local.serve import discovery, shapes
 
 POLL_S = 0.25  # how often a non-streamed request checks that its client is still there
 
@@ -34,6 +35,26 @@ def make_app(engine: Engine, token: str) -> Starlette:
         Route("/v1/models", server.models, methods=["GET"]),
         Route("/v1/chat/completions", server.chat, methods=["POST"]),
     ])
+
+
+class AnnouncedServer(uvicorn.Server):
+    """Writes ``<home>/serve.json`` once it listens, so `r2local ask` on this home finds it, and
+    removes it when it shuts down (here: uvicorn re-raises SIGTERM after ``run``, so a
+    ``finally`` around it never runs on ``kill``)."""
+
+    def __init__(self, config: uvicorn.Config, host: str, pool: str | None) -> None:
+        super().__init__(config)
+        self.shown_host, self.pool = host, pool
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            bound = [s.getsockname()[1] for server in self.servers for s in server.sockets]
+            discovery.announce(f"http://{self.shown_host}:{bound[0] if bound else self.config.port}/v1", self.pool)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        discovery.withdraw()
+        await super().shutdown(sockets)
 
 
 class _Server:
@@ -72,10 +93,10 @@ class _Server:
             if extra.get("conversation_id"):
                 context = self._stored(str(extra["conversation_id"]), question, local_only)
         except R2Error as exc:
-            return JSONResponse(shapes.error(exc.message), status_code=400)
+            return JSONResponse(shapes.error(exc.message, fix=exc.fix), status_code=400)
         except (ValueError, AttributeError):
             return JSONResponse(shapes.error("the body must be a JSON chat completion request"), status_code=400)
-        job = _Job(self.engine, question, context, local_only)
+        job = _Job(self.engine, question, context, local_only, bool(extra.get("result")), bool(extra.get("shadow")))
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(self._stream(job, model, usage), media_type="text/event-stream")
@@ -101,8 +122,10 @@ class _Server:
         except Cancelled:
             return JSONResponse(shapes.error("cancelled"), status_code=499)
         except R2Error as exc:
-            return JSONResponse(shapes.error(keys.scrub(exc.message)), status_code=400)
-        return JSONResponse(shapes.completion(result, model))
+            return JSONResponse(shapes.error(keys.scrub(exc.message), fix=exc.fix), status_code=400)
+        reply = shapes.completion(result, model)
+        reply["r2local"].update(job.finished(result))
+        return JSONResponse(reply)
 
     async def _stream(self, job: "_Job", model: str, include_usage: bool) -> AsyncIterator[str]:
         future = job.start()
@@ -125,7 +148,7 @@ class _Server:
             piece, revised = streamed.finish(result.answer)
             if piece:
                 yield shapes.chunk(cid, model, {"content": piece})
-            more = {"r2local": {**shapes.extras(result), "revised": revised}}
+            more = {"r2local": {**shapes.extras(result), "revised": revised, **job.finished(result)}}
             if include_usage:
                 more["usage"] = shapes.usage(result)
             yield shapes.chunk(cid, model, {}, "stop", **more)
@@ -136,12 +159,28 @@ class _Server:
 
 
 class _Job:
-    """One request's question on a worker thread, its answer's deltas on a queue for the loop."""
+    """One request's question on a worker thread, its answer's deltas on a queue for the loop.
 
-    def __init__(self, engine: Engine, question: str, context: Context, local_only: bool) -> None:
+    ``full``: the reply carries the whole result (``AskResult.to_json``) and the notices, as
+    `r2local ask` prints them; ``shadow``: afterwards, maybe answer it one tier up for
+    learning, as `ask` and the app do (``r2local.result`` / ``r2local.shadow`` in the request).
+    """
+
+    def __init__(self, engine: Engine, question: str, context: Context, local_only: bool,
+                 full: bool = False, shadow: bool = False) -> None:
         self.engine, self.question, self.context, self.local_only = engine, question, context, local_only
+        self.full, self.shadow = full, shadow
         self.cancel = threading.Event()
         self.deltas: asyncio.Queue[AnswerDelta | None] = asyncio.Queue()
+        self.notices: list[str] = []
+
+    def finished(self, result: AskResult) -> dict[str, Any]:
+        """The extras a finished question adds to its reply; starts its shadow run, if asked for."""
+        if self.shadow:
+            shadow = asyncio.get_running_loop().run_in_executor(
+                None, lambda: self.engine.shadow(result, local_only=self.local_only))
+            shadow.add_done_callback(lambda f: f.cancelled() or f.exception())  # for learning only: never fails a reply
+        return {"result": result.to_json(), "notices": list(self.notices)} if self.full else {}
 
     def start(self) -> "asyncio.Future[AskResult]":
         loop = asyncio.get_running_loop()
@@ -149,6 +188,8 @@ class _Job:
         def on_event(event: Any) -> None:
             if isinstance(event, AnswerDelta):
                 loop.call_soon_threadsafe(self.deltas.put_nowait, event)
+            elif isinstance(event, Notice):
+                self.notices.append(event.text)
 
         def ask() -> AskResult:
             return self.engine.ask(self.question, local_only=self.local_only, on_event=on_event, cancel=self.cancel,

@@ -51,8 +51,13 @@ def chunk(cid: str, model: str, delta: dict[str, Any], finish: str | None = None
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-def error(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+def error(message: str, kind: str = "invalid_request_error", code: str | None = None,
+          fix: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object; r2local's ``fix`` (the command that fixes it) rides along when known."""
+    body: dict[str, Any] = {"message": message, "type": kind, "code": code, "param": None}
+    if fix:
+        body["fix"] = fix
+    return {"error": body}
 
 
 class Streamed:

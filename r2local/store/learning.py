@@ -65,6 +65,11 @@ class RightPlan:
     cost_usd: float
 
 
+# A follow-up turn (turn > 1) was answered with earlier turns in its prompts: read alone, its
+# question is not what was answered, so no label, rating or plan is drawn from it.
+STANDALONE = "coalesce(q.turn, 1) <= 1"
+
+
 def graded(ledger: Ledger) -> list[Graded]:
     """Every verdict on a whole answer, oldest first."""
     rows = ledger._query(
@@ -73,7 +78,8 @@ def graded(ledger: Ledger) -> list[Graded]:
         " where c.question_id = q.id) as cost, "
         "(select s.confidence from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as conf, "
         "(select s.features from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as feats "
-        "from feedback f join questions q on q.id = f.question_id where f.subtask_id is null order by f.id"
+        "from feedback f join questions q on q.id = f.question_id where f.subtask_id is null "
+        f"and {STANDALONE} order by f.id"
     )
     return [Graded(r["question_id"], r["verdict"], r["tier"], r["source"], r["question"], r["strategy"], r["route"],
                    r["cost"] or 0.0, r["conf"], r["feats"]) for r in rows]
@@ -88,6 +94,7 @@ def ratings(ledger: Ledger, adapter: str | None, any_adapter: bool) -> list[Rati
         # a part's rating (the parts route) is a route row with its subtask: not the whole question's
         "and ((c.role = 'route' and c.subtask_id is null) "
         "     or (select count(*) from subtasks s where s.question_id = q.id) = 1) "
+        f"and {STANDALONE} "
         + ("" if any_adapter else "and c.adapter is ? ") + "order by c.rowid",
         () if any_adapter else (adapter,),
     )
@@ -98,7 +105,7 @@ def escalated_from(ledger: Ledger, first: str) -> list[Escalated]:
     """One-node questions, done, whose node climbed from tier ``first``."""
     rows = ledger._query(
         "select q.id, q.question, s.answer, s.tier from questions q join subtasks s on s.question_id = q.id "
-        "where s.escalated_from = ? and s.status = 'escalated' and q.status = 'done' "
+        f"where s.escalated_from = ? and s.status = 'escalated' and q.status = 'done' and {STANDALONE} "
         "and (select count(*) from subtasks t where t.question_id = q.id) = 1", (first,),
     )
     return [Escalated(r["id"], r["question"], r["answer"], r["tier"]) for r in rows]
@@ -119,6 +126,7 @@ def right_plans(ledger: Ledger) -> list[RightPlan]:
     rows = ledger._query(
         "select q.question, q.plan_json, q.cost_usd from questions q join feedback f on f.question_id = q.id "
         "where f.subtask_id is null and f.verdict in ('good', 'did-not-need-it') and q.plan_json is not null "
+        f"and {STANDALONE} "
         "and (select count(*) from subtasks s where s.question_id = q.id and s.kind = 'step') >= 2")
     return [RightPlan(r["question"], r["plan_json"], r["cost_usd"] or 0.0) for r in rows]
 
