@@ -1,3 +1,3 @@
-from r2local.cli.main import main
+from r2local.cli import main
 
 main()

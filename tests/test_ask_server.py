@@ -131,7 +131,7 @@ def test_confirm_mode_at_a_terminal_is_answered_in_process(r2home, capsys):
     import click
 
     from r2local.cli.ask import _ask_served
-    from r2local.cli.main import cli
+    from r2local.cli.commands import cli
     from r2local.serve.token import load_or_create
 
     write_config(r2home, '[privacy]\nmode = "confirm"\n')

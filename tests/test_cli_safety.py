@@ -159,7 +159,7 @@ def test_confirm_with_stdin_piped_asks_nobody_and_stays_local(r2home, proxy):
 def test_an_internal_error_is_scrubbed_of_the_key(r2home):
     from click.testing import CliRunner
 
-    from r2local.cli.main import cli
+    from r2local.cli.commands import cli
 
     @cli.command("boom")
     def boom():

@@ -1,0 +1,1 @@
+"""Routing: the router model client, parts, plans, the route policy and its calibration, strategies."""
