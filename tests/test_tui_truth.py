@@ -68,7 +68,7 @@ def test_logs_and_ask_tables_say_unsure_after_a_restart(r2home):
 async def test_history_says_unsure_and_a_reopened_question_shows_its_own_step(r2home):
     app, (unsure, program) = app_with(r2home, lambda l: seed(l, "unsure"), seed_program)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
+        app.action_questions()  # the palette's "Past questions" (F2 lists conversations)
         await app.workers.wait_for_complete()
         await pilot.pause()
         table = app.screen.query_one(DataTable)
