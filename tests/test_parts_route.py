@@ -200,13 +200,13 @@ def test_ask_prints_the_parts_route_as_text_and_json(r2home, scripts, capsys):
     scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
     scripts.by_model["cloud"] = [Step("391")]
     result = engine_with(r2home, Router()).ask(COMPOUND)
-    _print_result(result, as_json=True)
+    _print_result(result.to_json(), as_json=True)
     data = json.loads(capsys.readouterr().out)
     assert data["route"] == "parts" and data["answer"] == result.answer
     assert [(s["kind"], s["tier"], s["status"]) for s in data["subtasks"]] == [
         ("part", "big", "done"), ("part", "big", "done"), ("part", "cloud", "escalated"), ("compose", None, "done")]
     assert all(s["route_reason"] for s in data["subtasks"][:3])
-    _print_result(result, as_json=False)
+    _print_result(result.to_json(), as_json=False)
     text = capsys.readouterr().out
     assert text.startswith("(1) Yes, 97 is prime.\n(2) Ottawa.\n(3) 391\n") and "route: parts (3 independent" in text
 
