@@ -41,13 +41,15 @@ def scripts():
 
 
 @pytest.fixture
-def served(r2home, scripts):
-    """An Engine on scripted tiers (the cloud tier chosen for every question) behind the server."""
+def served(r2home, scripts, request):
+    """An Engine on scripted tiers (the cloud tier chosen for every question) behind the server;
+    ``@pytest.mark.parametrize("served", [{config sections}], indirect=True)`` changes its config."""
     import uvicorn
 
     from r2local.serve.app import make_app
 
-    engine = Engine(settings_from(scripted_config(), r2home),
+    extra = getattr(request, "param", None) or {}
+    engine = Engine(settings_from(scripted_config(**extra), r2home),
                     strategy=Strategy("scripted:cloud", FixedPlan(single_plan(FOLLOW)), Decided(2)))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(make_app(engine, TOKEN), host="127.0.0.1", port=port, log_level="warning"))
@@ -196,3 +198,33 @@ def test_asks_full_result_matches_the_in_process_json(served, scripts):
                       json={"model": "r2local", "messages": [{"role": "user", "content": "hi"}],
                             "r2local": {"conversation_id": "nope"}}).json()
     assert "no conversation 'nope'" in body["error"]["message"] and "r2local conversations" in body["error"]["fix"]
+
+
+@pytest.mark.parametrize("served", [{"budget": {"daily_usd": 0.0001}}], indirect=True)
+def test_the_budget_holds_through_the_server(served, scripts):
+    engine, url = served
+    scripts.by_model["big"] = [Step("The answer is 84.")]
+    reply = client(url).chat.completions.create(model="r2local", messages=HISTORY)
+    extra = reply.model_extra["r2local"]
+    assert extra["tier"] == "big" and extra["cost_usd"] == 0  # kept local: the cap refused the cloud call
+    assert scripts.calls.get("cloud", []) == []  # the refused call never started
+    [node] = engine.ledger.question(extra["question_id"])["subtasks"]
+    assert node["status"] == "budget"
+
+
+def test_two_clients_at_once_each_get_their_own_answer(served, scripts):
+    engine, url = served
+    scripts.by_model["cloud"] = [Step("The answer is 84.", delay_s=0.5), Step("The answer is 84.", delay_s=0.5)]
+    replies: list = [None, None]
+
+    def ask(i: int) -> None:
+        replies[i] = client(url).chat.completions.create(model="r2local", messages=HISTORY)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    ids = {r.model_extra["r2local"]["question_id"] for r in replies}
+    assert len(ids) == 2 and all("84" in r.choices[0].message.content for r in replies)
+    assert {q["id"] for q in engine.ledger.questions()} == ids
