@@ -11,10 +11,10 @@ from r2local.engine.conversation import Context, Turn, history_budget, tokens, w
 from r2local.engine.core import Engine
 from r2local.routing.plan import single_plan
 from r2local.routing.strategies import FixedPlan, Strategy
-from tests.support.fake import SCRIPTS, Step
+from tests.support.fake import Step
 
 from .conftest import settings_from
-from .test_statuses import Decided, scripted_config
+from .test_statuses import Decided, engine_for, scripted_config, scripts  # noqa: F401  (scripts is a fixture)
 
 FIRST = "A box holds 12 eggs. A baker uses 3 boxes and then 5 more eggs. How many eggs did the baker use?"
 FOLLOW = "And how many would 7 boxes hold?"
@@ -22,17 +22,6 @@ FOLLOW = "And how many would 7 boxes hold?"
 
 def on(tier: int, question: str) -> Strategy:
     return Strategy(f"scripted:{tier}", FixedPlan(single_plan(question)), Decided(tier))
-
-
-@pytest.fixture
-def scripts():
-    SCRIPTS.reset()
-    yield SCRIPTS
-    SCRIPTS.reset()
-
-
-def engine_for(r2home, **extra) -> Engine:
-    return Engine(settings_from(scripted_config(**extra), r2home))
 
 
 def test_the_second_turn_sees_the_first_and_the_ledger_links_them(r2home, scripts):
