@@ -117,6 +117,13 @@ class ExecutorSection(_Section):
     early_stop: bool = Field(
         True, description="Stop sampling once more samples could not change the decision (saves local time)."
     )
+    sample_order: Literal[
+        "auto", "mixed", "programs", "program-brief", "programs-then-prose", "prose", "prose-brief", "brief"
+    ] = Field(
+        "auto",
+        description="Which samples vote, in what order: auto (the order measured best for each answer kind) or a "
+        "named order (programs, prose, the answer alone, mixed; see ORDERS in r2local/engine/answering.py).",
+    )
     programs: bool = Field(
         True, description="Let tiers that write programs answer quantitative tasks with one, run in the sandbox."
     )

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+
+from r2local.engine.prompts import BRIEF_SYSTEM, PROGRAM_SYSTEM, SINGLE_SYSTEM
+
+BRIEF = BRIEF_SYSTEM.format(what="the number, with its unit if it has one")
+
 from r2local.engine.core import Engine
 from r2local.routing.plan import single_plan
 from r2local.routing.strategies import FixedPlan, Strategy
@@ -110,3 +115,45 @@ def test_max_samples_equal_to_samples_means_no_extra_samples(r2home, scripts):
     engine, result = ask(r2home, SUM, 1, max_samples=3)
     [node] = result.nodes
     assert len(local_calls(engine, result, "big")) == 3 and node.status == Status.DONE
+
+
+def test_sample_orders_plan_each_way_once_greedy_and_fall_back_to_prose_without_programs():
+    from r2local.config import ExecutorSection
+    from r2local.engine.answering import BRIEF, ORDERS, PROGRAM, PROSE, plan_samples
+
+    assert plan_samples("number", True, 6, "mixed") == [
+        (PROGRAM, True), (PROSE, True), (PROGRAM, False), (PROSE, False), (PROGRAM, False), (PROSE, False)]
+    assert plan_samples("number", True, 4, "program-brief") == [
+        (PROGRAM, True), (BRIEF, True), (PROGRAM, False), (BRIEF, False)]
+    # A tier that writes no programs (or a kind a program cannot answer) answers in prose instead.
+    assert plan_samples("number", False, 3, "programs") == [(PROSE, True), (PROSE, False), (PROSE, False)]
+    assert plan_samples("short", True, 3, "prose-brief") == [(PROSE, True), (BRIEF, False), (BRIEF, False)]
+    assert plan_samples("text", True, 6, "brief") == [(PROSE, True)]
+    # Every order config accepts is an order the answerer knows, and no other.
+    names = set(ExecutorSection.model_fields["sample_order"].annotation.__args__)
+    assert names == set(ORDERS) | {"auto"}
+
+
+def test_a_failed_program_hands_over_to_prose_and_brief_answers_vote(r2home, scripts):
+    # Program-brief order on a tier that writes programs: the greedy program is not a program,
+    # so the greedy prose answer takes its place (and answers); brief answers and programs vote.
+    programs = []
+
+    def big(messages):
+        system = messages[0]["content"]
+        if system == PROGRAM_SYSTEM:
+            programs.append(1)
+            return Step("I cannot write that." if len(programs) == 1 else "```python\nanswer = 6 * 7\n```")
+        return Step("42" if system.startswith("Reply with the final answer only") else "6 x 7 = 42, so the answer is 42.")
+
+    scripts.by_model["big"] = big
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 6, "agree_below": 0.6, "sample_order": "program-brief"})
+    cfg["tiers"][1]["programs"] = True
+    engine = Engine(settings_from(cfg, r2home))
+    result = engine.ask(SUM, strategy=Strategy("scripted", FixedPlan(single_plan(SUM)), Fixed(1)))
+    [node] = result.nodes
+    assert (node.status, node.answer, node.working) == (Status.DONE, "6 x 7 = 42, so the answer is 42.", None)
+    systems = [m[0]["content"] for m in scripts.calls["big"]]
+    assert systems == [PROGRAM_SYSTEM, SINGLE_SYSTEM, BRIEF, PROGRAM_SYSTEM, BRIEF]
+    # The failed program splits the first three; 4 of 5 agree once a sixth could not change "keep".
+    assert node.confidence == 0.8

@@ -27,7 +27,13 @@ from typing import Callable
 
 from r2local.backends import Completion, Message
 from r2local.config import ExecutorSection
-from r2local.engine.prompts import program_answer, program_messages, short_messages
+from r2local.engine.prompts import (
+    BRIEF_MAX_TOKENS,
+    brief_messages,
+    program_answer,
+    program_messages,
+    short_messages,
+)
 from r2local.sandbox import ProgramResult, extract_program
 from r2local.engine.answers import (
     CHOICE,
@@ -41,15 +47,15 @@ from r2local.engine.answers import (
     read_answer,
 )
 
-PROGRAM, PROSE = "program", "prose"
-# Call one sample: (messages, temperature, sample index, stream it?) -> the completion.
-CallFn = Callable[[list[Message], float, int, bool], Completion]
+PROGRAM, PROSE, BRIEF = "program", "prose", "brief"
+# Call one sample: (messages, temperature, sample index, stream it?, token cap or None) -> the completion.
+CallFn = Callable[[list[Message], float, int, bool, "int | None"], Completion]
 RunFn = Callable[[str, int], ProgramResult]  # (program, sample index) -> its result
 
 
 @dataclass
 class Sample:
-    way: str  # program or prose
+    way: str  # program, prose or brief
     temperature: float
     text: str
     answer: Answer | None
@@ -90,16 +96,43 @@ def uses_programs(kind: str, programs: bool) -> bool:
     return programs and kind not in (POLAR, CHOICE, SHORT, TEXT)
 
 
-def plan_samples(kind: str, programs: bool, k: int) -> list[tuple[str, bool]]:
-    """Which samples to take, in order, at most ``k``: (way, greedy?). Program first where
-    it fits; a prose answer next, so the vote mixes two ways of getting there."""
+# Sample orders: the samples to take first (way + "0" is that way's greedy sample),
+# then a cycle repeated up to the number allowed. P: a program, Q: a prose answer,
+# B: a brief answer (the answer alone, a few tokens). benchmarks/sample_order.py
+# measures each order's AUROC and seconds per answer kind.
+ORDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "mixed": (("P0", "Q0"), ("P", "Q")),
+    "programs": (("P0",), ("P",)),
+    "program-brief": (("P0", "B0"), ("P", "B")),
+    "programs-then-prose": (("P0", "P"), ("Q0", "P")),
+    "prose": (("Q0",), ("Q",)),
+    "prose-brief": (("Q0",), ("B",)),
+    "brief": (("B0",), ("B",)),
+}
+WAYS = {"P": "program", "Q": "prose", "B": "brief"}
+# The order each answer kind uses under sample_order = "auto" (the kinds not named: "mixed").
+AUTO_ORDER: dict[str, str] = {}
+
+
+def order_name(kind: str, setting: str) -> str:
+    return AUTO_ORDER.get(kind, "mixed") if setting == "auto" else setting
+
+
+def plan_samples(kind: str, programs: bool, k: int, order: str = "mixed") -> list[tuple[str, bool]]:
+    """Which samples to take, in order, at most ``k``: (way, greedy?). Without programs a
+    program becomes a prose answer (so "programs" is "prose" there)."""
     if kind == TEXT:
         return [(PROSE, True)]  # open text has no answer to compare: one answer, no vote
-    if uses_programs(kind, programs):
-        ways = [(PROGRAM, True), (PROSE, True)] + [(PROGRAM if i % 2 == 0 else PROSE, False) for i in range(k)]
-    else:
-        ways = [(PROSE, True)] + [(PROSE, False)] * k
-    return ways[:k]
+    lead, cycle = ORDERS[order]
+    tokens = list(lead) + [cycle[i % len(cycle)] for i in range(k)]
+    plan: list[tuple[str, bool]] = []
+    for token in tokens:
+        way = WAYS[token[0]]
+        if way == PROGRAM and not uses_programs(kind, programs):
+            way = PROSE
+        greedy = token.endswith("0") and (way, True) not in plan  # one greedy sample per way: it is deterministic
+        plan.append((way, greedy))
+    return plan[:k]
 
 
 class Answerer:
@@ -127,13 +160,15 @@ class Answerer:
         prompt = short_messages(prose) if kind == SHORT else prose
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples
-        plan = plan_samples(kind, writes, most)
+        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order))
         target = min(s.samples, len(plan))
         taken: list[Sample] = []
         while len(taken) < target:
             way, greedy = plan[len(taken)]
             temperature = 0.0 if greedy else s.sample_temperature
             taken.append(self._sample(way, prompt, kind, task, temperature, len(taken), call, run))
+            if len(taken) == 1 and taken[0].answer is None and (PROSE, True) not in plan:
+                plan = [plan[0], (PROSE, True), *plan[1:]][:most]  # no greedy answer: a prose one takes its place
             if len(taken) == target < len(plan) and early_stop and _split(taken):
                 target = len(plan)  # the first samples split: draw more before deciding
             if early_stop and s.early_stop and _decided(taken, target, tau):
@@ -144,11 +179,13 @@ class Answerer:
 
     def _sample(self, way: str, prose: list[Message], kind: str, task: str, temperature: float, i: int,
                 call: CallFn, run: RunFn) -> Sample:
-        if way == PROSE:
-            result = call(prose, temperature, i, i == 0)
+        if way in (PROSE, BRIEF):
+            brief = way == BRIEF
+            messages = brief_messages(prose, kind) if brief else prose
+            result = call(messages, temperature, i, i == 0 and not brief, BRIEF_MAX_TOKENS if brief else None)
             answer = read_answer(result.text, kind, task)
-            return Sample(PROSE, temperature, result.text.strip(), answer, prob=result.confidence)
-        result = call(program_messages(prose), temperature, i, False)
+            return Sample(way, temperature, result.text.strip(), answer, prob=result.confidence)
+        result = call(program_messages(prose), temperature, i, False, None)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
@@ -161,7 +198,7 @@ class Answerer:
         features = _features(taken, kind)
         ordered = _answer_first(taken)
         if ordered is None:  # no sample stated an answer: keep the greedy text, if any, and say so
-            text = next((t.text for t in taken if t.way == PROSE and t.text), "")
+            text = next((t.text for t in taken if t.way != PROGRAM and t.text), "")
             why = degenerate(text) or ("no answer could be read from the reply" if text else "empty answer")
             return LocalAnswer(text, why if kind != TEXT or not text else None, None, None, features, taken)
         best = ordered[0]
@@ -171,7 +208,7 @@ class Answerer:
             features["mean_prob"] = best.prob
         # A program's answer is what it computed, as written ("12:15, 15" stays that, not a re-read of it).
         text = program_answer(best.value or best.answer.show()) if best.way == PROGRAM else best.text
-        failure = degenerate(best.text if best.way == PROSE else best.program or "")
+        failure = degenerate(best.text if best.way != PROGRAM else best.program or "")
         confidence = agree.with_answer if len(taken) > 1 else None
         if failure is None and confidence is not None and confidence < tau:
             failure = f"low agreement ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"

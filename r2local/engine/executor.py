@@ -281,9 +281,10 @@ class Executor:
         tier = path.tier
         task = self._task(run, node)
 
-        def call(messages: list[Message], temperature: float, sample: int, stream: bool) -> Completion:
+        def call(messages: list[Message], temperature: float, sample: int, stream: bool,
+                 max_tokens: int | None) -> Completion:
             return self.call(run, node, tier, messages, path.came_from, temperature=temperature, sample=sample,
-                             stream=stream)
+                             stream=stream, max_tokens=max_tokens)
 
         def program(source: str, sample: int) -> ProgramResult:
             return self.programs.run(source, CallRecord(Role.PROGRAM, tier.name, "sandbox", "asteval", run.question_id,
@@ -334,7 +335,7 @@ class Executor:
     # -- one call, with retries ------------------------------------------------
     def call(self, run: Run, node: Node, tier: Tier, messages: list[Message], came_from: str | None, *,
              temperature: float = 0.0, sample: int | None = None, stream: bool = True,
-             role: Role | None = None) -> Completion:
+             role: Role | None = None, max_tokens: int | None = None) -> Completion:
         """One call through the gates and the recorder; a cloud call retries transient errors.
 
         The one path every answering call takes (subtask, sample, final, shadow): its ledger
@@ -354,11 +355,12 @@ class Executor:
                 sample=sample, reserved_usd=ticket.estimate if ticket.cloud else None,
                 redactions=ticket.redaction.total if ticket.cloud else None,
             )
-            params = {"max_tokens": tier.config.max_tokens, "temperature": temperature, "sample": sample}
+            cap = min(max_tokens or tier.config.max_tokens, tier.config.max_tokens)
+            params = {"max_tokens": cap, "temperature": temperature, "sample": sample}
             spec = CallSpec(record, ticket.messages, params, self.gates.admission(ticket), tier.cost)
             try:
                 result = self.recorder.call(
-                    spec, lambda: self._complete(run, node, tier, ticket, temperature, stream, sample or 0),
+                    spec, lambda: self._complete(run, node, tier, ticket, temperature, stream, sample or 0, cap),
                     lambda exc, ms: self._failed(tier, ticket, exc, ms),
                 )
             except BackendError as exc:
@@ -378,11 +380,11 @@ class Executor:
         raise AssertionError("unreachable")
 
     def _complete(self, run: Run, node: Node, tier: Tier, ticket: Ticket, temperature: float,
-                  stream: bool, sample: int = 0) -> Completion:
+                  stream: bool, sample: int, max_tokens: int) -> Completion:
         on_text, flush = ticket.stream(self._streamer(run, node) if stream else None)
         backend = self.pool.backend(tier)
         seed = _seed(ticket.messages, sample) if temperature > 0 else None
-        result = complete(backend, ticket.messages, max_tokens=tier.config.max_tokens, temperature=temperature,
+        result = complete(backend, ticket.messages, max_tokens=max_tokens, temperature=temperature,
                           cancel=run.cancel, on_text=on_text, seed=seed)
         flush()
         ticket.ran = True

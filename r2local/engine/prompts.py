@@ -19,6 +19,19 @@ SHORT_SYSTEM = (
     "Answer the question correctly. Start with the short answer itself (a name, a place, a date, a number or a "
     "term), then add at most one sentence."
 )
+# A vote sample only has to state an answer to be compared: without the working it
+# costs a tenth of a prose answer's tokens (see benchmarks/sample_order.py). It names
+# the kind of answer: a list of every kind ("a number, yes or no, ...") had the 0.5B
+# reply "Yes" to "What is 25% of 60?".
+BRIEF_SYSTEM = "Reply with the final answer only, no working and no sentence around it: {what}."
+BRIEF_WHAT = {
+    "number": "the number, with its unit if it has one",
+    "clock": "the time",
+    "yes/no": "yes or no",
+    "choice": "the letter of the correct option",
+    "short": "the name, place, date or term asked for",
+}
+BRIEF_MAX_TOKENS = 32
 STEP_SYSTEM = (
     "You answer one step of a larger question. Use the results of earlier steps when given. "
     "Answer the step directly and briefly: the key working, then the result."
@@ -45,6 +58,16 @@ def short_messages(prose: list[Message]) -> list[Message]:
     if prose and prose[0]["role"] == "system" and prose[0]["content"] == SINGLE_SYSTEM:
         return [{"role": "system", "content": SHORT_SYSTEM}, *prose[1:]]
     return prose
+
+
+def brief_messages(prose: list[Message], kind: str) -> list[Message]:
+    """A vote sample's prompt for the same task as ``prose``: its system message asks for the answer
+    alone, of the ``kind`` the task asks for."""
+    system = prose[0]["content"] if prose and prose[0]["role"] == "system" else ""
+    earlier = system.partition("\n\nEarlier in this conversation")[2]  # a summary rides in the system message
+    rest = prose[1:] if system else prose
+    head = BRIEF_SYSTEM.format(what=BRIEF_WHAT.get(kind, "a short answer")) + (f"\n\nEarlier in this conversation{earlier}" if earlier else "")
+    return [{"role": "system", "content": head}, *rest]
 
 
 def step_messages(question: str, node: Node, deps: list[Node]) -> list[Message]:
