@@ -127,3 +127,24 @@ def test_each_band_gets_the_threshold_that_buys_the_most_right_answers():
     tight = fit_policy(outcomes(rows), tiers(), bands=2, min_per_band=10, votes=easy + hard, cloud_share=0.1)
     assert all(b.agree_below == 0.0 for b in tight.bands)  # 8 escalations would exceed the 10 % share
     assert RoutePolicy.from_json(policy.to_json()) == policy
+
+
+def test_an_answer_kind_with_enough_measurements_gets_its_own_bands():
+    # Sums: the local tier is right; capital cities: it is right one time in ten, the cloud nearly always.
+    sums = [GradedAnswer(i / 40, t, ok, NUMBER) for i in range(20)
+            for t, ok in (("small", False), ("local", True), ("cloud", True))]
+    facts = [GradedAnswer(i / 40, t, ok, "short") for i in range(20)
+             for t, ok in (("small", False), ("local", i % 10 == 0), ("cloud", i != 7))]
+    few = [GradedAnswer(0.3, t, ok, POLAR) for t, ok in (("small", False), ("local", False), ("cloud", True))]
+    policy = fit_policy(sums + facts + few, tiers(), bands=2, min_per_band=10)
+    assert set(policy.kinds) == {NUMBER, "short"}  # yes/no has one measured question: it uses the general bands
+    assert [(b.route, b.tier) for b in policy.kinds["short"]] == [(Route.WHOLE_CLOUD, "cloud")]
+    assert [(b.route, b.tier) for b in policy.kinds[NUMBER]] == [(Route.WHOLE_LOCAL, "local")]
+    assert policy.for_question("What is the capital of Peru?", 0.1) == (policy.kinds["short"][0], "short")
+    assert policy.for_question("What is 7 times 8?", 0.9) == (policy.kinds[NUMBER][0], NUMBER)
+    assert policy.for_question("Is 91 a prime number?", 0.1) == (policy.band(0.1), None)
+    assert RoutePolicy.from_json(policy.to_json()) == policy
+    # A policy saved before answer kinds existed still loads, with none.
+    old = policy.to_json()
+    del old["kinds"]
+    assert RoutePolicy.from_json(old).kinds == {}

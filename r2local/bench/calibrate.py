@@ -29,7 +29,7 @@ def starting_policy(engine: Engine) -> RoutePolicy:
     names = {t.name for t in engine.pool.tiers}
     if cal is not None and cal.get("policy"):
         policy = RoutePolicy.from_json(cal["policy"])
-        if all(b.tier in names for b in policy.bands):
+        if policy.tier_names() <= names:
             return replace(policy, source=f"your last `r2local calibrate` ({cal['created_at'][:10]})")
     return engine.route_policy()
 

@@ -180,7 +180,7 @@ class Engine:
         names = {t.name for t in self.pool.tiers}
         if cal is not None and cal.get("policy"):
             policy = RoutePolicy.from_json(cal["policy"])
-            if all(b.tier in names for b in policy.bands):
+            if policy.tier_names() <= names:
                 return policy
         return default_policy(self.pool.tiers)
 

@@ -11,6 +11,11 @@ than every cheaper tier (so on arithmetic the 135M model gets nothing), and
 a band goes straight to the cloud only when no local tier is right often
 enough to be worth trying. With no measurements the policy is one band:
 the strongest local tier, with agreement deciding what climbs.
+
+Answer kinds differ more than difficulty bands do (the same 0.5B is right on
+nine in ten one-step sums and on a third of capital cities), so a kind with
+enough measured questions gets bands of its own, fitted on its questions
+alone; the other kinds use the bands fitted on everything.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from r2local.engine.kinds import answer_kind
 from r2local.vocab import Route
 
 if TYPE_CHECKING:
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
 
 MARGIN = 0.05  # a pricier tier must beat a cheaper one by more than this to get a band
 LOCAL_FLOOR = 0.2  # below this local accuracy, trying locally first only costs time
+KIND_MIN = 16  # measured questions an answer kind needs before it gets bands of its own
 PLAN = "plan"  # the tier name outcomes of the decompose route carry (the router's plan on local tiers)
 
 
@@ -45,25 +52,41 @@ class RoutePolicy:
     bands: list[Band]
     agree_below: float | None = None  # calibrated agreement threshold; None: [executor] agree_below
     source: str = "default"
+    kinds: dict[str, list[Band]] = field(default_factory=dict)  # answer kind -> its own bands, where measured
 
-    def band(self, difficulty: float | None) -> Band:
+    def band(self, difficulty: float | None, kind: str | None = None) -> Band:
+        """The band of a question rated ``difficulty`` that asks for an answer of ``kind``."""
+        bands = self.kinds.get(kind, self.bands) if kind else self.bands
         if difficulty is None:  # too long to rate: the last band
-            return self.bands[-1]
-        edges = [b.upto for b in self.bands[:-1]]
-        return self.bands[bisect.bisect_left(edges, difficulty)]
+            return bands[-1]
+        edges = [b.upto for b in bands[:-1]]
+        return bands[bisect.bisect_left(edges, difficulty)]
+
+    def for_question(self, question: str, difficulty: float | None) -> tuple[Band, str | None]:
+        """The band for ``question``, and its answer kind when that kind has bands of its own."""
+        kind = answer_kind(question)
+        return self.band(difficulty, kind), (kind if kind in self.kinds else None)
+
+    def tier_names(self) -> set[str]:
+        """Every tier some band sends questions to (a saved policy fits a pool only if it has them all)."""
+        return {b.tier for bands in [self.bands, *self.kinds.values()] for b in bands}
 
     def threshold(self, band: Band) -> float | None:
         """The agreement threshold for a question in ``band``: its own, else the policy's."""
         return band.agree_below if band.agree_below is not None else self.agree_below
 
     def to_json(self) -> dict[str, Any]:
-        return {"bands": [asdict(b) for b in self.bands], "agree_below": self.agree_below, "source": self.source}
+        return {"bands": [asdict(b) for b in self.bands], "agree_below": self.agree_below, "source": self.source,
+                "kinds": {k: [asdict(b) for b in bands] for k, bands in self.kinds.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "RoutePolicy":
-        bands = [Band(b["upto"], Route(b["route"]), b["tier"], b.get("accuracy", {}), b.get("n", 0), b.get("agree_below"))
-                 for b in data["bands"]]
-        return cls(bands, data.get("agree_below"), data.get("source", "calibration"))
+        def read(bands: list[dict[str, Any]]) -> list[Band]:
+            return [Band(b["upto"], Route(b["route"]), b["tier"], b.get("accuracy", {}), b.get("n", 0),
+                         b.get("agree_below")) for b in bands]
+
+        kinds = {k: read(v) for k, v in (data.get("kinds") or {}).items()}  # a policy saved before kinds has none
+        return cls(read(data["bands"]), data.get("agree_below"), data.get("source", "calibration"), kinds)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json())
@@ -88,29 +111,54 @@ class GradedAnswer:
     difficulty: float
     tier: str
     correct: bool
+    kind: str | None = None  # the answer kind the question asks for
 
 
 def fit_policy(outcomes: list[GradedAnswer], tiers: list["Tier"], *, bands: int = 4, min_per_band: int = 8,
                agree_below: float | None = None, source: str = "calibration", votes: list["Vote"] | None = None,
                cloud_share: float | None = None) -> RoutePolicy:
     """Bands by difficulty quantile, each given the cheapest tier that no pricier one beats, and,
-    with ``votes``, its own agreement threshold.
+    with ``votes``, its own agreement threshold; the same again for each answer kind with at least
+    ``KIND_MIN`` measured questions (see ``_fit_bands`` for the other arguments).
+
+    Args:
+        agree_below: the policy-wide agreement threshold (for bands without their own).
+        source: what the policy was fitted on, as shown when it routes.
+    """
+    if not outcomes:
+        return default_policy(tiers)
+    general = _fit_bands(outcomes, tiers, bands, min_per_band, votes, cloud_share)
+    kinds: dict[str, list[Band]] = {}
+    for kind in sorted({o.kind for o in outcomes if o.kind}):
+        mine = [o for o in outcomes if o.kind == kind]
+        if _questions(mine) >= KIND_MIN:
+            own = [v for v in votes or [] if v.kind == kind]
+            kinds[kind] = _fit_bands(mine, tiers, bands, min_per_band, own or None, cloud_share)
+    return RoutePolicy(general, agree_below, source, kinds)
+
+
+def _questions(outcomes: list[GradedAnswer]) -> int:
+    return len(outcomes) // max(1, len({o.tier for o in outcomes}))
+
+
+def _fit_bands(outcomes: list[GradedAnswer], tiers: list["Tier"], bands: int, min_per_band: int,
+               votes: list["Vote"] | None, cloud_share: float | None) -> list[Band]:
+    """Bands by difficulty quantile for ``outcomes``.
 
     Args:
         outcomes: graded whole-question answers, several tiers per question.
         tiers: the pool's tiers, cheapest first.
         bands: how many difficulty bands at most (fewer when data is thin).
         min_per_band: questions a band needs, so that its accuracies mean something.
-        agree_below: the policy-wide agreement threshold (for bands without their own).
         votes: local answers with their agreement and both grades, and the question's difficulty:
             each whole-local band then gets the threshold that spends escalations where they
             help most (see ``band_thresholds``).
         cloud_share: at most this share of the votes escalated, over all bands (None: best accuracy).
     """
     if not outcomes:
-        return default_policy(tiers)
+        return default_policy(tiers).bands
     scores = sorted(o.difficulty for o in outcomes)  # every question once per tier: quantiles are unchanged
-    questions = len(outcomes) // max(1, len({o.tier for o in outcomes}))
+    questions = _questions(outcomes)
     count = max(1, min(bands, questions // max(1, min_per_band)))
     edges = sorted({scores[min(len(scores) - 1, (len(scores) * k) // count - 1)] for k in range(1, count)})
     out: list[Band] = []
@@ -122,7 +170,7 @@ def fit_policy(outcomes: list[GradedAnswer], tiers: list["Tier"], *, bands: int 
             out.append(_band(upto, inside, tiers))
     if votes:
         out = band_thresholds(out, votes, cloud_share)
-    return RoutePolicy(_merge(out) or default_policy(tiers).bands, agree_below, source)
+    return _merge(out) or default_policy(tiers).bands
 
 
 def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"]) -> Band:
@@ -171,6 +219,7 @@ class Vote:
     local_correct: bool
     cloud_correct: bool
     difficulty: float | None = None  # the router's rating of the question
+    kind: str | None = None  # the answer kind the question asks for
 
 
 def _choices(votes: list[Vote]) -> list[tuple[float, int, int]]:

@@ -162,20 +162,23 @@ class RoutePlanner:
                        choice)
 
 
-def _choose(job: Job, policy: "RoutePolicy", score: "Score | None") -> RouteChoice:
-    """The route the policy's band gives a rated text; whole-cloud only if the cloud is usable now."""
+def _choose(job: Job, policy: "RoutePolicy", score: "Score | None", text: str | None = None) -> RouteChoice:
+    """The route the policy's band gives a rated text (the question, or ``text``: one part of it);
+    whole-cloud only if the cloud is usable now."""
     d = score.difficulty if score is not None else None
-    band = policy.band(d)
+    band, kind = policy.for_question(text or job.question, d)
     route, tier = band.route, tier_index(job.tiers, band.tier)
-    why = _why(band, d, policy.source)
+    why = _why(band, d, policy.source, kind)
     if route == Route.WHOLE_CLOUD and tier not in {t.index for t in job.allowed}:
         route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
         why += "; the cloud is not usable now, so a local tier tries"
     return RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band), policy)
 
 
-def _why(band: "Band", d: float | None, source: str) -> str:
+def _why(band: "Band", d: float | None, source: str, kind: str | None = None) -> str:
     rated = f"difficulty {d:.2f}" if d is not None else "too long to rate"
+    if kind:
+        rated += f", {kind} answers (their own bands)"
     if not band.accuracy:
         return f"{rated}; no measurements yet ({source}): {band.tier} answers, agreement decides if it climbs"
     measured = ", ".join(f"{k} {v:.0%}" for k, v in band.accuracy.items())
@@ -230,7 +233,7 @@ def _part_decisions(job: Job, r: RouteChoice, nodes: list[Node], up: int | None)
             out[node.id] = Decision(r.tier, DecisionSource.POLICY, escalate=False)
             continue
         score = job.router.score(job.question_id, node.id, job.rated_as(node.text), node.text, role=Role.ROUTE)
-        choice = _choose(job, policy, score)
+        choice = _choose(job, policy, score, node.text)
         if choice.route == Route.DECOMPOSE:  # a part is not split further: its band's local tier answers it whole
             choice = dataclasses.replace(choice, route=Route.WHOLE_LOCAL, reason=choice.reason + "; answered whole")
         out[node.id] = dataclasses.replace(_decision(choice, up), reason=f"{choice.route}: {choice.reason}")
