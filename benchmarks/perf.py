@@ -66,11 +66,20 @@ def bench_gen(reps: int, tokens: int = 128) -> None:
     ours.close()
 
 
-def _demo_engine(home: Path, threads: int):
+def _demo_engine(home: Path, threads: int, by_path: bool = False, **executor):
+    """The demo pool's engine; ``by_path``: its local models given as .gguf paths, not manifest names."""
     from r2local.engine.core import Engine
     from r2local.store.ledger import Ledger
 
-    cfg = {"pool": "demo", "runtime": {"threads": threads, "threads_per_model": 1}}
+    cfg = {"pool": "demo", "runtime": {"threads": threads, "threads_per_model": 1}, "executor": executor}
+    if by_path:
+        from r2local import paths
+
+        gguf = {name: str(paths.models_dir() / f"{name}.gguf")
+                for name in ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct")}
+        cfg["router"] = {"model": gguf["qwen2.5-coder-0.5b-instruct"]}
+        cfg["tiers"] = [{"name": "local-small", "backend": "llamacpp", "model": gguf["smollm2-135m-instruct"]},
+                        {"name": "local", "backend": "llamacpp", "model": gguf["qwen2.5-coder-0.5b-instruct"]}]
     settings = parse_settings(cfg, home / "config.toml")
     return Engine(settings, ledger=Ledger(home / "r2local.db"))
 

@@ -51,22 +51,23 @@ from r2local.tasks.graders import grade
 
 SETS = Path(__file__).parent / "sets"
 BRIEF_HEAD = BRIEF_SYSTEM.partition("{")[0]
-SAMPLED = {"P": 5, "Q": 2, "B": 5}  # sampled draws cached per way (prose is the dear one)
+SAMPLED = {"P": 5, "Q": 1, "B": 5}  # sampled draws cached per way (prose is the dear one: 20-40 s a draw here)
 SAMPLED_NO_PROGRAM = {"Q": 5, "B": 5}
 
 
 def questions(generated: int, parts: int) -> list[dict]:
-    items = [vars(i) for name in ("one_step", "multi_step") for i in read_jsonl(SETS / f"{name}.jsonl")]
-    items += [vars(i) for i in load("generated", generated, 0)[0]]
+    """Every family's questions, interleaved: a run stopped early still has some of each."""
+    families = [[vars(i) for i in read_jsonl(SETS / f"{name}.jsonl")] for name in ("one_step", "multi_step")]
+    families.append([vars(i) for i in load("generated", generated, 0)[0]])
     rng = random.Random(7)
     for kind in ("fact", "yesno", "choice"):
-        seen: set[str] = set()
+        made: dict[str, dict] = {}
         for _ in range(parts * 4):
             p = MAKERS[kind](rng)
-            if p["question"] not in seen and len(seen) < parts:
-                seen.add(p["question"])
-                items.append({"id": f"{kind}-{len(seen)}", "question": p["question"], "answer": p["answer"],
-                              "grader": p["grader"], "choices": p.get("choices")})
+            if len(made) < parts:
+                made.setdefault(p["question"], {"id": f"{kind}-{len(made) + 1}", **p})
+        families.append(list(made.values()))
+    items = [f[i] for i in range(max(map(len, families))) for f in families if i < len(f)]
     return [{k: it.get(k) for k in ("id", "question", "answer", "grader", "choices")} for it in items]
 
 
@@ -156,6 +157,8 @@ def replay(rows: list[dict], order: str, settings) -> list[dict]:
         res = answerer.answer(single_messages(row["question"]), row["question"], True, r.call, r.run)
         right = bool(res.answer) and grade(row["grader"], res.answer, row["answer"], row.get("choices"))
         out.append({"kind": row["kind"], "right": right, "conf": 1.0 if res.confidence is None else res.confidence,
+                    "prob": res.features.get("mean_prob", 1.0), "family": row["id"].rsplit("-", 1)[0],
+                    "program_ok": res.features.get("program_ok", -1.0),
                     "kept": res.failure is None, "s": r.seconds, "tokens": r.tokens, "n": len(res.samples)})
     return out
 
@@ -174,15 +177,57 @@ def report(args) -> None:
         for order in ORDERS:
             res = replay(subset, order, settings)
             au = auroc([1 - x["conf"] for x in res], [not x["right"] for x in res])
+            au_p = auroc([1 - x["prob"] for x in res], [not x["right"] for x in res])
             kept_wrong = sum(x["kept"] and not x["right"] for x in res)
             lines.append([family, order, str(len(res)), f"{sum(x['right'] for x in res) / len(res):.0%}",
-                          "-" if au is None else f"{au:.3f}", f"{sum(x['kept'] for x in res)}", str(kept_wrong),
+                          "-" if au is None else f"{au:.3f}", "-" if au_p is None else f"{au_p:.3f}",
+                          f"{sum(x['kept'] for x in res)}", str(kept_wrong),
                           f"{statistics.mean(x['n'] for x in res):.1f}", f"{statistics.median(x['s'] for x in res):.2f}",
                           f"{statistics.mean(x['s'] for x in res):.2f}"])
     print(f"\n## Sample orders replayed from cached samples (Qwen2.5-Coder-0.5B, agree_below {args.agree_below},"
           f" samples 3, max_samples 6)\n")
-    print(table(["questions", "order", "n", "right", "AUROC", "kept", "kept wrong", "samples", "median s", "mean s"],
-                lines, right=set(range(2, 10))))
+    print(table(["questions", "order", "n", "right", "AUROC", "prob AUROC", "kept", "kept wrong", "samples",
+                 "median s", "mean s"], lines, right=set(range(2, 11))))
+    combined(rows, args.combined, settings)
+
+
+def _fit_logistic(x, y, l2: float = 1.0, steps: int = 3000):
+    import numpy as np
+
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):  # plain gradient descent: a handful of features, a few hundred rows
+        p = 1 / (1 + np.exp(-x @ w))
+        w -= 0.5 * (x.T @ (p - y) / len(y) + l2 * w / len(y))
+    return w
+
+
+def _design(res: list[dict], kinds: list[str]):
+    import numpy as np
+
+    return np.array([[1.0, r["conf"], r["prob"], float(r["program_ok"] == 1.0), float(r["program_ok"] == 0.0)]
+                     + [float(r["kind"] == k) for k in kinds] for r in res])
+
+
+def combined(rows: list[dict], order: str, settings) -> None:
+    """Agreement alone against one fitted probability of "wrong" from agreement, mean token
+    probability, the program's status and the answer kind: leave-one-family-out AUROC."""
+    import numpy as np
+
+    res = replay(rows, order, settings)
+    kinds = sorted({r["kind"] for r in res})
+    lines = []
+    for family in sorted({r["family"] for r in res}):
+        train = [r for r in res if r["family"] != family]
+        test = [r for r in res if r["family"] == family]
+        w = _fit_logistic(_design(train, kinds), np.array([float(not r["right"]) for r in train]))
+        score = list(_design(test, kinds) @ w)
+        wrong = [not r["right"] for r in test]
+        a, c = auroc([1 - r["conf"] for r in test], wrong), auroc(score, wrong)
+        lines.append([family, str(len(test)), str(sum(wrong)), "-" if a is None else f"{a:.3f}",
+                      "-" if c is None else f"{c:.3f}"])
+    print(f"\n## One probability from all the signals vs agreement alone (order {order}; fitted on the other"
+          f" families, scored on this one)\n")
+    print(table(["held-out family", "n", "wrong", "agreement AUROC", "combined AUROC"], lines, right={1, 2, 3, 4}))
 
 
 def main() -> None:
@@ -197,6 +242,7 @@ def main() -> None:
     r = sub.add_parser("report")
     r.add_argument("cache", nargs="+")
     r.add_argument("--agree-below", type=float, default=0.6)
+    r.add_argument("--combined", default="auto", help="the order whose signals the combined probability uses")
     args = ap.parse_args()
     collect(args) if args.cmd == "collect" else report(args)
 

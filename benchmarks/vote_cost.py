@@ -1,6 +1,6 @@
 """What the vote costs: r2local against the local model asked directly, per question. Prints tables. Not a test.
 
-    python -m benchmarks.vote_cost [--sets one_step,multi_step] [--n 0] [--cold 3] [--threads 1]
+    python -m benchmarks.vote_cost [--sets one_step,multi_step] [--orders mixed,auto] [--n 0] [--cold 3] [--threads 1]
 
 For each question of our own sets (benchmarks/sets/, never tuned on): the
 demo pool's Qwen2.5-Coder-0.5B asked directly (prose, greedy, same prompt
@@ -8,7 +8,9 @@ r2local uses for a whole question) against r2local warm in one process
 (local-only), with r2local's milliseconds split into routing (the router's
 rating), answer (the greedy program or prose, and its sandbox run) and vote
 (every further sample), and the samples taken and their output tokens, all
-read from the ledger. ``--cold N`` also times N questions as a user's
+read from the ledger. ``--orders`` runs r2local once per sample order
+([executor] sample_order; "mixed" is the order before orders were measured),
+on the same questions against the same direct timings. ``--cold N`` also times N questions as a user's
 ``r2local ask`` (a new process each: model loading included) and prints the
 extra over warm. Run it on a quiet machine.
 """
@@ -58,10 +60,13 @@ def _direct(engine, question: str) -> tuple[str, float]:
     return reply.text, time.perf_counter() - start
 
 
-def warm_rows(engine, items) -> tuple[list[list[str]], dict[str, list[float]]]:
+def warm_rows(engine, items, direct: dict[str, tuple[str, float]]) -> tuple[list[list[str]], dict[str, list[float]]]:
+    """One row per item; ``direct`` caches the model asked directly (filled on first use)."""
     rows, stats = [], {"direct": [], "r2local": [], "vote_share": [], "right_d": [], "right_r": []}
     for it in items:
-        text, t_direct = _direct(engine, it.question)
+        if it.question not in direct:
+            direct[it.question] = _direct(engine, it.question)
+        text, t_direct = direct[it.question]
         r = engine.ask(it.question, local_only=True)
         s = split_ms(engine, r.question_id)
         total = r.latency_ms
@@ -95,24 +100,42 @@ def report(name: str, rows, stats) -> None:
           f" right: direct {sum(stats['right_d'])}/{len(rows)}, r2local {sum(stats['right_r'])}/{len(rows)}")
 
 
+def _summary(name: str, order: str, stats) -> list[str]:
+    med = statistics.median
+    n = len(stats["direct"])
+    return [name, order, f"{med(stats['direct']):.2f}", f"{med(stats['r2local']):.2f}",
+            f"{med(stats['r2local']) / med(stats['direct']):.2f}", f"{med(stats['vote_share']):.0%}",
+            f"{sum(stats['right_d'])}/{n}", f"{sum(stats['right_r'])}/{n}"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="one_step,multi_step")
     ap.add_argument("--n", type=int, default=0, help="first N questions of each set (0: all)")
     ap.add_argument("--cold", type=int, default=3, help="questions also timed as a new `r2local ask` process")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--orders", default="auto", help="sample orders to run r2local with, comma-separated")
+    ap.add_argument("--by-path", action="store_true", help="give the local models as .gguf paths, not manifest names")
     args = ap.parse_args()
+    direct: dict[str, tuple[str, float]] = {}
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        engine = _demo_engine(Path(tmp), args.threads)
-        engine.ask("What is 2 plus 2?", local_only=True)  # load the models before timing
-        warm: dict[str, float] = {}
-        for name in args.sets.split(","):
-            items = read_jsonl(SETS / f"{name}.jsonl")
-            items = items[: args.n] if args.n else items
-            rows, stats = warm_rows(engine, items)
-            report(name, rows, stats)
-            warm.update(zip((it.question for it in items), stats["r2local"]))
-        engine.close()
+        for order in args.orders.split(","):
+            (Path(tmp) / order).mkdir()
+            engine = _demo_engine(Path(tmp) / order, args.threads, args.by_path, sample_order=order)
+            engine.ask("What is 2 plus 2?", local_only=True)  # load the models before timing
+            warm: dict[str, float] = {}
+            for name in args.sets.split(","):
+                items = read_jsonl(SETS / f"{name}.jsonl")
+                items = items[: args.n] if args.n else items
+                rows, stats = warm_rows(engine, items, direct)
+                report(f"{name}, sample order {order}{', models by path' if args.by_path else ''}", rows, stats)
+                warm.update(zip((it.question for it in items), stats["r2local"]))
+                summary.append(_summary(name, order, stats))
+            engine.close()
+        print("\n## Summary (medians)\n")
+        print(table(["set", "order", "direct s", "r2local s", "ratio", "vote share", "right direct", "right r2local"],
+                    summary, right=set(range(2, 8))))
         if args.cold:
             home = str(Path(tmp) / "cold")
             cold = [(q, cold_seconds(q, home), w) for q, w in list(warm.items())[: args.cold]]
