@@ -174,7 +174,7 @@ def report(args) -> None:
     lines = []
     for family, pick in families.items():
         subset = [r for r in rows if pick(r)]
-        for order in ORDERS:
+        for order in ORDERS if subset else []:
             res = replay(subset, order, settings)
             au = auroc([1 - x["conf"] for x in res], [not x["right"] for x in res])
             au_p = auroc([1 - x["prob"] for x in res], [not x["right"] for x in res])
@@ -219,6 +219,8 @@ def combined(rows: list[dict], order: str, settings) -> None:
     for family in sorted({r["family"] for r in res}):
         train = [r for r in res if r["family"] != family]
         test = [r for r in res if r["family"] == family]
+        if not train:
+            continue
         w = _fit_logistic(_design(train, kinds), np.array([float(not r["right"]) for r in train]))
         score = list(_design(test, kinds) @ w)
         wrong = [not r["right"] for r in test]

@@ -18,6 +18,7 @@ extra over warm. Run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -82,12 +83,41 @@ def warm_rows(engine, items, direct: dict[str, tuple[str, float]]) -> tuple[list
     return rows, stats
 
 
-def cold_seconds(question: str, home: str) -> float:
+def cold_seconds(question: str, home: str) -> tuple[float, float]:
+    """A new `r2local ask` process: its wall seconds, and the seconds its answer took inside it."""
     env = {**os.environ, "R2LOCAL_HOME": home}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "r2local", "--pool", "demo", "ask", question, "--local-only", "--json"],
-                   env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-m", "r2local", "--pool", "demo", "ask", question, "--local-only",
+                           "--json", "--no-server"], env=env, capture_output=True, stdin=subprocess.DEVNULL, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 2):  # 2: answered, but not marked done
+        raise SystemExit(f"r2local ask failed: {done.stderr[-2000:]}")
+    return wall, json.loads(done.stdout)["latency_ms"] / 1000
+
+
+LOAD = """
+import json, time
+t0 = time.perf_counter()
+from benchmarks.perf import _demo_engine
+from pathlib import Path
+import sys
+t1 = time.perf_counter()
+engine = _demo_engine(Path(sys.argv[1]), 1)
+t2 = time.perf_counter()
+engine.pool.backend(engine.pool.tier("local")).count_tokens("x")  # loads the model file
+t3 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "engine": t2 - t1, "model": t3 - t2}))
+"""
+
+
+def load_seconds(home: str) -> dict[str, float]:
+    """What a new process pays before it can answer: interpreter start, imports, the engine, the model."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LOAD, home], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent.parent, env={**os.environ, "R2LOCAL_HOME": home})
+    parts = json.loads(done.stdout.strip().splitlines()[-1])
+    parts["interpreter"] = time.perf_counter() - start - sum(parts.values())
+    return parts
 
 
 def report(name: str, rows, stats) -> None:
@@ -137,11 +167,16 @@ def main() -> None:
         print(table(["set", "order", "direct s", "r2local s", "ratio", "vote share", "right direct", "right r2local"],
                     summary, right=set(range(2, 8))))
         if args.cold:
-            home = str(Path(tmp) / "cold")
-            cold = [(q, cold_seconds(q, home), w) for q, w in list(warm.items())[: args.cold]]
+            home = Path(tmp) / "cold"
+            home.mkdir()
+            cold = [(q, *cold_seconds(q, str(home)), w) for q, w in list(warm.items())[: args.cold]]
+            load = load_seconds(str(home))
             print("\n## Cold `r2local ask` (a new process, models loaded) vs the same question warm\n")
-            print(table(["question", "cold s", "warm s", "extra s"],
-                        [[q[:48], f"{c:.2f}", f"{w:.2f}", f"{c - w:.2f}"] for q, c, w in cold], right={1, 2, 3}))
+            print(table(["question", "cold s", "answer inside s", "warm s", "extra s"],
+                        [[q[:48], f"{c:.2f}", f"{i:.2f}", f"{w:.2f}", f"{c - w:.2f}"] for q, c, i, w in cold],
+                        right={1, 2, 3, 4}))
+            print("\nWhat a new process pays before answering (timed alone): "
+                  + ", ".join(f"{k} {v:.2f} s" for k, v in load.items()))
 
 
 if __name__ == "__main__":

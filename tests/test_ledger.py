@@ -127,7 +127,7 @@ def test_a_ledger_from_before_answer_kinds_upgrades_with_nothing_lost(tmp_path):
                            "answer": "4", "status": "done", "working": "answer = 2 + 2"})
     db.conn.close()
     ledger = Ledger(path)
-    assert ledger.applied == ["m007_answer_kind", "m008_conversations"]
+    assert ledger.applied == ["m007_answer_kind", "m008_conversations", "m009_subtask_route"]
     [row] = ledger.db["subtasks"].rows
     assert (row["answer"], row["working"], row["answer_kind"], row["programs"]) == ("4", "answer = 2 + 2", None, None)
 
@@ -142,7 +142,7 @@ def test_a_ledger_from_before_conversations_upgrades_with_nothing_lost(tmp_path)
     db.conn.close()
 
     ledger = Ledger(path)
-    assert ledger.applied == ["m007_answer_kind", "m008_conversations"]
+    assert ledger.applied == ["m007_answer_kind", "m008_conversations", "m009_subtask_route"]
     for table, rows in before.items():
         now = list(ledger.db[table].rows)
         assert [{k: new[k] for k in old} for old, new in zip(rows, now)] == rows, table

@@ -104,6 +104,7 @@ def test_only_the_doubted_part_goes_to_the_cloud_and_only_its_text(r2home, scrip
     assert subtasks[4]["kind"] == "compose" and subtasks[4]["answer"] == result.answer
     stored = engine_with(r2home, router).ledger.question(result.question_id)
     assert stored["route"] == "parts" and [s["kind"] for s in stored["subtasks"]] == ["part"] * 3 + ["compose"]
+    assert stored["subtasks"][2]["route_reason"] == subtasks[3]["route_reason"]  # each part's route is kept
     assert {c["subtask_id"] for c in stored["calls"] if c["tier"] == "cloud"} == {3}
 
 

@@ -212,3 +212,11 @@ def m008_conversations(db: sqlite_utils.Database) -> None:
     db["questions"].add_column("conversation_id", str)
     db["questions"].add_column("turn", int)  # 1, 2, ... within its conversation
     db["questions"].create_index(["conversation_id", "turn"])
+
+
+@migration
+def m009_subtask_route(db: sqlite_utils.Database) -> None:
+    # A part of a compound question is rated and routed on its own: its route and
+    # why (``whole-local on local: ...``) belong to the part, as the question's own
+    # route_reason belongs to the question.
+    db["subtasks"].add_column("route_reason", str)

@@ -112,6 +112,7 @@ def subtask_row(question_id: str, node: Node) -> dict[str, Any]:
         "features": json.dumps(node.features) if node.features else None,
         "decision_source": node.decision_source, "decided_tier": node.decided_tier, "working": node.working,
         "answer_kind": node.answer_kind, "programs": None if node.programs is None else int(node.programs),
+        "route_reason": node.route_reason,
     }
 
 
