@@ -148,3 +148,22 @@ def test_an_answer_kind_with_enough_measurements_gets_its_own_bands():
     old = policy.to_json()
     del old["kinds"]
     assert RoutePolicy.from_json(old).kinds == {}
+
+
+def test_the_bench_reports_agreement_auroc_per_answer_kind():
+    from r2local.bench.analysis import signals
+    from r2local.bench.runner import BenchRun
+    from r2local.tasks.datasets import Item
+
+    def local(i, conf, ok):
+        return ItemResult("all-local", f"q{i}", None, "", ok, "done", 0.0, 0.0, 0, 1, 0, 1.0, confidence=conf,
+                          mean_prob=0.9)
+
+    items = [Item(f"q{i}", q, "", "number") for i, q in enumerate(
+        ["What is 6 times 7?", "What is 9 plus 5?", "What is the capital of Peru?", "What is the capital of Chad?"])]
+    # Sums: agreement separates (the wrong one agreed less); capitals: it does not (the wrong one agreed fully).
+    run = BenchRun(items, ["all-local"], [local(0, 1.0, True), local(1, 0.33, False),
+                                          local(2, 0.67, True), local(3, 1.0, False)])
+    found = signals(run)
+    assert found["n"] == 4 and found["wrong"] == 2
+    assert found["kinds"][NUMBER]["agreement_auroc"] == 1.0 and found["kinds"]["short"]["agreement_auroc"] == 0.0

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from r2local.bench.runner import BenchRun, ItemResult
+from r2local.engine.kinds import answer_kind
 
 WHOLE = ("all-small", "all-local", "all-cloud")
 
@@ -102,10 +103,21 @@ def auroc(scores: list[float], wrong: list[bool]) -> float | None:
 
 
 def signals(run: BenchRun) -> dict[str, Any] | None:
-    """How well agreement and mean token probability flag wrong all-local answers."""
+    """How well agreement and mean token probability flag wrong all-local answers, overall and
+    per answer kind (the kind each question asks for, read from its wording)."""
     local = [o for o in run.of("all-local") if o.status == "done"]
     if not local:
         return None
+    out = _signal(local)
+    questions = {i.id: i.question for i in run.items}
+    by_kind: dict[str, list[ItemResult]] = {}
+    for o in local:
+        by_kind.setdefault(answer_kind(questions.get(o.item_id, "")), []).append(o)
+    out["kinds"] = {kind: _signal(mine) for kind, mine in sorted(by_kind.items())}
+    return out
+
+
+def _signal(local: list[ItemResult]) -> dict[str, Any]:
     with_conf = [o for o in local if o.confidence is not None]
     with_prob = [o for o in local if o.mean_prob is not None]
     return {

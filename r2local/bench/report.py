@@ -201,4 +201,8 @@ def _analysis_text(data: dict[str, Any]) -> list[str]:
         f = (lambda v: "n/a" if v is None else f"{v:.3f}")
         out += ["", (f"is the all-local answer wrong? AUROC of agreement {f(sg['agreement_auroc'])}, of mean token "
                      f"probability {f(sg['mean_prob_auroc'])} ({sg['wrong']} wrong of {sg['n']})")]
+        kinds = sg.get("kinds") or {}
+        if len(kinds) > 1:
+            rows = [[k, v["n"], v["wrong"], f(v["agreement_auroc"]), f(v["mean_prob_auroc"])] for k, v in kinds.items()]
+            out += [table(["answer kind", "n", "wrong", "agreement AUROC", "mean prob AUROC"], rows, right={1, 2, 3, 4})]
     return out
