@@ -31,7 +31,7 @@ from pathlib import Path
 
 from r2local.backends import Completion, Usage, complete
 from r2local.engine.answering import ORDERS, Answerer, uses_programs
-from r2local.engine.answers import SHORT, answer_kind
+from r2local.engine.answers import SHORT, answer_kind, read_answer, same
 from r2local.engine.prompts import (
     BRIEF_MAX_TOKENS,
     BRIEF_SYSTEM,
@@ -149,13 +149,22 @@ class Replay:
                              d.get("value"))
 
 
+def _right(row: dict, text: str) -> bool:
+    """Graded as the bench grades; a short answer (a name, a place) as the vote reads it, so "The
+    capital of Brazil is Brasília." answers "Brasilia" (the exact grader wants the name alone)."""
+    if row["kind"] == SHORT:
+        got, want = read_answer(text, SHORT, row["question"]), read_answer(row["answer"], SHORT, row["question"])
+        return got is not None and same(got, want)
+    return grade(row["grader"], text, row["answer"], row.get("choices"))
+
+
 def replay(rows: list[dict], order: str, settings) -> list[dict]:
     answerer = Answerer(settings.model_copy(update={"sample_order": order}))
     out = []
     for row in rows:
         r = Replay(row["samples"])
         res = answerer.answer(single_messages(row["question"]), row["question"], True, r.call, r.run)
-        right = bool(res.answer) and grade(row["grader"], res.answer, row["answer"], row.get("choices"))
+        right = bool(res.answer) and _right(row, res.answer)
         out.append({"kind": row["kind"], "right": right, "conf": 1.0 if res.confidence is None else res.confidence,
                     "prob": res.features.get("mean_prob", 1.0), "family": row["id"].rsplit("-", 1)[0],
                     "program_ok": res.features.get("program_ok", -1.0),
