@@ -188,15 +188,16 @@ def report(args) -> None:
             au = auroc([1 - x["conf"] for x in res], [not x["right"] for x in res])
             au_p = auroc([1 - x["prob"] for x in res], [not x["right"] for x in res])
             kept_wrong = sum(x["kept"] and not x["right"] for x in res)
+            sent_right = sum(not x["kept"] and x["right"] for x in res)  # escalated, though the local answer was right
             lines.append([family, order, str(len(res)), f"{sum(x['right'] for x in res) / len(res):.0%}",
                           "-" if au is None else f"{au:.3f}", "-" if au_p is None else f"{au_p:.3f}",
-                          f"{sum(x['kept'] for x in res)}", str(kept_wrong),
+                          f"{sum(x['kept'] for x in res)}", str(kept_wrong), str(sent_right),
                           f"{statistics.mean(x['n'] for x in res):.1f}", f"{statistics.median(x['s'] for x in res):.2f}",
                           f"{statistics.mean(x['s'] for x in res):.2f}"])
     print(f"\n## Sample orders replayed from cached samples (Qwen2.5-Coder-0.5B, agree_below {args.agree_below},"
           f" samples 3, max_samples 6)\n")
-    print(table(["questions", "order", "n", "right", "AUROC", "prob AUROC", "kept", "kept wrong", "samples",
-                 "median s", "mean s"], lines, right=set(range(2, 11))))
+    print(table(["questions", "order", "n", "right", "AUROC", "prob AUROC", "kept", "kept wrong", "sent right",
+                 "samples", "median s", "mean s"], lines, right=set(range(2, 12))))
     combined(rows, args.combined, settings)
 
 

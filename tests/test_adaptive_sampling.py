@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 from r2local.engine.prompts import BRIEF_SYSTEM, PROGRAM_SYSTEM, SINGLE_SYSTEM
 
@@ -157,3 +159,32 @@ def test_a_failed_program_hands_over_to_prose_and_brief_answers_vote(r2home, scr
     assert systems == [PROGRAM_SYSTEM, SINGLE_SYSTEM, BRIEF, PROGRAM_SYSTEM, BRIEF]
     # The failed program splits the first three; 4 of 5 agree once a sixth could not change "keep".
     assert node.confidence == 0.8
+
+
+def _programs_and_briefs(scripts, program_says: str, brief_says: str) -> None:
+    def big(messages):
+        if messages[0]["content"] == PROGRAM_SYSTEM:
+            return Step(f"```python\nanswer = {program_says}\n```")
+        return Step(brief_says)
+
+    scripts.by_model["big"] = big
+
+
+@pytest.mark.parametrize("agree_below, status, calls", [(None, Status.DONE, 5), (0.6, Status.ESCALATED, 6)])
+def test_numbers_vote_with_programs_and_brief_answers_at_their_measured_threshold(r2home, scripts, agree_below,
+                                                                                   status, calls):
+    # Every program says 42, every brief answer 41: under the auto order (program, brief, ...) three
+    # agreeing programs keep the answer at its measured threshold (0.5); a user's 0.6 escalates it.
+    _programs_and_briefs(scripts, "6 * 7", "41")
+    scripts.by_model["cloud"] = [Step("42")]
+    executor = {"samples": 3, "max_samples": 6} | ({} if agree_below is None else {"agree_below": agree_below})
+    cfg = scripted_config(executor=executor)
+    cfg["tiers"][1]["programs"] = True
+    engine = Engine(settings_from(cfg, r2home))
+    result = engine.ask(SUM, strategy=Strategy("scripted", FixedPlan(single_plan(SUM)), Fixed(1)))
+    [node] = result.nodes
+    assert node.status == status
+    systems = [m[0]["content"] for m in scripts.calls["big"]]
+    assert systems == [PROGRAM_SYSTEM, BRIEF] * (calls // 2) + [PROGRAM_SYSTEM] * (calls % 2)
+    if status == Status.DONE:
+        assert (node.answer, node.confidence, node.working) == ("The answer is 42.", 0.6, "answer = 6 * 7")
