@@ -167,3 +167,11 @@ def test_the_bench_reports_agreement_auroc_per_answer_kind():
     found = signals(run)
     assert found["n"] == 4 and found["wrong"] == 2
     assert found["kinds"][NUMBER]["agreement_auroc"] == 1.0 and found["kinds"]["short"]["agreement_auroc"] == 0.0
+
+
+def test_the_bar_an_answer_is_shown_against_is_the_one_it_was_held_to():
+    from tui.widgets.plan_tree import below_bar
+
+    kept = {"status": "done", "confidence": 0.5, "is_local": True, "features": {"agree_below": 0.5}}
+    assert not below_bar(kept, 0.6)  # a number kept at its own bar (0.5) is not flagged against the policy's 0.6
+    assert below_bar({**kept, "features": {}}, 0.6)  # one recorded before the bar was kept: the policy's bar

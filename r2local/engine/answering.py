@@ -115,9 +115,9 @@ WAYS = {"P": "program", "Q": "prose", "B": "brief"}
 # The order each answer kind uses under sample_order = "auto" (the kinds not named:
 # "mixed"), and the agreement threshold that goes with it where it differs. Measured
 # with benchmarks/sample_order.py (Qwen2.5-Coder-0.5B, 65 questions of our own sets and
-# generated ones, none tuned on; each order replayed on the same cached samples).
-# Numbers: program-brief's AUROC was within 0.006 of mixed's (0.966 vs 0.972 at 0.5) at
-# 40 % of its seconds, since a brief answer costs ~12 tokens where a prose one costs 300;
+# generated ones; each order replayed on the same cached samples; checked on a later set, one_step_b).
+# Numbers: program-brief's AUROC was within 0.006 of mixed's (0.966 vs 0.972, both at 0.5) in
+# half its seconds (median 23 s vs 46 s), since a brief answer costs ~12 tokens where a prose one costs 300;
 # a brief answer without working is a weaker voter on multi-step problems, so the
 # threshold is 0.5: three agreeing programs outvote three brief answers (at 0.5 it kept
 # no wrong answer and escalated 6 right ones of 30; mixed at 0.6: 1 and 5). Yes/no:
@@ -201,6 +201,8 @@ class Answerer:
                 break
         out = self._outcome(taken, kind, tau)
         out.kind, out.programs = kind, uses_programs(kind, writes)
+        if out.confidence is not None:
+            out.features["agree_below"] = tau  # the bar this answer was held to (it differs by kind)
         return out
 
     def _sample(self, way: str, prose: list[Message], kind: str, task: str, temperature: float, i: int,

@@ -51,8 +51,8 @@ class NodeDetail(VerticalScroll):
         body.append(f" {rec.get('model') or ''}\n")
         body.append((rec.get("text") or "") + "\n\n")
         if below_bar(rec, self.bar):
-            conf = rec.get("confidence")
-            figure = f" ({conf:.2f} < {self.bar:.2f})" if conf is not None and self.bar is not None else ""
+            conf, bar = rec.get("confidence"), (rec.get("features") or {}).get("agree_below", self.bar)
+            figure = f" ({conf:.2f} < {bar:.2f})" if conf is not None and bar is not None else ""
             body.append(f"⚠ answered below the confidence bar{figure}: check it\n", style="bold yellow")
         body.append("Answer:\n", style="bold")
         body.append((rec.get("answer") or "—") + "\n\n")

@@ -40,6 +40,7 @@ def below_bar(rec: dict[str, Any], bar: float | None) -> bool:
     if rec.get("status") == Status.UNSURE:
         return True
     conf = rec.get("confidence")
+    bar = (rec.get("features") or {}).get("agree_below", bar)  # the bar it was held to, where recorded
     return bool(bar is not None and conf is not None and rec.get("is_local", True) and conf < bar
                 and rec.get("status") not in UNSETTLED + (Status.CANCELLED, Status.FAILED))
 
