@@ -251,12 +251,13 @@ def test_disagreement_escalates_and_keeps_every_sample(r2home, scripts):
 
 
 def test_a_failing_program_falls_back_to_prose(r2home, scripts):
-    scripts.by_model["small"] = [Step("```python\nimport os\nanswer = 42\n```"), Step("The answer is 42."),
-                                 Step("```python\nanswer = 6 * 7\n```")]
+    # The refused program hands over to a greedy prose answer; a brief answer (the number alone) votes next.
+    scripts.by_model["small"] = [Step("```python\nimport os\nanswer = 42\n```"), Step("The answer is 42."), Step("42")]
     engine = voting_engine(r2home)
     result = engine.ask(QUESTION, strategy=on(0))
     [node] = result.nodes
     assert (node.status, node.answer) == (Status.DONE, "The answer is 42.") and node.features["program_ok"] == 0
+    assert scripts.calls["small"][2][0]["content"].startswith("Reply with the final answer only")
     program = [c for c in calls(engine, result.question_id) if c["role"] == "program"]
     assert program[0]["status"] == "error" and program[0]["error_class"] == "program:refused"
     assert "import of 'os' is not allowed" in program[0]["error"]
