@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from r2local.backends import Message
 from r2local.engine.events import Node
+from r2local.engine.kinds import CHOICE, CLOCK, NUMBER, POLAR, SHORT
 
 MAX_DEP_CHARS = 1200
 
@@ -25,11 +26,11 @@ SHORT_SYSTEM = (
 # reply "Yes" to "What is 25% of 60?".
 BRIEF_SYSTEM = "Reply with the final answer only, no working and no sentence around it: {what}."
 BRIEF_WHAT = {
-    "number": "the number, with its unit if it has one",
-    "clock": "the time",
-    "yes/no": "yes or no",
-    "choice": "the letter of the correct option",
-    "short": "the name, place, date or term asked for",
+    NUMBER: "the number, with its unit if it has one",
+    CLOCK: "the time",
+    POLAR: "yes or no",
+    CHOICE: "the letter of the correct option",
+    SHORT: "the name, place, date or term asked for",
 }
 BRIEF_MAX_TOKENS = 32
 STEP_SYSTEM = (
@@ -60,14 +61,22 @@ def short_messages(prose: list[Message]) -> list[Message]:
     return prose
 
 
+EARLIER = "\n\nEarlier in this conversation"
+
+
+def _with_summary(system: str, prose: list[Message]) -> tuple[str, list[Message]]:
+    """``system`` with the conversation summary ``prose``'s system message carries, if any (a summary
+    rides in the system message), and the messages of ``prose`` after its system message."""
+    own = prose[0]["content"] if prose and prose[0]["role"] == "system" else ""
+    earlier = own.partition(EARLIER)[2]
+    return system + (f"{EARLIER}{earlier}" if earlier else ""), prose[1 if own else 0:]
+
+
 def brief_messages(prose: list[Message], kind: str) -> list[Message]:
     """A vote sample's prompt for the same task as ``prose``: its system message asks for the answer
     alone, of the ``kind`` the task asks for."""
-    system = prose[0]["content"] if prose and prose[0]["role"] == "system" else ""
-    earlier = system.partition("\n\nEarlier in this conversation")[2]  # a summary rides in the system message
-    rest = prose[1:] if system else prose
-    head = BRIEF_SYSTEM.format(what=BRIEF_WHAT.get(kind, "a short answer")) + (f"\n\nEarlier in this conversation{earlier}" if earlier else "")
-    return [{"role": "system", "content": head}, *rest]
+    system, rest = _with_summary(BRIEF_SYSTEM.format(what=BRIEF_WHAT.get(kind, "a short answer")), prose)
+    return [{"role": "system", "content": system}, *rest]
 
 
 def step_messages(question: str, node: Node, deps: list[Node]) -> list[Message]:
@@ -111,13 +120,12 @@ PROGRAM_EXAMPLE_A = (
 def program_messages(prose: list[Message]) -> list[Message]:
     """The program-writing prompt for the same task as a prose prompt (its last user message),
     after the conversation's turns the prose prompt carries (between its system and last message)."""
-    system = prose[0]["content"] if prose and prose[0]["role"] == "system" else ""
-    earlier = system.partition("\n\nEarlier in this conversation")[2]  # a summary rides in the system message
+    system, rest = _with_summary(PROGRAM_SYSTEM, prose)
     return [
-        {"role": "system", "content": PROGRAM_SYSTEM + (f"\n\nEarlier in this conversation{earlier}" if earlier else "")},
+        {"role": "system", "content": system},
         {"role": "user", "content": PROGRAM_EXAMPLE_Q},
         {"role": "assistant", "content": PROGRAM_EXAMPLE_A},
-        *prose[1 if system else 0:-1],
+        *rest[:-1],
         {"role": "user", "content": prose[-1]["content"]},
     ]
 
