@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from r2local.engine.answers import CHOICE, CLOCK, NUMBER, POLAR, SHORT, TEXT, agreement, answer_kind, read_answer, same
+from r2local.engine.kinds import conversation_kind
 
 # Hand-written, none from any benchmark. The kind a careful reader would give each.
 QUESTIONS = [
@@ -109,3 +110,23 @@ def test_short_answer_value_and_vote():
     assert read_answer("Sure! Canberra. It was chosen over Sydney and Melbourne.", SHORT, q).value == "canberra"
     votes = [read_answer(t, SHORT, q) for t in ("Sydney.", "The capital is Canberra.", "It is Sydney.")]
     assert agreement(votes).with_answer == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("question, before, want", [
+    ("What is double that?", SHORT, NUMBER),  # its own wording names a number
+    ("And in miles?", NUMBER, NUMBER),  # says nothing of its kind: the turn before does
+    ("What about Brazil?", SHORT, SHORT),
+    ("Who wrote it?", TEXT, SHORT),  # its own kind stands when it has one
+    ("Explain that.", NUMBER, TEXT),  # asks for writing: no vote, whatever came before
+    ("What is photosynthesis?", NUMBER, TEXT),  # stands on its own (no reference back)
+    ("And what about the one after that?", CLOCK, CLOCK),
+])
+def test_a_follow_up_takes_the_earlier_turns_kind_only_where_its_wording_says_nothing(question, before, want):
+    assert answer_kind(question, before) == want
+
+
+def test_a_conversations_kind_is_read_turn_by_turn():
+    turns = ["How many km is 5 miles?", "And in metres?", "And what about 7 miles?"]
+    assert conversation_kind(turns) == NUMBER
+    assert conversation_kind(["What is the capital of Canada?", "And of Brazil?"]) == SHORT
+    assert conversation_kind([]) is None

@@ -9,6 +9,7 @@ import pytest
 from r2local.engine import conversation
 from r2local.engine.conversation import Context, Turn, history_budget, tokens, with_history
 from r2local.engine.core import Engine
+from r2local.engine.kinds import NUMBER
 from r2local.routing.plan import single_plan
 from r2local.routing.strategies import FixedPlan, Strategy
 from tests.support.fake import Step
@@ -148,4 +149,22 @@ def test_a_follow_up_or_a_local_only_turn_is_never_shadowed(r2home, scripts):
     assert "cloud" not in scripts.calls
     alone = engine.ask("What is 2 + 4?", strategy=on(1, "What is 2 + 4?"))
     assert engine.shadow(alone) is not None and len(scripts.calls["cloud"]) == 1  # the share is 1: it would
+    engine.close()
+
+
+def test_a_follow_up_that_leans_on_the_turn_before_is_voted_on_not_marked_done(r2home, scripts):
+    # Measured on the demo pool: "And what is double that?" read as open text got one unvoted sample
+    # ("The double of 2 is 4.") and was marked done. "Twice as many" leans on a turn that asked for a
+    # number: the samples vote, and a split vote climbs.
+    first, follow = "How many legs does a spider have?", "And what is twice as many?"
+    scripts.by_model["small"] = [Step("A spider has 8 legs.")] * 2 + [Step("The double of 2 is 4."), Step("It is 16."),
+                                 Step("The answer is 10.")]
+    scripts.by_model["big"] = [Step("The answer is 16.")] * 3  # a local tier too: its samples agree
+    engine = engine_for(r2home, executor={"samples": 3, "max_samples": 3})
+    ctx = conversation.start(engine.ledger, engine.settings.pool)
+    engine.ask(first, strategy=on(0, first), context=ctx)
+    second = engine.ask(follow, strategy=on(0, follow), context=conversation.load(engine.ledger, ctx.conversation_id))
+    [node] = second.nodes
+    assert node.answer_kind == NUMBER and len(scripts.calls["small"]) == 2 + 3  # three samples, not one
+    assert node.escalated_from == "small" and node.tier == "big" and second.answer == "The answer is 16."
     engine.close()

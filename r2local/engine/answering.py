@@ -166,7 +166,7 @@ class Answerer:
         self.settings = settings
 
     def answer(self, prose: list[Message], task: str, programs: bool, call: CallFn, run: RunFn, *,
-               agree_below: float | None = None, early_stop: bool = True) -> LocalAnswer:
+               agree_below: float | None = None, early_stop: bool = True, kind: str | None = None) -> LocalAnswer:
         """Answer the task whose prose prompt is ``prose``.
 
         Args:
@@ -178,9 +178,10 @@ class Answerer:
             agree_below: the calibrated agreement threshold (None: see ``threshold``).
             early_stop: the answer may still climb: stop sampling once the decision cannot change, and
                 draw more samples (up to [executor] max_samples) when the first ones split. False: k samples.
+            kind: the answer kind when the caller knows better than the task's wording (a follow-up turn).
         """
         s = self.settings
-        kind = answer_kind(task)
+        kind = kind or answer_kind(task)
         tau = threshold(kind, s, agree_below)
         writes = programs and s.programs
         prompt = short_messages(prose) if kind == SHORT else prose

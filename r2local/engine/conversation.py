@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from r2local.backends import Message, complete
+from r2local.engine.kinds import conversation_kind
 from r2local.vocab import Role
 
 if TYPE_CHECKING:
@@ -72,6 +73,11 @@ class Context:
             return ""
         last = self.turns[-1]
         return f"Previous question: {_cut(last.question)}\nPrevious answer: {_cut(last.answer)}"
+
+    @property
+    def kind_before(self) -> str | None:
+        """The answer kind of the previous turn, each turn read after the one before (None on a first turn)."""
+        return conversation_kind([t.question for t in self.turns])
 
     def fitting(self, budget: int) -> tuple[str | None, list[Turn]]:
         """The summary (if it fits) and the most recent turns that fit ``budget`` tokens."""

@@ -249,7 +249,8 @@ class Engine:
                 context = Summariser(self.pool, self.recorder, self.ledger).begin(
                     qid, context, allowed, question, local_only, cancel)
             job = Job(qid, question, cancel, emit, self.pool.tiers, allowed, self.router, self.thresholds()[0],
-                      self.route_policy(), previous=context.previous if context is not None else "")
+                      self.route_policy(), previous=context.previous if context is not None else "",
+                      kind_before=context.kind_before if context is not None else None)
             result = self._answer(job, strategy, Consent(qid, confirm), context)
         except Cancelled:
             self.ledger.finish_question(qid, QuestionEnd(QuestionStatus.CANCELLED, _ms(start)))

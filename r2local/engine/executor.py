@@ -211,11 +211,18 @@ class Executor:
         own = node.kind == NodeKind.PART or (len(run.nodes) > 1 and node.kind == NodeKind.STEP)
         return node.text if own else run.question
 
+    def _kind(self, run: Run, node: Node) -> str:
+        """The answer kind of a node: its own wording, or for the whole question of a follow-up turn,
+        the earlier turn's kind where the wording leans on it."""
+        task = self._task(run, node)
+        before = run.context.kind_before if run.context is not None and task == run.question else None
+        return answer_kind(task, before)
+
     def _run_node(self, run: Run, node: Node) -> None:
         if node.kind == NodeKind.COMPOSE:
             return self._compose(run, node)
         path = _Path(self._initial_tier(run, node))
-        node.answer_kind = answer_kind(self._task(run, node))  # recorded whichever tier answers
+        node.answer_kind = self._kind(run, node)  # recorded whichever tier answers
         start = time.perf_counter()
         while True:
             tier = path.tier
@@ -293,7 +300,7 @@ class Executor:
         decision = run.decisions.get(node.id)
         may_climb = decision is None or decision.escalate
         out: LocalAnswer = self.answerer.answer(
-            self._messages(run, node, tier), task, tier.writes_programs, call, program,
+            self._messages(run, node, tier), task, tier.writes_programs, call, program, kind=self._kind(run, node),
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
         )

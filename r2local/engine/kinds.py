@@ -37,7 +37,8 @@ _POLAR = re.compile(
 _CLOCK = re.compile(r"\b(at )?what time\b|\bhh:mm\b|\bclock\b|\bwhen (does|will|did|do)\b")
 _NUMBER_WORDS = re.compile(
     r"\bhow (many|much|long|far|tall|old|high|big|heavy|fast|deep|wide)\b|\b(sum|product|quotient|remainder|"
-    r"percent|average) of\b|\b(plus|minus|times|divided by|multiplied by)\b"
+    r"percent|average) of\b|\b(plus|minus|times|divided by|multiplied by)\b|"
+    r"\b(double|triple|twice|half|a third|a quarter|the square|the cube) (of )?(that|it|this|the (result|answer|number))\b"
 )
 # A definition or a life story ("What is photosynthesis?", "Who was Napoleon?"): an explanation, not a fact.
 _DEFINITION = re.compile(r"^\s*(what|who)\s+(is|are|was|were)\s+(?!the\b)(an?\s+)?[\w'-]+(\s+[\w'-]+)?\s*\??\s*$")
@@ -46,10 +47,41 @@ _SHORT = re.compile(
     r"at (what|which)|from (what|which)|to (what|which)|give the name)\b"
 )
 SHORT_MAX_WORDS = 25  # a longer wh-question usually asks for more than a name or a term
+# A follow-up that leans on the turn before ("And in miles?", "What about Brazil?", "Is that right?"):
+# its own wording may say nothing of the answer's kind, the earlier turn's does.
+_REFERS_BACK = re.compile(
+    r"^\s*(and|so|then|now|ok(ay)?|what about|how about|same for|and what about)\b|"
+    r"\b(that|it|this|those|these|them|the same|the result|the answer|the previous|instead)\b"
+)
+FOLLOW_UP_MAX_WORDS = 12  # a longer message stands on its own
 
 
-def answer_kind(question: str) -> str:
-    """The kind of answer ``question`` asks for: number, clock, yes/no, choice, short or text."""
+def answer_kind(question: str, before: str | None = None) -> str:
+    """The kind of answer ``question`` asks for: number, clock, yes/no, choice, short or text.
+
+    ``before``: the kind of the conversation's previous turn. A short follow-up that refers back
+    and whose own wording gives only open text ("What is double that?", "And in miles?") takes it;
+    measured: such a turn got no vote and was marked done on a wrong answer. A follow-up that asks
+    for writing ("Explain that") stays open text.
+    """
+    own = _own_kind(question)
+    q = question.strip().lower()
+    if (own == TEXT and before and before != TEXT and not _OPEN_START.search(q)
+            and len(q.split()) <= FOLLOW_UP_MAX_WORDS and _REFERS_BACK.search(q)):
+        return before
+    return own
+
+
+def conversation_kind(questions: list[str]) -> str | None:
+    """The kind of the last of a conversation's ``questions`` (oldest first), each read after the one
+    before it; None for no questions."""
+    kind: str | None = None
+    for q in questions:
+        kind = answer_kind(q, kind)
+    return kind
+
+
+def _own_kind(question: str) -> str:
     q = question.strip().lower()
     if _CHOICE.search(q):
         return CHOICE

@@ -62,9 +62,11 @@ class RoutePolicy:
         edges = [b.upto for b in bands[:-1]]
         return bands[bisect.bisect_left(edges, difficulty)]
 
-    def for_question(self, question: str, difficulty: float | None) -> tuple[Band, str | None]:
-        """The band for ``question``, and its answer kind when that kind has bands of its own."""
-        kind = answer_kind(question)
+    def for_question(self, question: str, difficulty: float | None,
+                     before: str | None = None) -> tuple[Band, str | None]:
+        """The band for ``question`` (``before``: the previous turn's answer kind, for a follow-up),
+        and its answer kind when that kind has bands of its own."""
+        kind = answer_kind(question, before)
         return self.band(difficulty, kind), (kind if kind in self.kinds else None)
 
     def tier_names(self) -> set[str]:

@@ -48,6 +48,7 @@ class Job:
     policy: "RoutePolicy | None" = None  # the active route policy
     route: "RouteChoice | None" = None  # the route the planner returned, for the allocator
     previous: str = ""  # the conversation's previous whole turn ("" on a first turn)
+    kind_before: str | None = None  # the previous turn's answer kind (a follow-up may take it)
 
     @property
     def rated(self) -> str:
@@ -166,7 +167,7 @@ def _choose(job: Job, policy: "RoutePolicy", score: "Score | None", text: str | 
     """The route the policy's band gives a rated text (the question, or ``text``: one part of it);
     whole-cloud only if the cloud is usable now."""
     d = score.difficulty if score is not None else None
-    band, kind = policy.for_question(text or job.question, d)
+    band, kind = policy.for_question(text or job.question, d, job.kind_before if text is None else None)
     route, tier = band.route, tier_index(job.tiers, band.tier)
     why = _why(band, d, policy.source, kind)
     if route == Route.WHOLE_CLOUD and tier not in {t.index for t in job.allowed}:
