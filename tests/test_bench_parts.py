@@ -67,6 +67,10 @@ def test_exact_grader_case_punctuation_and_yes_no():
     assert grade("exact", "PARIS!", "Paris") and grade("exact", "Paris is the capital.", "paris")
     assert grade("exact", "The Answer: the Nile", "Nile")
     assert not grade("exact", "Lyon", "Paris")
+    # A sentence that ends on the answer states it; accents are not part of a name's spelling.
+    assert grade("exact", "The capital of Brazil is Brasília.", "Brasilia") and grade("exact", "Brasília", "Brasilia")
+    assert not grade("exact", "Rio de Janeiro, not Brasilia.", "Brasilia")
+    assert not grade("exact", "The capital of Australia is Sydney. Canberra is a city.", "Canberra")
 
 
 def test_choice_grader_letters_and_option_text():

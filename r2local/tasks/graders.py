@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
@@ -201,8 +202,17 @@ _POLAR = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 
 
 def normalise(text: str) -> str:
-    text = re.sub(r"[^\w\s]", " ", text.lower())
+    """Lower case, no accents ("Brasília" is "brasilia"), no punctuation, no articles."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+    text = re.sub(r"[^\w\s]", " ", text)
     return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def _ends_with(sentence: str, want: str) -> bool:
+    """Whether a sentence states ``want`` as its last words ("The capital of Brazil is Brasília."),
+    and does not deny it ("..., not Brasilia")."""
+    words = normalise(sentence)
+    return bool(want) and (" " + words).endswith(" " + want) and not re.search(r"\b(not|no|never|nor)\b", words)
 
 
 def polarity(text: str) -> str | None:
@@ -223,7 +233,10 @@ def grade_exact(prediction: str, gold: str, choices: list[str] | None = None) ->
     if any(normalise(c) == want for c in candidates):
         return True
     whole = normalise(spot or prediction)
-    return bool(want) and (whole + " ").startswith(want + " ")
+    if bool(want) and (whole + " ").startswith(want + " "):
+        return True
+    first = re.split(r"(?<=[.!?])\s|\n", (spot or prediction).strip(), maxsplit=1)[0]
+    return _ends_with(first, want)
 
 
 # -- multiple choice -------------------------------------------------------------
