@@ -218,7 +218,13 @@ def test_lora_adapter_is_loaded_and_changes_the_model(smol_path: Path, tmp_path:
     base_probs, _ = smol.score_labels(msgs, ["yes", "no"])
     tuned_probs, _ = tuned.score_labels(msgs, ["yes", "no"])
     assert abs(base_probs["yes"] - tuned_probs["yes"]) > 0.01
+    assert tuned.prompt_cache.disk is None and smol.prompt_cache.disk is not None  # an adapter's KV is not the base's
     tuned.close()
+    folder = smol.prompt_cache.disk
+    smol.set_adapter(adapter)  # swapped in: no snapshot on disk is read or written under it
+    assert smol.prompt_cache.disk is None
+    smol.set_adapter(None)
+    assert smol.prompt_cache.disk is not None and smol.prompt_cache.disk.name == folder.name
     with pytest.raises(ModelError, match="adapter not found"):
         complete(LlamaCppBackend(smol_path, adapter=tmp_path / "missing.gguf"), msgs, max_tokens=2)
 
@@ -241,3 +247,51 @@ def test_pool_keeps_an_adapted_router_apart_from_the_plain_tier(smol_path: Path,
     shared = Pool(parse_settings(plain, r2home / "config.toml"))
     assert shared.router() is shared.backend(shared.tiers[0])  # one resident model
     pool.close(), shared.close()
+
+
+def test_prompt_snapshots_outlive_the_process_and_give_the_same_answer(smol_path: Path, r2home: Path):
+    # A cold `r2local ask` spent most of its time re-evaluating a fixed prompt prefix a warm
+    # process already held; the snapshot on disk serves the next process (here: a new backend).
+    system = {"role": "system", "content": "You answer in one word. " * 30}
+    a = [system, {"role": "user", "content": "Name a fruit."}]
+    b = [system, {"role": "user", "content": "Name a colour."}]
+    fresh = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)
+    complete(fresh, b, max_tokens=12)
+    complete(fresh, a, max_tokens=12)  # the same family: no second file
+    folder = fresh.prompt_cache.disk
+    assert folder is not None and folder.is_relative_to(r2home) and len(list(folder.glob("*.kv"))) == 1
+    # What a warm process answers when its memory snapshot of b serves b: the KV restored, the last
+    # token replayed (a token decoded alone can round differently from the same token in a batch, so
+    # the cold first answer may differ on this 135M model; the disk must match the warm path).
+    complete(fresh, [{"role": "user", "content": "Something unrelated entirely."}], max_tokens=2)
+    hits = fresh.prompt_cache.hits
+    warm_b = complete(fresh, b, max_tokens=12).text
+    assert fresh.prompt_cache.hits == hits + 1
+    fresh.close()
+
+    later = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)  # a new process: nothing in memory
+    again_b = complete(later, b, max_tokens=12).text
+    assert later.prompt_cache.disk_hits == 1 and later.prompt_cache.hits == 0
+    assert again_b == warm_b  # the restored KV gives the warm process's greedy answer
+    later.close()
+
+    other = LlamaCppBackend(smol_path, threads=1, n_ctx=1024)  # another context size: its own folder
+    complete(other, b, max_tokens=2)
+    assert other.prompt_cache.disk != folder and other.prompt_cache.disk_hits == 0
+    other.close()
+
+
+def test_a_damaged_snapshot_file_is_passed_over(smol_path: Path, r2home: Path):
+    b = [{"role": "system", "content": "You answer in one word. " * 30}, {"role": "user", "content": "Name a colour."}]
+    model = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)
+    want = complete(model, b, max_tokens=12).text  # a cold answer: no snapshot used
+    [snap] = list(model.prompt_cache.disk.glob("*.kv"))
+    model.close()
+    snap.write_bytes(snap.read_bytes()[: snap.stat().st_size // 2])  # cut short (a full disk, a killed write)
+    cut = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)
+    assert complete(cut, b, max_tokens=12).text == want and cut.prompt_cache.disk_hits == 0
+    cut.close()
+    snap.write_bytes(b"not a snapshot")
+    junk = LlamaCppBackend(smol_path, threads=1, n_ctx=2048)
+    assert complete(junk, b, max_tokens=12).text == want and junk.prompt_cache.disk_hits == 0
+    junk.close()

@@ -83,7 +83,9 @@ def _probs(backend: LlamaCppBackend) -> np.ndarray:
 def test_hot_swap_matches_a_load_time_adapter_and_swaps_back(exported: ac.Reference):
     loaded = LlamaCppBackend(exported.base, threads=1, n_ctx=1024, adapter=exported.gguf)
     reference = _probs(loaded)
-    backend = LlamaCppBackend(exported.base, threads=1, n_ctx=1024)
+    # Memory snapshots only: the check compares against cold evaluations to 1e-4, and a prefix restored
+    # from disk is decoded in two batches, which llama.cpp's CPU kernels round differently (up to 0.01 here).
+    backend = LlamaCppBackend(exported.base, threads=1, n_ctx=1024, kv_disk=False)
     base = _probs(backend)  # also fills the prompt cache with KV computed without the adapter
     start = time.perf_counter()
     backend.set_adapter(exported.gguf)

@@ -6,6 +6,7 @@ forward pass, optional LoRA adapter, and calls gated by the shared thread budget
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 import os
 import sys
@@ -84,8 +85,10 @@ class LlamaCppBackend(FileRuntime):
         budget: ThreadBudget | None = None,
         adapter: str | Path | None = None,
         seed: int = 0,
+        kv_disk: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.kv_disk = kv_disk  # prompt snapshots outlive the process (kvcache); False: memory only
         self.model = model or self.path.stem
         self.n_ctx = n_ctx
         self.threads = threads
@@ -150,7 +153,25 @@ class LlamaCppBackend(FileRuntime):
             stop_token_ids=[eos],
         )
         self._llm = llm
+        self.prompt_cache.use_disk(self._kv_folder())
         return llm
+
+    def _kv_folder(self) -> Path | None:
+        """Where this model's prompt snapshots outlive the process (None: memory only). The name holds
+        all the state depends on: the file (path, size, time), the llama.cpp build and the context size.
+        A LoRA adapter changes the state: none is kept while one is applied."""
+        if not self.kv_disk or self.active_adapter != (None, 1.0):
+            return None
+        import llama_cpp
+
+        from r2local import paths
+
+        try:
+            st = self.path.resolve().stat()
+        except OSError:
+            return None
+        ident = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{llama_cpp.__version__}|{self.n_ctx}"
+        return paths.cache_dir() / "kv" / f"{self.path.stem[:40]}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
 
     def _reload_fix(self) -> str:
         from r2local import paths
@@ -327,6 +348,7 @@ class LlamaCppBackend(FileRuntime):
             self.prompt_cache.clear()
             llm.reset()  # the live context's KV is stale too
             self._swapped = (target, scale)
+            self.prompt_cache.use_disk(self._kv_folder())
 
     def _free_adapters(self, llm: Any) -> None:
         # Detach first, then free: the model must outlive its adapters.
