@@ -8,7 +8,7 @@ import sys
 import click
 
 from r2local import keys
-from r2local.cli.common import _progress, cli
+from r2local.cli.common import _engine, _progress, cli
 from r2local.errors import R2Error
 
 
@@ -151,9 +151,10 @@ def models_list() -> None:
 
 @models.command("pull")
 @click.argument("names", nargs=-1)
+@click.option("--no-warm", is_flag=True, help="Do not evaluate the prompts' fixed prefixes after fetching.")
 @click.pass_context
-def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
-    """Fetch model files (default: every local model of the pool)."""
+def models_pull(ctx: click.Context, names: tuple[str, ...], no_warm: bool) -> None:
+    """Fetch model files (default: every local model of the pool, then warm their prompt snapshots)."""
     from r2local.backends import backend_class
     from r2local.config import load_settings
     from r2local.fetch import resolve
@@ -167,6 +168,26 @@ def models_pull(ctx: click.Context, names: tuple[str, ...]) -> None:
     for name in names:
         path = resolve(lookup(name, manifests), _progress)
         click.echo(f"{name}: {path}")
+    if not ctx.params["names"] and not no_warm:
+        _warm_pool(ctx)
+
+
+def _warm_pool(ctx: click.Context) -> None:
+    """Evaluate the pool's prompt prefixes once (cache/kv/), so the first `ask` is not the slow one.
+    A warm-up that fails costs only that: the models are fetched, and the reason is printed."""
+    from r2local.engine.warmup import warm
+
+    click.echo("warming the prompt snapshots (once per model; --no-warm skips) ...", err=True)
+    try:
+        engine = _engine(ctx)
+        try:
+            seconds = warm(engine)
+        finally:
+            engine.close()
+    except R2Error as exc:
+        click.echo(f"warm-up skipped: {exc}", err=True)
+        return
+    click.echo("warm: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()), err=True)
 
 
 @cli.command()

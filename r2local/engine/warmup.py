@@ -1,0 +1,58 @@
+"""Load the local models and evaluate every prompt's fixed prefix before the first question.
+
+Measured on one laptop core (Qwen2.5-Coder-0.5B): a model loads in ~1 s, but its
+first question spent ~14 s evaluating the fixed prefixes of the prompts every
+question uses (the program prompt with its worked example, the router's rating
+prompt, the brief vote prompt). Those states are kept in memory and written to
+``cache/kv/`` (backends/kvcache.py), so after a warm-up neither this process nor a
+later one evaluates them again. `r2local serve` warms at start, and `models pull`
+after fetching, so the first `ask` after install is not the slow one.
+
+The warm-up answers no question: each prompt is decoded for one token with a
+placeholder question and nothing is recorded in the ledger (it costs nothing, and
+the ledger is the record of answers). Only local tiers are warmed: the cloud is
+never called.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from r2local.backends import Message
+from r2local.engine.kinds import NUMBER, POLAR, SHORT
+from r2local.engine.prompts import brief_messages, program_messages, short_messages, single_messages
+from r2local.routing.thresholds import score_messages
+
+if TYPE_CHECKING:
+    from r2local.engine.core import Engine
+
+PLACEHOLDER = "What is 2 plus 2?"
+
+
+def prompts_for(writes_programs: bool) -> list[list[Message]]:
+    """The prompts a local tier answers with, for a placeholder question (their fixed prefixes are the point)."""
+    prose = single_messages(PLACEHOLDER)
+    out = [prose, short_messages(prose)] + [brief_messages(prose, k) for k in (NUMBER, POLAR, SHORT)]
+    return out + ([program_messages(prose)] if writes_programs else [])
+
+
+def warm(engine: "Engine") -> dict[str, float]:
+    """Load the router and every local tier and prefill their prompts; seconds per model, in order."""
+    jobs: dict[int, tuple[str, object, list[list[Message]]]] = {}
+    router = engine.pool.router()
+    jobs[id(router)] = (engine.settings.router.model, router, [score_messages(PLACEHOLDER, PLACEHOLDER)])
+    for tier in engine.pool.tiers:
+        if not tier.is_local:
+            continue
+        backend = engine.pool.backend(tier)
+        name, _, prompts = jobs.setdefault(id(backend), (tier.model, backend, []))
+        prompts.extend(prompts_for(tier.writes_programs and engine.settings.executor.programs))
+    seconds: dict[str, float] = {}
+    for name, backend, prompts in jobs.values():
+        start = time.perf_counter()
+        for messages in prompts:
+            for _ in backend.stream(messages, max_tokens=1):  # type: ignore[attr-defined]
+                pass
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    return seconds
