@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from r2local.backends import Message
+from r2local.backends import Backend, Message
 from r2local.engine.kinds import NUMBER, POLAR, SHORT
 from r2local.engine.prompts import brief_messages, program_messages, short_messages, single_messages
 from r2local.routing.thresholds import score_messages
@@ -39,7 +39,7 @@ def prompts_for(writes_programs: bool) -> list[list[Message]]:
 
 def warm(engine: "Engine") -> dict[str, float]:
     """Load the router and every local tier and prefill their prompts; seconds per model, in order."""
-    jobs: dict[int, tuple[str, object, list[list[Message]]]] = {}
+    jobs: dict[int, tuple[str, Backend, list[list[Message]]]] = {}
     router = engine.pool.router()
     jobs[id(router)] = (engine.settings.router.model, router, [score_messages(PLACEHOLDER, PLACEHOLDER)])
     for tier in engine.pool.tiers:
@@ -52,7 +52,7 @@ def warm(engine: "Engine") -> dict[str, float]:
     for name, backend, prompts in jobs.values():
         start = time.perf_counter()
         for messages in prompts:
-            for _ in backend.stream(messages, max_tokens=1):  # type: ignore[attr-defined]
+            for _ in backend.stream(messages, max_tokens=1):
                 pass
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
     return seconds
