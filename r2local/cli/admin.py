@@ -175,7 +175,7 @@ def models_pull(ctx: click.Context, names: tuple[str, ...], no_warm: bool) -> No
 def _warm_pool(ctx: click.Context) -> None:
     """Evaluate the pool's prompt prefixes once (cache/kv/), so the first `ask` is not the slow one.
     A warm-up that fails costs only that: the models are fetched, and the reason is printed."""
-    from r2local.engine.warmup import warm
+    from r2local.engine.warmup import described, warm
 
     click.echo("warming the prompt snapshots (once per model; --no-warm skips) ...", err=True)
     try:
@@ -187,7 +187,7 @@ def _warm_pool(ctx: click.Context) -> None:
     except R2Error as exc:
         click.echo(f"warm-up skipped: {exc}", err=True)
         return
-    click.echo("warm: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()), err=True)
+    click.echo(described(seconds), err=True)
 
 
 @cli.command()

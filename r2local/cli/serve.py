@@ -48,7 +48,6 @@ def serve(ctx: click.Context, port: int, host: str, no_warm: bool) -> None:
 def _warm(engine) -> None:
     """Load the router and every local tier and evaluate their prompts' fixed prefixes now: the first
     request should wait for neither (before this, the models loaded on the first request)."""
-    from r2local.engine.warmup import warm
+    from r2local.engine.warmup import described, warm
 
-    seconds = warm(engine)
-    click.echo("warm: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()), err=True)
+    click.echo(described(warm(engine)), err=True)

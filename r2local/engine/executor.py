@@ -300,7 +300,7 @@ class Executor:
         decision = run.decisions.get(node.id)
         may_climb = decision is None or decision.escalate
         out: LocalAnswer = self.answerer.answer(
-            self._messages(run, node, tier), task, tier.writes_programs, call, program, kind=self._kind(run, node),
+            self._messages(run, node, tier), task, tier.writes_programs, call, program, kind=node.answer_kind,
             agree_below=decision.agree_below if decision is not None else None,
             early_stop=may_climb,  # a node that cannot climb keeps every sample: the record is all it is for
         )

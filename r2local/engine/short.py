@@ -13,9 +13,8 @@ least half as long ("Shakespeare" and "William Shakespeare"; not "Sydney" and
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from r2local.tasks.graders import marked
+from r2local.tasks.graders import marked, without_accents
 
 # Words that carry no answer: articles, copulas, prepositions, and how small models open a reply.
 _FILLER = frozenset(
@@ -50,8 +49,7 @@ _SENTENCE_END = re.compile(r"(?<=[a-z0-9]{2}[.!?])\s+|(?<=[a-z0-9]{2}[.!?])$|[!?
 
 def words(text: str) -> list[str]:
     """Lower-case words without accents, possessives or punctuation, aliases folded."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = without_accents(text).lower()
     text = re.sub(r"'s\b", "", text)
     text = re.sub(r"(?<=\b\w)\.(?=\s*\w\b)", "", text)  # initials: "j. k." -> "j k"
     text = re.sub(r"[^\w\s&]", " ", text)

@@ -37,6 +37,11 @@ def prompts_for(writes_programs: bool) -> list[list[Message]]:
     return out + ([program_messages(prose)] if writes_programs else [])
 
 
+def described(seconds: dict[str, float]) -> str:
+    """One line for the console: what the warm-up took per model."""
+    return "warm: " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+
+
 def warm(engine: "Engine") -> dict[str, float]:
     """Load the router and every local tier and prefill their prompts; seconds per model, in order."""
     jobs: dict[int, tuple[str, Backend, list[list[Message]]]] = {}
@@ -46,7 +51,7 @@ def warm(engine: "Engine") -> dict[str, float]:
         if not tier.is_local:
             continue
         backend = engine.pool.backend(tier)
-        name, _, prompts = jobs.setdefault(id(backend), (tier.model, backend, []))
+        _, _, prompts = jobs.setdefault(id(backend), (tier.model, backend, []))
         prompts.extend(prompts_for(tier.writes_programs and engine.settings.executor.programs))
     seconds: dict[str, float] = {}
     for name, backend, prompts in jobs.values():

@@ -201,10 +201,14 @@ def grade_number(prediction: str, gold: str, choices: list[str] | None = None) -
 _POLAR = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 
 
+def without_accents(text: str) -> str:
+    """``text`` with its accents dropped ("Brasília" -> "Brasilia")."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def normalise(text: str) -> str:
     """Lower case, no accents ("Brasília" is "brasilia"), no punctuation, no articles."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
-    text = re.sub(r"[^\w\s]", " ", text)
+    text = re.sub(r"[^\w\s]", " ", without_accents(text.lower()))
     return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
 
 
