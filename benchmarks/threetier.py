@@ -78,8 +78,9 @@ def write_config(home: Path, url: str, max_tokens: int, threads: int, adapter: P
 
 
 def bench_one(home: Path, config: Path, out: Path, dataset: str, args: argparse.Namespace) -> int:
+    name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset  # a set given by path: its results under --out
     cmd = [sys.executable, "-m", "r2local", "bench", "--dataset", dataset, "--n", str(args.n), "--seed", str(args.seed),
-           "--json", "--plot", str(out / f"{dataset}.png")]
+           "--json", "--plot", str(out / f"{name}.png")]
     if args.cloud_share is not None:
         cmd += ["--cloud-share", str(args.cloud_share), "--calib-n", str(args.calib_n)]
         if args.calib_seed is not None:
@@ -91,13 +92,13 @@ def bench_one(home: Path, config: Path, out: Path, dataset: str, args: argparse.
     env = {**os.environ, paths.HOME_ENV: str(home), paths.CONFIG_ENV: str(config), "OPENAI_API_KEY": KEY}
     started = time.time()
     print(f"$ R2LOCAL_HOME={home} OPENAI_API_KEY=... {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
-    with (out / f"{dataset}.json").open("w") as fh:
+    with (out / f"{name}.json").open("w") as fh:
         rc = subprocess.run(cmd, env=env, stdout=fh, check=False).returncode
     if rc == 0:
-        table = text(json.loads((out / f"{dataset}.json").read_text()))
-        (out / f"{dataset}.txt").write_text(table + "\n")
+        table = text(json.loads((out / f"{name}.json").read_text()))
+        (out / f"{name}.txt").write_text(table + "\n")
         print(table, flush=True)
-    print(f"{dataset}: {(time.time() - started) / 60:.1f} min, exit {rc}", file=sys.stderr, flush=True)
+    print(f"{name}: {(time.time() - started) / 60:.1f} min, exit {rc}", file=sys.stderr, flush=True)
     return rc
 
 

@@ -71,6 +71,9 @@ def test_exact_grader_case_punctuation_and_yes_no():
     assert grade("exact", "The capital of Brazil is Brasília.", "Brasilia") and grade("exact", "Brasília", "Brasilia")
     assert not grade("exact", "Rio de Janeiro, not Brasilia.", "Brasilia")
     assert not grade("exact", "The capital of Australia is Sydney. Canberra is a city.", "Canberra")
+    # A gold answer may list aliases: any one of them stated is right.
+    assert grade("exact", "It was written by Tolstoy.", "Leo Tolstoy|Tolstoy")
+    assert grade("exact", "Leo Tolstoy", "Leo Tolstoy|Tolstoy") and not grade("exact", "Dostoevsky", "Leo Tolstoy|Tolstoy")
 
 
 def test_choice_grader_letters_and_option_text():

@@ -46,6 +46,12 @@ _SHORT = re.compile(
     r"^\s*(who|whom|whose|what|what's|which|where|when|name|identify|in (what|which)|on (what|which)|"
     r"at (what|which)|from (what|which)|to (what|which)|give the name)\b"
 )
+# A question about a person or a named thing that mentions a number ("Who wrote 1984?", "Which element has
+# atomic number 1?"): the number is part of the question, the answer is a name.
+_NAMES_THING = re.compile(
+    r"^\s*(who|whom|whose)\b|^\s*(which|what)\s+(?!(number|numbers|fraction|percentage|percent|value|integer|digit|"
+    r"amount|sum|total|year|one|ones|is|are|was|were|of|do|does|did|has|have|had|can|will|would|time)\b)[a-z]+\s+"
+)
 SHORT_MAX_WORDS = 25  # a longer wh-question usually asks for more than a name or a term
 # A follow-up that leans on the turn before ("And in miles?", "What about Brazil?", "Is that right?"):
 # its own wording may say nothing of the answer's kind, the earlier turn's does.
@@ -91,8 +97,10 @@ def _own_kind(question: str) -> str:
         return POLAR
     if _CLOCK.search(q):
         return CLOCK
-    if re.search(r"\d", q) or _NUMBER_WORDS.search(q):
+    if _NUMBER_WORDS.search(q):
         return NUMBER
+    if re.search(r"\d", q):
+        return SHORT if _NAMES_THING.search(q) and len(q.split()) <= SHORT_MAX_WORDS else NUMBER
     if _OPEN_ANYWHERE.search(q) or _DEFINITION.search(q):
         return TEXT
     if _SHORT.search(q) and len(q.split()) <= SHORT_MAX_WORDS:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 MARGIN = 0.05  # a pricier tier must beat a cheaper one by more than this to get a band
 LOCAL_FLOOR = 0.2  # below this local accuracy, trying locally first only costs time
+NEVER_DONE = 1.01  # an agreement threshold no vote reaches: the answer always climbs (or stays unsure offline)
 KIND_MIN = 16  # measured questions an answer kind needs before it gets bands of its own
 PLAN = "plan"  # the tier name outcomes of the decompose route carry (the router's plan on local tiers)
 
@@ -227,10 +228,10 @@ class Vote:
 def _choices(votes: list[Vote]) -> list[tuple[float, int, int]]:
     """(threshold, right answers, escalations) for each threshold that changes something in ``votes``."""
     out = []
-    for tau in sorted({v.agreement for v in votes} | {0.0}) + [1.01]:
+    for tau in sorted({v.agreement for v in votes} | {0.0}) + [NEVER_DONE]:
         up = [v.agreement < tau for v in votes]
         right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
-        out.append((min(1.0, tau), right, sum(up)))
+        out.append((tau, right, sum(up)))
     return out
 
 
@@ -267,7 +268,7 @@ def band_thresholds(bands: list[Band], votes: list[Vote], cloud_share: float | N
 def escalation_curve(votes: list[Vote]) -> list[dict[str, float]]:
     """Accuracy and cloud share for every agreement threshold that makes a difference
     (escalate when agreement < threshold), from the lowest share to the highest."""
-    cuts = sorted({v.agreement for v in votes} | {0.0}) + [1.01]
+    cuts = sorted({v.agreement for v in votes} | {0.0}) + [NEVER_DONE]
     out = []
     for tau in cuts:
         up = [v.agreement < tau for v in votes]
@@ -283,4 +284,4 @@ def fit_agreement(votes: list[Vote], cloud_share: float | None = None) -> float 
         return None
     curve = [c for c in escalation_curve(votes) if cloud_share is None or c["cloud_share"] <= cloud_share + 1e-9]
     best = max(curve, key=lambda c: (round(c["accuracy"], 9), -c["cloud_share"]))
-    return min(1.0, best["agree_below"])
+    return best["agree_below"]

@@ -23,7 +23,7 @@ from r2local.registry import registrar
 from r2local.routing.parts import split_parts
 from r2local.routing.plan import Plan, Subtask, single_plan
 from r2local.routing.thresholds import ThresholdPolicy
-from r2local.routing.policy import Band, first_local
+from r2local.routing.policy import NEVER_DONE, Band, first_local
 from r2local.vocab import DecisionSource, NodeKind, Role, Route, Routing
 
 if TYPE_CHECKING:
@@ -170,10 +170,15 @@ def _choose(job: Job, policy: "RoutePolicy", score: "Score | None", text: str | 
     band, kind = policy.for_question(text or job.question, d, job.kind_before if text is None else None)
     route, tier = band.route, tier_index(job.tiers, band.tier)
     why = _why(band, d, policy.source, kind)
+    tau = policy.threshold(band)
     if route == Route.WHOLE_CLOUD and tier not in {t.index for t in job.allowed}:
-        route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, first_local(job.tiers).name)
+        local = first_local(job.tiers).name
+        route, tier = Route.WHOLE_LOCAL, tier_index(job.tiers, local)
         why += "; the cloud is not usable now, so a local tier tries"
-    return RouteChoice(route, tier, why, d, score.probs if score else None, policy.threshold(band), policy)
+        if local in band.accuracy:  # measured too weak here: agreement cannot vouch for its answer
+            tau = NEVER_DONE
+            why += f" (right on {band.accuracy[local]:.0%} of these when measured: its answer stays unsure)"
+    return RouteChoice(route, tier, why, d, score.probs if score else None, tau, policy)
 
 
 def _why(band: "Band", d: float | None, source: str, kind: str | None = None) -> str:
@@ -184,6 +189,8 @@ def _why(band: "Band", d: float | None, source: str, kind: str | None = None) ->
         return f"{rated}; no measurements yet ({source}): {band.tier} answers, agreement decides if it climbs"
     measured = ", ".join(f"{k} {v:.0%}" for k, v in band.accuracy.items())
     climb = f", climbs below {band.agree_below:.2f} agreement" if band.agree_below is not None else ""
+    if band.agree_below is not None and band.agree_below >= NEVER_DONE:  # measured: even a unanimous vote was no proof
+        climb = ", always climbs (the local answer is kept as an attempt)"
     return f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}{climb}"
 
 

@@ -227,6 +227,13 @@ def polarity(text: str) -> str | None:
 
 @register("exact")
 def grade_exact(prediction: str, gold: str, choices: list[str] | None = None) -> bool:
+    """Right when ``prediction`` states ``gold``, or one of its aliases ("Leo Tolstoy|Tolstoy")."""
+    if "|" in gold:
+        return any(_exact(prediction, g) for g in gold.split("|") if g.strip())
+    return _exact(prediction, gold)
+
+
+def _exact(prediction: str, gold: str) -> bool:
     want = normalise(gold)
     spot = marked(prediction)
     if want in _POLAR:
