@@ -216,7 +216,11 @@ def _ends_with(sentence: str, want: str) -> bool:
     """Whether a sentence states ``want`` as its last words ("The capital of Brazil is Brasília."),
     and does not deny it ("..., not Brasilia")."""
     words = normalise(sentence)
-    return bool(want) and (" " + words).endswith(" " + want) and not re.search(r"\b(not|no|never|nor)\b", words)
+    return bool(want) and (" " + words).endswith(" " + want) and not _denies(words)
+
+
+def _denies(text: str) -> bool:
+    return bool(re.search(r"\b(not|no|never|nor)\b", normalise(text)))
 
 
 def polarity(text: str) -> str | None:
@@ -247,7 +251,10 @@ def _exact(prediction: str, gold: str) -> bool:
     if bool(want) and (whole + " ").startswith(want + " "):
         return True
     first = re.split(r"(?<=[.!?])\s|\n", (spot or prediction).strip(), maxsplit=1)[0]
-    return _ends_with(first, want)
+    # Its first clause may end on the answer ("... is located in Rome, Italy.", "... was Neil Armstrong, who ..."):
+    # only the first, so "Sydney, near Canberra" does not state Canberra.
+    clause = re.split(r"[,;:(]|\s[-\u2013\u2014]\s", first, maxsplit=1)[0]
+    return _ends_with(first, want) or (_ends_with(clause, want) and not _denies(first))
 
 
 # -- multiple choice -------------------------------------------------------------
