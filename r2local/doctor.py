@@ -241,9 +241,35 @@ def _cloud(ctx: dict[str, Any]) -> Check:
                  None if not note else "check the tier's model name", data)
 
 
+def _policy(ctx: dict[str, Any]) -> Check:
+    """Which route policy routes questions: the user's calibration, the shipped one, or none measured."""
+    settings = ctx.get("settings")
+    if settings is None:
+        return Check("policy", WARN, "unknown (config invalid)")
+    from r2local.pool import Pool
+    from r2local.routing.shipped import active_policy
+    from r2local.store.ledger import Ledger
+
+    if paths.db_path().is_file():
+        ledger = Ledger()
+        try:
+            calibration = ledger.latest_calibration()
+        finally:
+            ledger.close()
+    else:  # no ledger yet: the doctor does not create one
+        calibration = None
+    policy = active_policy(calibration, Pool(settings, fetch=False).tiers)
+    data = {"source": policy.source, "kinds": sorted(policy.kinds), "bands": len(policy.bands)}
+    if policy.source == "default":
+        return Check("policy", OK, "routing by the unmeasured default (one band, agreement decides)",
+                     data=data)
+    kinds = f"; answer kinds with their own bands: {', '.join(sorted(policy.kinds))}" if policy.kinds else ""
+    return Check("policy", OK, f"routing by {policy.source}{kinds}", data=data)
+
+
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], Check]]] = [
     ("config", _config), ("llamacpp", _llamacpp), ("mlx", _mlx), ("keyring", _keyring), ("key", _key),
-    ("models", _models), ("threads", _threads), ("disk", _disk),
+    ("models", _models), ("threads", _threads), ("disk", _disk), ("policy", _policy),
 ]
 
 

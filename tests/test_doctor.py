@@ -9,11 +9,13 @@ from r2local.backends import llamaprobe
 
 from .conftest import CLOUD_KEY, plumbing_config, to_toml, write_config
 
-IDS = ["config", "llamacpp", "mlx", "keyring", "key", "models", "threads", "disk"]
+IDS = ["config", "llamacpp", "mlx", "keyring", "key", "models", "threads", "disk", "policy"]
 
 
-def doctor(*args):
-    out = subprocess.run([sys.executable, "-m", "r2local", "doctor", *args], capture_output=True, text=True, timeout=300)
+def doctor(*args, pool=None):
+    first = ["--pool", pool] if pool else []
+    out = subprocess.run([sys.executable, "-m", "r2local", *first, "doctor", *args], capture_output=True, text=True,
+                         timeout=300)
     return out
 
 
@@ -40,6 +42,17 @@ def test_json_schema_and_a_healthy_machine(r2home, proxy):
     assert by_id["keyring"]["status"] == "warn" and by_id["keyring"]["data"]["kind"] == "plaintext"
     assert by_id["key"]["status"] == "warn" and "unencrypted" in by_id["key"]["summary"]
     assert CLOUD_KEY not in out.stdout and CLOUD_KEY[-4:] in out.stdout
+
+
+def test_the_policy_line_names_what_routes(r2home, proxy):
+    """The demo pool's local models route by the policy shipped for them; a pool of other
+    models by the unmeasured default (the plumbing pool runs SmolLM2 as its "local" tier)."""
+    by_id, _ = checks(doctor("--json", pool="demo"))
+    assert by_id["policy"]["status"] == "ok" and by_id["policy"]["data"]["source"].startswith("shipped with r2local")
+    assert "short" in by_id["policy"]["data"]["kinds"] and "short" in by_id["policy"]["summary"]
+    write_config(r2home, to_toml(plumbing_config(proxy.url)))
+    by_id, _ = checks(doctor("--json"))
+    assert by_id["policy"]["data"]["source"] == "default" and "unmeasured default" in by_id["policy"]["summary"]
 
 
 def test_cloud_check_sends_one_request_and_says_whether_the_key_works(r2home, proxy):

@@ -42,7 +42,8 @@ from r2local.store.records import Decision, QuestionEnd
 from r2local.routing.plan import Plan
 from r2local.routing.thresholds import default_thresholds
 from r2local.routing.router import RouterClient
-from r2local.routing.policy import RoutePolicy, default_policy
+from r2local.routing.policy import RoutePolicy
+from r2local.routing.shipped import active_policy
 from r2local.routing.strategies import STRATEGIES, Job, Strategy
 from r2local.vocab import OFFLINE, DecisionSource, NodeKind, QuestionStatus, Route, Status
 
@@ -175,14 +176,9 @@ class Engine:
                                    self.router.plan_adapter)
 
     def route_policy(self) -> RoutePolicy:
-        """The route policy: the last `r2local calibrate` that fits this pool, else the default."""
-        cal = self.ledger.latest_calibration()
-        names = {t.name for t in self.pool.tiers}
-        if cal is not None and cal.get("policy"):
-            policy = RoutePolicy.from_json(cal["policy"])
-            if policy.tier_names() <= names:
-                return policy
-        return default_policy(self.pool.tiers)
+        """The route policy: the last `r2local calibrate` that fits this pool, else the one shipped
+        for this pool's local models, else the default."""
+        return active_policy(self.ledger.latest_calibration(), self.pool.tiers)
 
     def allowed_tiers(self, local_only: bool) -> tuple[list[Tier], str | None]:
         """Tiers usable now, and a one-line reason when the cloud is off."""

@@ -1,0 +1,82 @@
+"""Fit the route policy r2local ships for the demo pool's local models.
+
+    python -m benchmarks.threetier --datasets benchmarks/sets/short_facts.jsonl,... \\
+        --strategies all-small,all-local,all-cloud,r2local --home H
+    python -m benchmarks.ship_policy --home H
+
+Reads the graded whole-question answers a 3-tier bench left in ``H/bench.db`` (every
+tier's answer per question, the local answer's agreement) and fits bands per answer
+kind, as `r2local calibrate` does. Only kinds measured on enough questions get bands
+(``KIND_MIN``); every other question keeps the unmeasured default (the strongest local
+tier, agreement deciding), since one kind's measurements say nothing about another's.
+Writes r2local/routing/shipped/demo.json and prints the bands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+from r2local import paths
+from r2local.config import load_settings
+from r2local.pool import Pool
+from r2local.routing.outcomes import read_rows, route_outcomes, votes
+from r2local.routing.policy import RoutePolicy, default_policy, first_local, fit_policy
+from r2local.routing.shipped import SHIPPED_DIR
+from r2local.store.ledger import Ledger
+
+STAND_IN = "qwen2.5-coder-1.5b-instruct"
+
+
+def fit(home: Path, share: float | None, bands: int) -> tuple[RoutePolicy, dict[str, int], list]:
+    os.environ[paths.HOME_ENV] = str(home)
+    tiers = Pool(load_settings(home / "config.toml"), fetch=False).tiers
+    local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
+    ledger = Ledger(home / "bench.db")
+    try:
+        rows = [r for r in read_rows([ledger], local.name) if r.difficulty is not None]
+    finally:
+        ledger.close()
+    outcomes, found = route_outcomes(rows), votes(rows, local.name, cloud.name)
+    # Bands of at least 24 questions: with fewer, one or two answers decide which tier a band gets.
+    fitted = fit_policy(outcomes, tiers, bands=bands, min_per_band=24, votes=found, cloud_share=share)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        if o.tier == local.name and o.kind:
+            counts[o.kind] = counts.get(o.kind, 0) + 1
+    what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k in fitted.kinds)
+    source = f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
+    policy = RoutePolicy(default_policy(tiers).bands, None, source, fitted.kinds)
+    return policy, counts, tiers
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--home", type=Path, required=True, help="the 3-tier bench's home (config.toml, bench.db)")
+    p.add_argument("--cloud-share", type=float, default=None, help="at most this share escalated (default: best accuracy)")
+    p.add_argument("--bands", type=int, default=2, help="difficulty bands per answer kind, at most")
+    p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
+    args = p.parse_args(argv)
+    policy, counts, tiers = fit(args.home.resolve(), args.cloud_share, args.bands)
+    if not policy.kinds:
+        print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
+        return 1
+    measured = {t.name: (t.model if t.is_local else f"{STAND_IN} (stand-in cloud)") for t in tiers}
+    body = {"fitted": str(datetime.date.today()), "measured_with": measured, "questions": counts,
+            "cloud_share": args.cloud_share, "policy": policy.to_json()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(body, indent=1) + "\n")
+    for kind, bands in policy.kinds.items():
+        for b in bands:
+            acc = ", ".join(f"{k} {v:.0%}" for k, v in b.accuracy.items())
+            print(f"{kind:8} <= {b.upto:.2f}  {b.route} on {b.tier}  agree_below {b.agree_below}  n {b.n}  ({acc})")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

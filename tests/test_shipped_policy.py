@@ -1,0 +1,94 @@
+"""The route policy that ships with r2local: which pools it routes, what replaces it,
+and what a measured cloud band does when the cloud cannot be used (no models)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from r2local.config import TierSection
+from r2local.pool import Tier
+from r2local.routing.policy import NEVER_DONE, Band, GradedAnswer, RoutePolicy, default_policy, fit_policy
+from r2local.routing.shipped import SHIPPED_DIR, active_policy, load, shipped_policy
+from r2local.routing.strategies import Job, _choose
+from r2local.vocab import Route
+
+SMOL, QWEN = "smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct"
+
+
+def pool(local_model: str = QWEN, *, adapter: str | None = None, known_as: str | None = None) -> list[Tier]:
+    def t(i, name, model, local, **cfg_extra):
+        cfg = TierSection(name=name, backend="llamacpp" if local else "openai", model=model, **cfg_extra)
+        return Tier(i, name, cfg.backend, model, local, 0.0 if local else 0.15, 0.0 if local else 0.6, cfg,
+                    local and "coder" in model, known_as if name == "local" else None)
+    extra = {"adapter": adapter} if adapter else {}
+    return [t(0, "local-small", SMOL, True), t(1, "local", local_model, True, **extra),
+            t(2, "cloud", "gpt-4o-mini", False)]
+
+
+def test_the_shipped_file_routes_the_demo_pools_local_models_and_names_itself():
+    files = sorted(SHIPPED_DIR.glob("*.json"))
+    assert files, "r2local ships at least one route policy"
+    policy, data = load(files[0])
+    assert data["measured_with"]["local"] == QWEN and data["questions"]
+    assert policy.kinds, "a shipped policy has bands for the answer kinds it measured"
+    found = shipped_policy(pool())
+    assert found == policy and found.source.startswith("shipped with r2local")
+    # Kinds it did not measure keep the unmeasured default: one band on the strongest local tier.
+    assert [(b.route, b.tier, b.accuracy) for b in found.bands] == [(Route.WHOLE_LOCAL, "local", {})]
+
+
+def test_another_local_model_or_an_adapter_gets_no_shipped_policy():
+    assert shipped_policy(pool(local_model="/models/mistral-7b.gguf")) is None
+    assert shipped_policy(pool(adapter="/loras/mine.gguf")) is None
+    # A model given by path that r2local recognised as the measured one counts as that model.
+    assert shipped_policy(pool(local_model="/x/q.gguf", known_as=f"{QWEN} (sha256)")) is not None
+
+
+def test_a_damaged_shipped_file_routes_nothing(tmp_path):
+    (tmp_path / "demo.json").write_text("{not json")
+    (tmp_path / "other.json").write_text(json.dumps({"policy": {"bands": []}}))
+    assert shipped_policy(pool(), tmp_path) is None
+    assert active_policy(None, pool()).source  # the engine's path still routes: shipped or default
+
+
+def test_the_users_calibration_replaces_the_shipped_policy_and_one_for_another_pool_does_not():
+    mine = RoutePolicy([Band(1.0, Route.WHOLE_CLOUD, "cloud")], 0.5, "calibrated on 40 graded questions")
+    assert active_policy({"policy": mine.to_json()}, pool()) == mine
+    other = RoutePolicy([Band(1.0, Route.WHOLE_LOCAL, "big-local")], None, "calibrated elsewhere")
+    assert active_policy({"policy": other.to_json()}, pool()).source.startswith("shipped with r2local")
+    assert active_policy(None, pool(local_model="/m/other.gguf")).source == "default"
+
+
+def job(tiers: list[Tier], allowed: list[Tier], policy: RoutePolicy, question: str) -> Job:
+    return Job("q1", question, threading.Event(), lambda e: None, tiers, allowed, None, [], policy)
+
+
+def test_a_measured_cloud_band_without_a_cloud_answers_locally_and_never_calls_it_done():
+    tiers = pool()
+    facts = [GradedAnswer(i / 40, t, ok, "short") for i in range(20)
+             for t, ok in (("local-small", False), ("local", i % 10 == 0), ("cloud", True))]
+    fitted = fit_policy(facts, tiers, bands=1, min_per_band=10)
+    policy = RoutePolicy(default_policy(tiers).bands, None, "shipped", fitted.kinds)  # as ship_policy writes it
+    assert policy.kinds["short"][0].route == Route.WHOLE_CLOUD
+    online = _choose(job(tiers, tiers, policy, "What is the capital of Peru?"), policy, None)
+    assert online.route == Route.WHOLE_CLOUD and tiers[online.tier].name == "cloud"
+    offline = _choose(job(tiers, tiers[:2], policy, "What is the capital of Peru?"), policy, None)
+    assert offline.route == Route.WHOLE_LOCAL and tiers[offline.tier].name == "local"
+    assert offline.agree_below == NEVER_DONE and "stays unsure" in offline.reason and "10%" in offline.reason
+    # The unmeasured default has no cloud band: nothing changes there.
+    sums = _choose(job(tiers, tiers[:2], policy, "What is 7 times 8?"), policy, None)
+    assert sums.route == Route.WHOLE_LOCAL and sums.agree_below is None
+
+
+def test_escalating_every_vote_is_a_threshold_no_agreement_reaches():
+    """Where even unanimous local answers were wrong more often than the cloud, the fitted bar
+    is above 1: the vote can no longer keep an answer (a bar of 1.0 kept every unanimous one)."""
+    from r2local.routing.policy import Vote, fit_agreement
+    votes = [Vote(1.0, i % 3 == 0, True, 0.2, "short") for i in range(12)]
+    assert fit_agreement(votes) == NEVER_DONE
+    rows = [GradedAnswer(0.2, t, ok, "short") for i in range(12)
+            for t, ok in (("local", i % 3 == 0), ("cloud", True))]
+    policy = fit_policy(rows, pool(), bands=1, min_per_band=4, votes=votes)
+    band = policy.band(0.2)
+    assert band.route == Route.WHOLE_LOCAL and policy.threshold(band) == NEVER_DONE
