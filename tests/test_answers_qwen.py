@@ -46,3 +46,13 @@ def test_simple_arithmetic_is_answered_locally_by_a_program_and_measured(demo, q
     calls = demo.ledger.question(result.question_id)["calls"]
     assert [c["role"] for c in calls][:3] == ["route", "subtask", "program"]
     assert all(c["tier"] != "local-small" for c in calls)
+
+
+@pytest.mark.slow
+def test_a_short_fact_on_the_demo_pool_is_routed_by_the_policy_shipped_for_its_models(demo):
+    """A newcomer's first short-answer question is routed by measured bands, and the plan says by which policy."""
+    result = demo.ask("Which planet is known for its rings?", local_only=True)
+    assert result.route == Route.WHOLE_LOCAL and "short answers (their own bands)" in result.route_reason
+    assert "measured" in result.route_reason and "policy: shipped with r2local" in result.route_reason
+    node = result.nodes[-1]
+    assert node.answer_kind == "short" and node.tier == "local" and node.confidence is not None
