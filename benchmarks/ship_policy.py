@@ -2,9 +2,9 @@
 
     python -m benchmarks.threetier --datasets benchmarks/sets/short_facts.jsonl,... \\
         --strategies all-small,all-local,all-cloud,r2local --home H
-    python -m benchmarks.ship_policy --home H
+    python -m benchmarks.ship_policy --home H [--home H2 ...]
 
-Reads the graded whole-question answers a 3-tier bench left in ``H/bench.db`` (every
+Reads the graded whole-question answers 3-tier benches left in ``H/bench.db`` (every
 tier's answer per question, the local answer's agreement) and fits bands per answer
 kind, as `r2local calibrate` does. Only kinds measured on enough questions get bands
 (``KIND_MIN``); every other question keeps the unmeasured default (the strongest local
@@ -32,15 +32,16 @@ from r2local.store.ledger import Ledger
 STAND_IN = "qwen2.5-coder-1.5b-instruct"
 
 
-def fit(home: Path, share: float | None, bands: int) -> tuple[RoutePolicy, dict[str, int], list]:
-    os.environ[paths.HOME_ENV] = str(home)
-    tiers = Pool(load_settings(home / "config.toml"), fetch=False).tiers
+def fit(homes: list[Path], share: float | None, bands: int) -> tuple[RoutePolicy, dict[str, int], list]:
+    os.environ[paths.HOME_ENV] = str(homes[0])
+    tiers = Pool(load_settings(homes[0] / "config.toml"), fetch=False).tiers
     local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
-    ledger = Ledger(home / "bench.db")
+    ledgers = [Ledger(home / "bench.db") for home in homes]
     try:
-        rows = [r for r in read_rows([ledger], local.name) if r.difficulty is not None]
+        rows = [r for r in read_rows(ledgers, local.name) if r.difficulty is not None]
     finally:
-        ledger.close()
+        for ledger in ledgers:
+            ledger.close()
     outcomes, found = route_outcomes(rows), votes(rows, local.name, cloud.name)
     # Bands of at least 24 questions: with fewer, one or two answers decide which tier a band gets.
     fitted = fit_policy(outcomes, tiers, bands=bands, min_per_band=24, votes=found, cloud_share=share)
@@ -56,12 +57,13 @@ def fit(home: Path, share: float | None, bands: int) -> tuple[RoutePolicy, dict[
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--home", type=Path, required=True, help="the 3-tier bench's home (config.toml, bench.db)")
+    p.add_argument("--home", type=Path, action="append", required=True,
+                   help="a 3-tier bench's home (config.toml, bench.db); repeat it to fit on several")
     p.add_argument("--cloud-share", type=float, default=None, help="at most this share escalated (default: best accuracy)")
     p.add_argument("--bands", type=int, default=2, help="difficulty bands per answer kind, at most")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
     args = p.parse_args(argv)
-    policy, counts, tiers = fit(args.home.resolve(), args.cloud_share, args.bands)
+    policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands)
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1
