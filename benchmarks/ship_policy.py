@@ -28,17 +28,19 @@ from r2local.routing.outcomes import read_rows, route_outcomes, votes
 from r2local.routing.policy import RoutePolicy, default_policy, first_local, fit_policy
 from r2local.routing.shipped import SHIPPED_DIR
 from r2local.store.ledger import Ledger
+from r2local.tasks import datasets
 
 STAND_IN = "qwen2.5-coder-1.5b-instruct"
 
 
-def fit(homes: list[Path], share: float | None, bands: int) -> tuple[RoutePolicy, dict[str, int], list]:
+def fit(homes: list[Path], share: float | None, bands: int,
+        held_out: set[str] = frozenset()) -> tuple[RoutePolicy, dict[str, int], list]:
     os.environ[paths.HOME_ENV] = str(homes[0])
     tiers = Pool(load_settings(homes[0] / "config.toml"), fetch=False).tiers
     local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
     ledgers = [Ledger(home / "bench.db") for home in homes]
     try:
-        rows = [r for r in read_rows(ledgers, local.name) if r.difficulty is not None]
+        rows = [r for r in read_rows(ledgers, local.name) if r.difficulty is not None and r.question not in held_out]
     finally:
         for ledger in ledgers:
             ledger.close()
@@ -61,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="a 3-tier bench's home (config.toml, bench.db); repeat it to fit on several")
     p.add_argument("--cloud-share", type=float, default=None, help="at most this share escalated (default: best accuracy)")
     p.add_argument("--bands", type=int, default=2, help="difficulty bands per answer kind, at most")
+    p.add_argument("--hold-out", action="append", default=[], help="a dataset (name or .jsonl) never fitted on; repeatable")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
     args = p.parse_args(argv)
-    policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands)
+    policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands,
+                                {i.question for spec in args.hold_out for i in datasets.load(spec, 10**6, 0)[0]})
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1
