@@ -33,8 +33,8 @@ from r2local.tasks import datasets
 STAND_IN = "qwen2.5-coder-1.5b-instruct"
 
 
-def fit(homes: list[Path], share: float | None, bands: int,
-        held_out: set[str] = frozenset()) -> tuple[RoutePolicy, dict[str, int], list]:
+def fit(homes: list[Path], share: float | None, bands: int, held_out: set[str] = frozenset(),
+        kinds: set[str] | None = None) -> tuple[RoutePolicy, dict[str, int], list]:
     os.environ[paths.HOME_ENV] = str(homes[0])
     tiers = Pool(load_settings(homes[0] / "config.toml"), fetch=False).tiers
     local, cloud = first_local(tiers), [t for t in tiers if not t.is_local][-1]
@@ -47,6 +47,8 @@ def fit(homes: list[Path], share: float | None, bands: int,
     outcomes, found = route_outcomes(rows), votes(rows, local.name, cloud.name)
     # Bands of at least 24 questions: with fewer, one or two answers decide which tier a band gets.
     fitted = fit_policy(outcomes, tiers, bands=bands, min_per_band=24, votes=found, cloud_share=share)
+    if kinds is not None:
+        fitted = RoutePolicy(fitted.bands, None, "", {k: b for k, b in fitted.kinds.items() if k in kinds})
     counts: dict[str, int] = {}
     for o in outcomes:
         if o.tier == local.name and o.kind:
@@ -63,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="a 3-tier bench's home (config.toml, bench.db); repeat it to fit on several")
     p.add_argument("--cloud-share", type=float, default=None, help="at most this share escalated (default: best accuracy)")
     p.add_argument("--bands", type=int, default=2, help="difficulty bands per answer kind, at most")
+    p.add_argument("--kinds", default=None,
+                   help="comma-separated answer kinds to ship bands for (default: every kind measured enough). "
+                        "Numbers measured on one-step sums alone would stop multi-step problems from ever climbing.")
     p.add_argument("--hold-out", action="append", default=[], help="a dataset (name or .jsonl) never fitted on; repeatable")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
     args = p.parse_args(argv)
     policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands,
-                                {i.question for spec in args.hold_out for i in datasets.load(spec, 10**6, 0)[0]})
+                                {i.question for spec in args.hold_out for i in datasets.load(spec, 10**6, 0)[0]},
+                                set(args.kinds.split(",")) if args.kinds else None)
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1
