@@ -81,14 +81,26 @@ def test_a_measured_cloud_band_without_a_cloud_answers_locally_and_never_calls_i
     assert sums.route == Route.WHOLE_LOCAL and sums.agree_below is None
 
 
+def test_a_weak_local_tier_far_below_the_cloud_gets_no_vote():
+    """Multiple choice on the demo pool: the 0.5B right on a third, the cloud on nine in ten, agreement
+    at chance. The band goes straight to the cloud; a local tier right more often than not keeps its vote."""
+    def rows(local_right):
+        return [GradedAnswer(0.3, t, ok, "choice") for i in range(30)
+                for t, ok in (("local", i < local_right), ("cloud", i < 27))]
+    weak = fit_policy(rows(10), pool(), bands=1, min_per_band=10)
+    assert [(b.route, b.tier) for b in weak.bands] == [(Route.WHOLE_CLOUD, "cloud")]
+    fair = fit_policy(rows(16), pool(), bands=1, min_per_band=10)
+    assert [(b.route, b.tier) for b in fair.bands] == [(Route.WHOLE_LOCAL, "local")]
+
+
 def test_escalating_every_vote_is_a_threshold_no_agreement_reaches():
     """Where even unanimous local answers were wrong more often than the cloud, the fitted bar
     is above 1: the vote can no longer keep an answer (a bar of 1.0 kept every unanimous one)."""
     from r2local.routing.policy import Vote, fit_agreement
-    votes = [Vote(1.0, i % 3 == 0, True, 0.2, "short") for i in range(12)]
+    votes = [Vote(1.0, i % 3 != 0, True, 0.2, "short") for i in range(12)]
     assert fit_agreement(votes) == NEVER_DONE
     rows = [GradedAnswer(0.2, t, ok, "short") for i in range(12)
-            for t, ok in (("local", i % 3 == 0), ("cloud", True))]
+            for t, ok in (("local", i % 3 != 0), ("cloud", True))]
     policy = fit_policy(rows, pool(), bands=1, min_per_band=4, votes=votes)
     band = policy.band(0.2)
     assert band.route == Route.WHOLE_LOCAL and policy.threshold(band) == NEVER_DONE
