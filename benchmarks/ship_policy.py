@@ -63,12 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", type=Path, action="append", required=True,
                    help="a 3-tier bench's home (config.toml, bench.db); repeat it to fit on several")
-    p.add_argument("--cloud-share", type=float, default=None, help="at most this share escalated (default: best accuracy)")
+    p.add_argument("--cloud-share", type=float, default=None,
+                   help="at most this share escalated (default: best accuracy)")
     p.add_argument("--bands", type=int, default=2, help="difficulty bands per answer kind, at most")
     p.add_argument("--kinds", default=None,
                    help="comma-separated answer kinds to ship bands for (default: every kind measured enough). "
                         "Numbers measured on one-step sums alone would stop multi-step problems from ever climbing.")
-    p.add_argument("--hold-out", action="append", default=[], help="a dataset (name or .jsonl) never fitted on; repeatable")
+    p.add_argument("--hold-out", action="append", default=[],
+                   help="a dataset (name or .jsonl) never fitted on; repeatable")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
     args = p.parse_args(argv)
     policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands,
