@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 
 from r2local import paths
-from r2local.config import load_settings
-from r2local.engine.answering import AUTO_AGREE_BELOW
+from r2local.config import ExecutorSection, load_settings
+from r2local.engine.answering import threshold
+from r2local.engine.kinds import answer_kind
 from r2local.pool import Pool
 from r2local.routing.outcomes import Row, read_rows, route_outcomes, votes
 from r2local.routing.policy import RoutePolicy, first_local, fit_policy
@@ -33,7 +34,7 @@ from r2local.tables import table
 from r2local.tasks import datasets
 from r2local.vocab import Route
 
-DEFAULT_BAR = 0.6  # [executor] agree_below when nothing else sets it
+DEFAULTS = ExecutorSection()  # an untouched [executor] section: the bars a newcomer's answers are held to
 
 
 def replay(rows: list[Row], policy: RoutePolicy, local: str, cloud: str) -> tuple[int, float, int]:
@@ -43,20 +44,14 @@ def replay(rows: list[Row], policy: RoutePolicy, local: str, cloud: str) -> tupl
         band, _ = policy.for_question(r.question, r.difficulty)
         first = r.tiers.get(band.tier if band.route == Route.WHOLE_LOCAL else local)
         goes_up = band.route == Route.WHOLE_CLOUD or first is None
-        if not goes_up:
-            bar = policy.threshold(band)
-            bar = bar if bar is not None else AUTO_AGREE_BELOW.get(_kind(r), DEFAULT_BAR)
+        if not goes_up:  # the bar the product holds this answer to (the band's, else its kind's default)
+            bar = threshold(answer_kind(r.question), DEFAULTS, policy.threshold(band))
             goes_up = first.confidence is not None and first.confidence < bar
         got = r.tiers[cloud] if goes_up else first
         right += got.correct
         cost += r.tiers[cloud].cost_usd if goes_up else 0.0
         up += goes_up
     return right, cost, up
-
-
-def _kind(r: Row) -> str:
-    from r2local.engine.kinds import answer_kind
-    return answer_kind(r.question)
 
 
 def families(specs: list[str]) -> dict[str, set[str]]:

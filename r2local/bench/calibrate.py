@@ -12,6 +12,7 @@ from r2local.engine.core import Engine
 from r2local.errors import R2Error
 from r2local.store.ledger import Ledger
 from r2local.routing.outcomes import read_rows, route_outcomes, votes
+from r2local.routing.shipped import calibrated
 from r2local.routing.policy import RoutePolicy, first_local, fit_agreement, fit_policy
 from r2local.tasks.datasets import Item
 
@@ -19,18 +20,17 @@ CALIB_STRATEGIES = ["all-small", "all-local", "all-cloud", "r2local"]
 
 
 def starting_policy(engine: Engine) -> RoutePolicy:
-    """What r2local routes with day to day: the user's last `r2local calibrate`, else the default."""
+    """What r2local routes with day to day: the user's last `r2local calibrate`, else the engine's
+    (the shipped policy for its local models, else the default)."""
     main = Ledger() if engine.ledger.path.resolve() != paths.db_path().resolve() else engine.ledger
     try:
         cal = main.latest_calibration()
     finally:
         if main is not engine.ledger:
             main.close()
-    names = {t.name for t in engine.pool.tiers}
-    if cal is not None and cal.get("policy"):
-        policy = RoutePolicy.from_json(cal["policy"])
-        if policy.tier_names() <= names:
-            return replace(policy, source=f"your last `r2local calibrate` ({cal['created_at'][:10]})")
+    policy = calibrated(cal, engine.pool.tiers)
+    if policy is not None:
+        return replace(policy, source=f"your last `r2local calibrate` ({cal['created_at'][:10]})")
     return engine.route_policy()
 
 

@@ -12,6 +12,7 @@ is stronger, so sending a question up is, if anything, more worth it). A user's 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,12 @@ def _fits(measured_with: dict[str, str], policy: RoutePolicy, tiers: list["Tier"
 
 def load(path: Path) -> tuple[RoutePolicy, dict[str, Any]]:
     """The policy in one shipped file, and the file's description of how it was fitted."""
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(path: Path, mtime_ns: int) -> tuple[RoutePolicy, dict[str, Any]]:
+    # Every question asks which policy routes it: parse each file once (a new mtime parses it again).
     data = json.loads(path.read_text())
     return RoutePolicy.from_json(data["policy"]), data
 
@@ -60,8 +67,12 @@ def active_policy(calibration: dict[str, Any] | None, tiers: list["Tier"]) -> Ro
     """What routes questions for a pool of ``tiers``: the user's last calibration (``calibration``,
     the ledger's latest) where it fits the pool, else the shipped policy for its local models,
     else the unmeasured default."""
-    if calibration is not None and calibration.get("policy"):
-        policy = RoutePolicy.from_json(calibration["policy"])
-        if policy.tier_names() <= {t.name for t in tiers}:
-            return policy
-    return shipped_policy(tiers) or default_policy(tiers)
+    return calibrated(calibration, tiers) or shipped_policy(tiers) or default_policy(tiers)
+
+
+def calibrated(calibration: dict[str, Any] | None, tiers: list["Tier"]) -> RoutePolicy | None:
+    """The route policy a saved calibration holds, if it names only tiers of this pool."""
+    if calibration is None or not calibration.get("policy"):
+        return None
+    policy = RoutePolicy.from_json(calibration["policy"])
+    return policy if policy.tier_names() <= {t.name for t in tiers} else None
