@@ -24,7 +24,7 @@ from pathlib import Path
 from r2local import paths
 from r2local.config import ExecutorSection, load_settings
 from r2local.engine.answering import threshold
-from r2local.engine.kinds import answer_kind
+from r2local.engine.kinds import answer_kind, computable
 from r2local.pool import Pool
 from r2local.routing.outcomes import Row, read_rows, route_outcomes, votes
 from r2local.routing.policy import RoutePolicy, first_local, fit_policy
@@ -45,7 +45,7 @@ def replay(rows: list[Row], policy: RoutePolicy, local: str, cloud: str) -> tupl
         first = r.tiers.get(band.tier if band.route == Route.WHOLE_LOCAL else local)
         goes_up = band.route == Route.WHOLE_CLOUD or first is None
         if not goes_up:  # the bar the product holds this answer to (the band's, else its kind's default)
-            bar = threshold(answer_kind(r.question), DEFAULTS, policy.threshold(band))
+            bar = threshold(answer_kind(r.question), DEFAULTS, policy.threshold(band), computable(r.question))
             goes_up = first.confidence is not None and first.confidence < bar
         got = r.tiers[cloud] if goes_up else first
         right += got.correct

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from r2local.engine.answers import CHOICE, CLOCK, NUMBER, POLAR, SHORT, TEXT, agreement, answer_kind, read_answer, same
-from r2local.engine.kinds import conversation_kind
+from r2local.engine.kinds import asks_extreme, computable, conversation_kind
 
 # Hand-written, none from any benchmark. The kind a careful reader would give each.
 QUESTIONS = [
@@ -136,3 +136,25 @@ def test_a_conversations_kind_is_read_turn_by_turn():
     assert conversation_kind(turns) == NUMBER
     assert conversation_kind(["What is the capital of Canada?", "And of Brazil?"]) == SHORT
     assert conversation_kind([]) is None
+
+
+@pytest.mark.parametrize("question, want", [
+    ("Is 221 a prime number?", True), ("Is 3/8 greater than 0.4?", True), ("Is 100 divisible by 8?", True),
+    ("Is 15% of 200 equal to 30?", True), ("Is 2 to the power of 10 greater than 1000?", True),
+    ("Is 49 an even number?", True),
+    ("Did World War II end in 1945?", False), ("Does a leap year have 366 days?", False),
+    ("Are there 60 seconds in an hour?", False), ("Explain why 221 is not a prime number.", False),
+    ("What is 9 times 8?", False), ("Is Canberra the capital of Australia?", False),
+    ("What is 15% of 80?\nA) 10\nB) 12\nC) 15\nD) 8\nAnswer with the letter of the correct option.", True),
+    ("Which is largest: A) 3^6, B) 9^3, C) 5^4? Answer with the letter.", True),
+    ("How many continents are there?\nA) 5\nB) 6\nC) 7\nD) 8\nAnswer with the letter of the correct option.", False),
+    ("Which of these is a prime number?\nA) 21\nB) 27\nC) 29\nD) 33\nAnswer with the letter.", False),
+    ("What is the capital of Canada?\nA) Toronto\nB) Ottawa\nAnswer with the letter.", False),
+])
+def test_a_yes_no_check_on_numbers_is_computable(question, want):
+    assert computable(question) is want
+
+
+def test_a_choice_asks_for_the_extreme_option_only_in_its_stem():
+    assert asks_extreme("Which is largest: A) 3^6, B) 9^3? Answer with the letter.")
+    assert not asks_extreme("What is 15% of 80?\nA) the largest\nB) 12")

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from r2local.bench.runner import measure, summarise
+from r2local import keys
 from r2local.engine.core import Engine
 from r2local.errors import ServerError
 from r2local.routing.policy import Band, RoutePolicy
@@ -16,11 +18,12 @@ from r2local.routing.strategies import STRATEGIES
 from r2local.routing.thresholds import Score
 from r2local.store import learning
 from r2local.store.records import CallEnd, CallRecord
+from r2local.tasks.datasets import Item
 from r2local.vocab import CallStatus, NodeKind, Role, Route, Status
 from tests.support.fake import Step
 from tests.test_statuses import scripted_config, scripts  # noqa: F401  (scripts is a fixture)
 
-from .conftest import settings_from
+from .conftest import CLOUD_KEY, settings_from
 
 PRIME, CANADA, TIMES = "Is 97 prime?", "What is the capital of Canada?", "What is 17 times 23?"
 COMPOUND = f"(1) {PRIME} (2) {CANADA} (3) {TIMES}"
@@ -106,6 +109,52 @@ def test_only_the_doubted_part_goes_to_the_cloud_and_only_its_text(r2home, scrip
     assert stored["route"] == "parts" and [s["kind"] for s in stored["subtasks"]] == ["part"] * 3 + ["compose"]
     assert stored["subtasks"][2]["route_reason"] == subtasks[3]["route_reason"]  # each part's route is kept
     assert {c["subtask_id"] for c in stored["calls"] if c["tier"] == "cloud"} == {3}
+
+
+GOLD = json.dumps([{"grader": "exact", "answer": "yes"}, {"grader": "exact", "answer": "Ottawa"},
+                   {"grader": "number", "answer": "391"}])
+
+
+def test_the_bench_counts_parts_right_the_split_and_the_text_the_cloud_saw(r2home, scripts):
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
+    scripts.by_model["cloud"] = [Step("391"), Step("(1) Yes (2) Ottawa (3) 391")]
+    item = Item("c1", COMPOUND, GOLD, "parts")
+    engine = engine_with(r2home, Router())
+    parted = measure(engine, "r2local", item, *_asked(engine, COMPOUND))
+    assert parted.correct and (parts := (parted.parts, parted.parts_right, parted.split)) == (3, 3, 3), parts
+    assert (parted.cloud_chars, parted.question_chars) == (len(TIMES), len(COMPOUND))
+    # Kept whole and doubted, the whole message goes up.
+    scripts.by_model["big"] = [Step("Yes. Ottawa. 391"), Step("No. Toronto. 401"), Step("Yes. Ottawa. 392")]
+    engine = engine_with(r2home, Router(), "r2local-whole")
+    whole = measure(engine, "r2local-whole", item, *_asked(engine, COMPOUND))
+    assert (whole.split, whole.cloud_chars, whole.parts) == (0, len(COMPOUND), 3)
+    got = summarise([parted]), summarise([whole])
+    assert got[0]["text_to_cloud"] == pytest.approx(len(TIMES) / len(COMPOUND)) and got[1]["text_to_cloud"] == 1.0
+    assert (got[0]["split_exact"], got[1]["split_exact"]) == (1.0, 0.0)
+    assert (got[0]["parts_right"], got[0]["parts"]) == (3, 3)
+
+
+def _asked(engine, question):
+    result = engine.ask(question)
+    return result.question_id, result, None
+
+
+def test_the_real_cloud_server_is_sent_the_doubted_part_alone(r2home, scripts, proxy):
+    # The same split as above, the cloud now the stand-in llama.cpp server behind the body-logging proxy.
+    keys.set_key("cloud", CLOUD_KEY)
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 3, "agree_below": 0.6})
+    cfg["tiers"][2] = {"name": "cloud", "backend": "openai", "base_url": proxy.url, "model": "stand-in-cloud",
+                       "input_usd_per_mtok": 1.0, "output_usd_per_mtok": 1.0, "max_tokens": 24, "max_retries": 1}
+    engine = Engine(settings_from(cfg, r2home))
+    engine.router, engine.strategy = Router(), STRATEGIES["r2local"]()
+    scripts.by_model["big"] = local_answers(SPLIT_ON_ARITHMETIC)
+    result = engine.ask(COMPOUND)
+    [request] = proxy.completions
+    sent = json.dumps(request["body"])
+    assert TIMES in sent and PRIME not in sent and CANADA not in sent and "(1)" not in sent
+    assert [p.tier for p in by_kind(result, NodeKind.PART)] == ["big", "big", "cloud"]
+    assert result.answer.startswith("(1) Yes, 97 is prime.\n(2) Ottawa.\n(3) ")
+    engine.close()
 
 
 def test_local_only_marks_the_doubted_part_unsure_and_answers_the_others(r2home, scripts):

@@ -237,6 +237,48 @@ def test_program_answer_with_agreeing_prose_stops_early(r2home, scripts):
     assert json.loads(engine.ledger.question(result.question_id)["subtasks"][0]["features"] and "{}") is not None
 
 
+PRIME_CHECK = "```python\nn = 221\nanswer = n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\n```"
+
+
+def test_a_yes_no_check_on_numbers_is_settled_by_a_program(r2home, scripts):
+    # A yes/no question about numbers it states gets a program (True/False) and a brief vote, as a number does.
+    question = "Is 221 a prime number?"
+    scripts.by_model["small"] = [Step(PRIME_CHECK), Step("No")]
+    engine = voting_engine(r2home)
+    result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
+    [node] = result.nodes
+    assert (node.status, node.answer, node.confidence) == (Status.DONE, "No.", 1.0)
+    assert "n = 221" in node.working and node.answer_kind == "yes/no"
+    program, brief = scripts.calls["small"]
+    assert program[0]["content"].startswith("You answer the user's yes/no question by writing a short Python program")
+    assert brief[0]["content"].startswith("Reply with the final answer only")
+    assert [c["output"] for c in calls(engine, result.question_id) if c["role"] == "program"] == ["False"]
+
+
+def test_a_choice_between_computed_numbers_is_settled_by_a_program(r2home, scripts):
+    question = "What is 12 times 12?\nA) 124\nB) 144\nC) 132\nD) 154\nAnswer with the letter of the correct option."
+    program = "```python\nvalue = 12 * 12\noptions = {'A': 124, 'B': 144, 'C': 132, 'D': 154}\n" \
+              "answer = min(options, key=lambda k: abs(options[k] - value))\n```"
+    scripts.by_model["small"] = [Step(program), Step("B")]
+    engine = voting_engine(r2home)
+    result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
+    [node] = result.nodes
+    assert (node.status, node.answer, node.confidence, node.answer_kind) == (Status.DONE, "The answer is B.", 1.0,
+                                                                             "choice")
+    prompt = scripts.calls["small"][0]
+    assert "multiple-choice question by writing a short Python program" in prompt[0]["content"]
+    assert prompt[1]["content"].startswith("What is 15% of 80?")  # the matching example, not the largest-of one
+
+
+def test_a_yes_no_fact_that_mentions_a_number_is_answered_in_prose(r2home, scripts):
+    question = "Did World War II end in 1945?"
+    scripts.by_model["small"] = [Step("Yes, it ended in 1945."), Step("Yes")]
+    engine = voting_engine(r2home)
+    result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
+    assert result.nodes[0].working is None and result.answer == "Yes, it ended in 1945."
+    assert "Python" not in json.dumps(scripts.calls["small"])
+
+
 def test_disagreement_escalates_and_keeps_every_sample(r2home, scripts):
     scripts.by_model["small"] = [Step("```python\nanswer = 41\n```"), Step("It is 42."), Step("```python\nanswer = 40\n```")]
     scripts.by_model["big"] = [Step("It is 42."), Step("Surely 42.")]

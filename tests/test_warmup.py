@@ -32,10 +32,12 @@ def test_warm_prefills_each_local_prompt_and_records_nothing(r2home: Path):
     later.close()
 
 
-def test_prompts_for_a_tier_that_writes_programs_include_the_program_prompt():
+def test_prompts_for_a_tier_that_writes_programs_include_the_program_prompts():
     plain, coder = prompts_for(False), prompts_for(True)
-    assert len(coder) == len(plain) + 1 and all(p[-1]["content"] == PLACEHOLDER for p in coder)
-    assert "Python program" in coder[-1][0]["content"]
+    assert len(coder) == len(plain) + 4 and all(p[-1]["content"] == PLACEHOLDER for p in coder[:-1])
+    programs = coder[-4:]  # numbers, yes/no checks on numbers, choices between computed numbers (two examples)
+    assert all("Python program" in p[0]["content"] for p in programs)
+    assert len({p[0]["content"] for p in programs}) == 3 and len({p[1]["content"] for p in programs}) == 4
 
 
 def test_pull_warms_the_pools_models_unless_told_not_to(r2home: Path):

@@ -39,7 +39,8 @@ def oracle(run: BenchRun) -> list[ItemResult] | None:
         pick = right[0] if right else min(tried, key=lambda o: o.cost_usd)
         out.append(ItemResult("oracle", item_id, pick.question_id, pick.prediction, bool(right), "done", pick.cost_usd,
                            0.0, pick.cloud_tokens, 1, pick.cloud_nodes, pick.latency_ms, tiers=dict(pick.tiers),
-                           tier=pick.tier))
+                           tier=pick.tier, question_chars=pick.question_chars, cloud_chars=pick.cloud_chars,
+                           parts=pick.parts, parts_right=pick.parts_right))
     return out
 
 

@@ -96,9 +96,11 @@ def text(data: dict[str, Any]) -> str:
     for s in data["strategies"]:
         lo, hi = s["ci95"]
         rows.append([s["strategy"], f"{s['correct']}/{s['n']}", _pct(s["accuracy"]), f"{100 * lo:.0f}–{100 * hi:.0f}%",
-                     usd(s["cloud_cost_usd"]), _pct(s["cloud_share"]), s["cloud_tokens"], f"{s['mean_latency_s']:.1f}"])
-    headers = ["strategy", "right", "accuracy", "95% CI", "cloud cost", "cloud share", "cloud tok", "latency s"]
-    out = [_preamble(data), "", table(headers, rows, right={1, 2, 3, 4, 5, 6, 7})]
+                     usd(s["cloud_cost_usd"]), _pct(s["cloud_share"]), _pct(s.get("text_to_cloud", 0.0)),
+                     s["cloud_tokens"], f"{s['mean_latency_s']:.1f}"])
+    headers = ["strategy", "right", "accuracy", "95% CI", "cloud cost", "cloud share", "text to cloud", "cloud tok",
+               "latency s"]
+    out = [_preamble(data), "", table(headers, rows, right=set(range(1, 9))), *_parts_text(data)]
     levels = data.get("accuracy_by_difficulty") or {}
     if levels:
         keys = sorted({k for v in levels.values() for k in v})
@@ -120,6 +122,18 @@ def text(data: dict[str, Any]) -> str:
     if not data["complete"]:
         out.append("(partial: the run was stopped before every strategy saw every question)")
     return "\n".join(out)
+
+
+def _parts_text(data: dict[str, Any]) -> list[str]:
+    """Compound questions: parts right one by one, and how well r2local found the parts."""
+    graded = [s for s in data["strategies"] if s.get("parts")]
+    if not graded:
+        return []
+    lines = ["", "parts right: " + ", ".join(f"{s['strategy']} {s['parts_right']}/{s['parts']}" for s in graded)]
+    r2 = next((s for s in graded if s["strategy"] == "r2local"), None)
+    if r2 is not None:
+        lines.append(f"r2local found as many parts as each question has on {_pct(r2['split_exact'])} of them")
+    return lines
 
 
 def _preamble(data: dict[str, Any]) -> str:

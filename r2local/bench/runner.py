@@ -23,8 +23,8 @@ from r2local.store.records import Feedback
 from r2local.routing.thresholds import difficulty
 from r2local.routing.policy import RoutePolicy
 from r2local.tasks.datasets import Item
-from r2local.tasks.graders import grade
-from r2local.vocab import FeedbackSource, Verdict
+from r2local.tasks.graders import grade, part_scores
+from r2local.vocab import FeedbackSource, NodeKind, Verdict
 from r2local.bench.strategies import STRATEGIES, Context
 
 OnProgress = Callable[[int, int, str], None]  # (done, total, label)
@@ -53,6 +53,11 @@ class ItemResult:
     confidence: float | None = None  # the answer's agreement share (local answers)
     mean_prob: float | None = None  # the answer's mean token probability (a recorded feature)
     local_ms: float = 0.0  # time spent in local model calls
+    question_chars: int = 0
+    cloud_chars: int = 0  # characters of the question's own text in what the cloud was sent (parts or whole)
+    parts: int = 0  # a compound question's parts (graded one by one); 0 for a single question
+    parts_right: int = 0
+    split: int = 0  # parts the route found and answered one by one (0: kept whole)
 
 
 @dataclass
@@ -96,6 +101,8 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
     rated = [c for c in calls if (c["role"] == "allocate" or (c["role"] == "route" and c["subtask_id"] is None))
              and c["status"] == "ok" and c["output"]]
     local_ms = sum(c["latency_ms"] or 0.0 for c in calls if c["tier"] not in cloud)
+    scores = part_scores(prediction if bool(result) and result.status == "done" else "", item.answer) \
+        if item.grader == "parts" else []
     return ItemResult(
         strategy, item.id, qid, prediction, correct,
         result.status if result else "failed", cost, paid, tokens, len(nodes),
@@ -104,7 +111,21 @@ def measure(engine: Engine, strategy: str, item: Item, qid: str | None, result: 
         last.tier if last else None, result.route if result else None,
         difficulty(json.loads(rated[0]["output"])) if rated else None,
         last.confidence if last else None, (last.features.get("mean_prob") if last else None), local_ms,
+        len(item.question), cloud_chars(item.question, q, cloud), len(scores), sum(scores),
+        sum(1 for n in nodes if n.kind == NodeKind.PART),
     )
+
+
+def cloud_chars(question: str, q: dict[str, Any] | None, cloud: set[str]) -> int:
+    """How much of the question's text the cloud saw: the text of every subtask with a cloud call (a part's own
+    text, or the whole question; a question-level call counts whole), at most the question's length."""
+    if not q:
+        return 0
+    sent = {c["subtask_id"] for c in q["calls"] if c["tier"] in cloud}
+    if None in sent:
+        return len(question)
+    texts = {s["subtask_id"]: s["text"] or "" for s in q["subtasks"]}
+    return min(len(question), sum(len(texts.get(i, question)) for i in sent))
 
 
 def record_grade(engine: Engine, outcome: ItemResult) -> None:
@@ -198,7 +219,18 @@ def summarise(outcomes: list[ItemResult]) -> dict[str, Any]:
         "failed": sum(o.status != "done" for o in outcomes),
         "nodes_by_tier": dict(sum((Counter(o.tiers) for o in outcomes), Counter())),
         "escalated": sum(o.escalated for o in outcomes),
+        "text_to_cloud": (sum(o.cloud_chars for o in outcomes) / chars) if (chars := sum(o.question_chars for o in outcomes)) else 0.0,
+        **_parts_summary(outcomes),
     }
+
+
+def _parts_summary(outcomes: list[ItemResult]) -> dict[str, Any]:
+    """Compound questions: parts right one by one, and how often the route found as many parts as there are."""
+    graded = [o for o in outcomes if o.parts]
+    if not graded:
+        return {}
+    return {"parts_right": sum(o.parts_right for o in graded), "parts": sum(o.parts for o in graded),
+            "split_exact": sum(max(o.split, 1) == o.parts for o in graded) / len(graded)}
 
 
 def outcome_json(o: ItemResult) -> dict[str, Any]:

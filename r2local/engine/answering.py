@@ -48,6 +48,7 @@ from r2local.engine.answers import (
     answer_kind,
     read_answer,
 )
+from r2local.engine.kinds import computable
 
 PROGRAM, PROSE, BRIEF = "program", "prose", "brief"
 # Call one sample: (messages, temperature, sample index, stream it?, token cap or None) -> the completion.
@@ -93,9 +94,10 @@ def degenerate(text: str) -> str | None:
     return None
 
 
-def uses_programs(kind: str, programs: bool) -> bool:
-    """Whether a tier that may write programs writes one for this kind (quantities and times)."""
-    return programs and kind not in (POLAR, CHOICE, SHORT, TEXT)
+def uses_programs(kind: str, programs: bool, check: bool = False) -> bool:
+    """Whether a tier that may write programs writes one for this kind (quantities and times), or for a
+    yes/no or choice question a program can settle (a ``check``: kinds.computable)."""
+    return programs and (check or kind not in (POLAR, CHOICE, SHORT, TEXT))
 
 
 # Sample orders: the samples to take first (way + "0" is that way's greedy sample),
@@ -130,21 +132,25 @@ AUTO_ORDER: dict[str, str] = {NUMBER: "program-brief", CLOCK: "program-brief", P
 AUTO_AGREE_BELOW: dict[str, float] = {NUMBER: 0.5, CLOCK: 0.5}
 
 
-def order_name(kind: str, setting: str) -> str:
-    return AUTO_ORDER.get(kind, "mixed") if setting == "auto" else setting
+def order_name(kind: str, setting: str, check: bool = False) -> str:
+    """The sample order of a task; a check a program settles votes as numbers do (a program, then brief answers)."""
+    if setting != "auto":
+        return setting
+    return AUTO_ORDER[NUMBER] if check else AUTO_ORDER.get(kind, "mixed")
 
 
-def threshold(kind: str, settings: ExecutorSection, given: float | None) -> float:
+def threshold(kind: str, settings: ExecutorSection, given: float | None, check: bool = False) -> float:
     """The agreement threshold for a task of ``kind``: the calibrated one if ``given``, else the
-    user's [executor] agree_below, else the one measured with the kind's auto order."""
+    user's [executor] agree_below, else the one measured with the kind's auto order (a ``check``
+    a program settles votes as a number does, so it takes a number's)."""
     if given is not None:
         return given
     if settings.sample_order == "auto" and "agree_below" not in settings.model_fields_set:
-        return AUTO_AGREE_BELOW.get(kind, settings.agree_below)
+        return AUTO_AGREE_BELOW.get(NUMBER if check else kind, settings.agree_below)
     return settings.agree_below
 
 
-def plan_samples(kind: str, programs: bool, k: int, order: str = "mixed") -> list[tuple[str, bool]]:
+def plan_samples(kind: str, programs: bool, k: int, order: str = "mixed", check: bool = False) -> list[tuple[str, bool]]:
     """Which samples to take, in order, at most ``k``: (way, greedy?). Without programs a
     program becomes a prose answer (so "programs" is "prose" there)."""
     if kind == TEXT:
@@ -154,7 +160,7 @@ def plan_samples(kind: str, programs: bool, k: int, order: str = "mixed") -> lis
     plan: list[tuple[str, bool]] = []
     for token in tokens:
         way = WAYS[token[0]]
-        if way == PROGRAM and not uses_programs(kind, programs):
+        if way == PROGRAM and not uses_programs(kind, programs, check):
             way = PROSE
         greedy = token.endswith("0") and (way, True) not in plan  # one greedy sample per way: it is deterministic
         plan.append((way, greedy))
@@ -182,12 +188,13 @@ class Answerer:
         """
         s = self.settings
         kind = kind or answer_kind(task)
-        tau = threshold(kind, s, agree_below)
+        check = kind in (POLAR, CHOICE) and computable(task)
+        tau = threshold(kind, s, agree_below, check)
         writes = programs and s.programs
         prompt = short_messages(prose) if kind == SHORT else prose
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples
-        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order))
+        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order, check), check)
         target = min(s.samples, len(plan))
         taken: list[Sample] = []
         while len(taken) < target:
@@ -200,8 +207,8 @@ class Answerer:
                 target = len(plan)  # the first samples split: draw more before deciding
             if early_stop and s.early_stop and _decided(taken, target, tau):
                 break
-        out = self._outcome(taken, kind, tau)
-        out.kind, out.programs = kind, uses_programs(kind, writes)
+        out = self._outcome(taken, kind, tau, check)
+        out.kind, out.programs = kind, uses_programs(kind, writes, check)
         if out.confidence is not None:
             out.features["agree_below"] = tau  # the bar this answer was held to (it differs by kind)
         return out
@@ -214,7 +221,7 @@ class Answerer:
             result = call(messages, temperature, i, i == 0 and not brief, BRIEF_MAX_TOKENS if brief else None)
             answer = read_answer(result.text, kind, task)
             return Sample(way, temperature, result.text.strip(), answer, prob=result.confidence)
-        result = call(program_messages(prose), temperature, i, False, None)
+        result = call(program_messages(prose, kind if kind in (POLAR, CHOICE) else NUMBER), temperature, i, False, None)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
@@ -223,7 +230,7 @@ class Answerer:
         return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
                       value=ran.value, prob=result.confidence)
 
-    def _outcome(self, taken: list[Sample], kind: str, tau: float) -> LocalAnswer:
+    def _outcome(self, taken: list[Sample], kind: str, tau: float, check: bool = False) -> LocalAnswer:
         features = _features(taken, kind)
         ordered = _answer_first(taken)
         if ordered is None:  # no sample stated an answer: keep the greedy text, if any, and say so
@@ -236,7 +243,7 @@ class Answerer:
         if best.prob is not None:
             features["mean_prob"] = best.prob
         # A program's answer is what it computed, as written ("12:15, 15" stays that, not a re-read of it).
-        text = program_answer(best.value or best.answer.show()) if best.way == PROGRAM else best.text
+        text = program_answer(best.value or best.answer.show(), check) if best.way == PROGRAM else best.text
         failure = degenerate(best.text if best.way != PROGRAM else best.program or "")
         confidence = agree.with_answer if len(taken) > 1 else None
         if failure is None and confidence is not None and confidence < tau:

@@ -60,6 +60,12 @@ _REFERS_BACK = re.compile(
     r"\b(that|it|this|those|these|them|the same|the result|the answer|the previous|instead)\b"
 )
 FOLLOW_UP_MAX_WORDS = 12  # a longer message stands on its own
+# A yes/no question that is a check on numbers ("Is 221 a prime number?", "Is 3/8 greater than 0.4?"): a
+# program settles it. Facts that mention a number ("Did the war end in 1945?") have none of these words.
+_CHECKS = re.compile(
+    r"\b(prime|divisible|even|odd|perfect square|square root|squared|cubed|power|multiple|factor|greater|less|"
+    r"larger|smaller|bigger|more|fewer|equal|equals|times|plus|minus|divided|multiplied|sum|product|percent)\b|%|[*/+^=]"
+)
 
 
 def answer_kind(question: str, before: str | None = None) -> str:
@@ -76,6 +82,36 @@ def answer_kind(question: str, before: str | None = None) -> str:
             and len(q.split()) <= FOLLOW_UP_MAX_WORDS and _REFERS_BACK.search(q)):
         return before
     return own
+
+
+# An option that is a number or a power ("B) 144", "C) $30", "A) 2^10"); a choice is computable when every
+# option is one and its stem computes something ("What is 12 times 12?", "Which is largest: ..."). A stem
+# that asks a fact with numbers for options ("How many continents are there?") is not: a program guesses it.
+_OPTION = re.compile(r"(?:^|[\s,(])([a-e])\)\s*([^\n,?]*)", re.M)
+_NUMERIC = re.compile(r"^\$?-?\d[\d.,]*(\s*%|\^\d+)?$")
+_EXTREME = re.compile(r"\b(largest|smallest|greatest|least|biggest|highest|lowest)\b")
+
+
+def asks_extreme(question: str) -> bool:
+    """Whether a choice asks for the largest or smallest option (rather than the one that matches)."""
+    q = question.lower()
+    options = _OPTION.search(q)
+    return bool(_EXTREME.search(q[: options.start()] if options else q))
+
+
+def computable(question: str) -> bool:
+    """Whether a program can settle ``question``: a yes/no check on numbers it states ("Is 221 a prime
+    number?"), or a choice between numbers that it computes ("What is 15% of 80? A) 10 B) 12 ...")."""
+    q = question.strip().lower()
+    kind = _own_kind(q)
+    if kind == POLAR:
+        return bool(re.search(r"\d", q)) and bool(_CHECKS.search(q))
+    if kind != CHOICE:
+        return False
+    options = _OPTION.findall(q)
+    stem = q[: q.find(options[0][0] + ")")] if options else q
+    return (len(options) >= 2 and all(_NUMERIC.match(o.strip()) for _, o in options)
+            and (bool(_EXTREME.search(stem)) or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
 
 
 def conversation_kind(questions: list[str]) -> str | None:

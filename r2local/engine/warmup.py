@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from r2local.backends import Backend, Message
-from r2local.engine.kinds import NUMBER, POLAR, SHORT
+from r2local.engine.kinds import CHOICE, NUMBER, POLAR, SHORT
 from r2local.engine.prompts import brief_messages, program_messages, short_messages, single_messages
 from r2local.routing.thresholds import score_messages
 
@@ -28,13 +28,15 @@ if TYPE_CHECKING:
     from r2local.engine.core import Engine
 
 PLACEHOLDER = "What is 2 plus 2?"
+EXTREME = "Which is largest: A) 2, B) 3? Answer with the letter."  # a choice's other program prompt
 
 
 def prompts_for(writes_programs: bool) -> list[list[Message]]:
     """The prompts a local tier answers with, for a placeholder question (their fixed prefixes are the point)."""
     prose = single_messages(PLACEHOLDER)
     out = [prose, short_messages(prose)] + [brief_messages(prose, k) for k in (NUMBER, POLAR, SHORT)]
-    return out + ([program_messages(prose)] if writes_programs else [])
+    programs = [program_messages(prose, kind) for kind in (NUMBER, POLAR, CHOICE)]
+    return out + (programs + [program_messages(single_messages(EXTREME), CHOICE)] if writes_programs else [])
 
 
 def described(seconds: dict[str, float]) -> str:
