@@ -104,3 +104,17 @@ def test_escalating_every_vote_is_a_threshold_no_agreement_reaches():
     policy = fit_policy(rows, pool(), bands=1, min_per_band=4, votes=votes)
     band = policy.band(0.2)
     assert band.route == Route.WHOLE_LOCAL and policy.threshold(band) == NEVER_DONE
+
+
+def test_a_choice_a_program_settles_does_not_take_the_bands_measured_on_other_choices():
+    # The shipped choice band (local right on a third of fact choices) sends choices to the cloud; a choice between
+    # numbers the question computes is answered by a program and takes the general bands instead.
+    general = [Band(1.0, Route.WHOLE_LOCAL, "local")]
+    policy = RoutePolicy(general, None, "test", {"choice": [Band(1.0, Route.WHOLE_CLOUD, "cloud")]})
+    fact = "What is the capital of Canada?\nA) Toronto\nB) Ottawa\nAnswer with the letter of the correct option."
+    computed = "What is 15% of 80?\nA) 10\nB) 12\nC) 15\nD) 8\nAnswer with the letter of the correct option."
+    assert policy.for_question(fact, 0.3) == (Band(1.0, Route.WHOLE_CLOUD, "cloud"), "choice")
+    assert policy.for_question(computed, 0.3) == (general[0], None)
+    outcomes = [GradedAnswer(0.3, "local", True, "computed")] * 20 + [GradedAnswer(0.3, "cloud", True, "computed")] * 20
+    fitted = fit_policy(outcomes, pool(), bands=1, min_per_band=8)
+    assert "computed" in fitted.kinds and fitted.for_question(computed, 0.3)[1] == "computed"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT = "number", "clock", "yes/no", "choice", "text", "short"
+COMPUTED = "computed"  # a route kind only (route_kind): a yes/no or choice question a program settles
 # Index of each kind in the ``answer_kind`` feature: append only (recorded features keep their meaning).
 KIND_ORDER = [NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT]
 
@@ -112,6 +113,15 @@ def computable(question: str) -> bool:
     stem = q[: q.find(options[0][0] + ")")] if options else q
     return (len(options) >= 2 and all(_NUMERIC.match(o.strip()) for _, o in options)
             and (bool(_EXTREME.search(stem)) or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
+
+
+def route_kind(question: str, before: str | None = None) -> str:
+    """The kind whose route bands ``question`` takes: its answer kind, but COMPUTED for a yes/no or choice
+    a program settles. Those are answered another way than the kind's other questions (a program, not a
+    brief reply), so bands measured on one do not describe the other: a choice band fitted on facts (local
+    right on a third) sent every "What is 15% of 80? A) ..." to the cloud."""
+    kind = answer_kind(question, before)
+    return COMPUTED if kind in (POLAR, CHOICE) and computable(question) else kind
 
 
 def conversation_kind(questions: list[str]) -> str | None:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from r2local.engine.kinds import answer_kind
+from r2local.engine.kinds import route_kind
 from r2local.store import learning
 from r2local.store.ledger import Ledger
 from r2local.routing.thresholds import difficulty
@@ -88,7 +88,7 @@ def read_rows(ledgers: Iterable[Ledger], first_local: str, adapter: str | None =
 
 
 def route_outcomes(rows: list[Row]) -> list[GradedAnswer]:
-    return [GradedAnswer(r.difficulty, tier, res.correct, answer_kind(r.question)) for r in rows
+    return [GradedAnswer(r.difficulty, tier, res.correct, route_kind(r.question)) for r in rows
             if r.difficulty is not None for tier, res in r.tiers.items()]
 
 
@@ -98,5 +98,5 @@ def votes(rows: list[Row], local: str, cloud: str) -> list[Vote]:
     for r in rows:
         lo, up = r.tiers.get(local), r.tiers.get(cloud)
         if lo is not None and up is not None and lo.confidence is not None:
-            out.append(Vote(lo.confidence, lo.correct, up.correct, r.difficulty, answer_kind(r.question)))
+            out.append(Vote(lo.confidence, lo.correct, up.correct, r.difficulty, route_kind(r.question)))
     return out

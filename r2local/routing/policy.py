@@ -25,7 +25,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from r2local.engine.kinds import answer_kind
+from r2local.engine.kinds import route_kind
 from r2local.vocab import Route
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class RoutePolicy:
                      before: str | None = None) -> tuple[Band, str | None]:
         """The band for ``question`` (``before``: the previous turn's answer kind, for a follow-up),
         and its answer kind when that kind has bands of its own."""
-        kind = answer_kind(question, before)
+        kind = route_kind(question, before)
         return self.band(difficulty, kind), (kind if kind in self.kinds else None)
 
     def tier_names(self) -> set[str]:
