@@ -1,0 +1,66 @@
+"""One table from bench runs of the same questions made in separate homes (in parallel, to save wall time).
+
+    python -m benchmarks.join_runs A/compound.json B/compound.json [--out joined.json]
+
+Each run is `r2local bench --json` output (what `benchmarks.threetier` writes per dataset). The runs must hold
+the same dataset, n and seed; a strategy in several runs is taken from the first. The joined run is measured
+again by the bench's own report (paired McNemar, the headline, text to cloud, parts right), so the table reads
+as if one `r2local bench` had run every strategy. Not a test; prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from r2local.bench.report import text, to_json
+from r2local.bench.runner import BenchRun, ItemResult
+from r2local.bench.strategies import ORDER
+from r2local.tasks.datasets import Item
+
+META = ("dataset", "n", "seed", "router", "pool", "policy", "agree_below", "samples", "cache", "ledger", "privacy",
+        "budget")
+
+
+def join(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    first = runs[0]
+    for other in runs[1:]:
+        if [other[k] for k in ("dataset", "n", "seed")] != [first[k] for k in ("dataset", "n", "seed")]:
+            raise SystemExit("the runs hold different questions (dataset, n and seed differ)")
+    items = [Item(it["id"], it["question"], it["answer"], it["grader"], meta=it.get("meta") or {})
+             for it in first["items"]]
+    owner: dict[str, int] = {}  # strategy -> the first run that has it
+    for i, run in enumerate(runs):
+        for s in run["strategies"]:
+            if s["strategy"] != "oracle":
+                owner.setdefault(s["strategy"], i)
+    taken: dict[str, dict[str, dict]] = {s: {} for s in owner}  # strategy -> item id -> outcome
+    for i, run in enumerate(runs):
+        for it in run["items"]:
+            for strategy, outcome in it["results"].items():
+                if owner.get(strategy) == i:
+                    taken[strategy][it["id"]] = outcome
+    strategies = sorted(taken, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER))
+    outcomes = [ItemResult(**taken[s][it.id]) for s in strategies for it in items if it.id in taken[s]]
+    run = BenchRun(items, strategies, outcomes, complete=all(r["complete"] for r in runs),
+                   seconds=sum(r["seconds"] for r in runs))
+    return to_json(run, {k: first.get(k) for k in META})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="bench JSON files")
+    p.add_argument("--out", type=Path, default=None, help="write the joined JSON here")
+    args = p.parse_args(argv)
+    data = join([json.loads(path.read_text()) for path in args.runs])
+    if args.out:
+        args.out.write_text(json.dumps(data, indent=1))
+    print(text(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
