@@ -188,9 +188,9 @@ class Answerer:
         """
         s = self.settings
         kind = kind or answer_kind(task)
-        check = kind in (POLAR, CHOICE) and computable(task)
-        tau = threshold(kind, s, agree_below, check)
         writes = programs and s.programs
+        check = writes and kind in (POLAR, CHOICE) and computable(task)  # a program settles it (kinds.computable)
+        tau = threshold(kind, s, agree_below, check)
         prompt = short_messages(prose) if kind == SHORT else prose
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples

@@ -93,11 +93,15 @@ _NUMERIC = re.compile(r"^\$?-?\d[\d.,]*(\s*%|\^\d+)?$")
 _EXTREME = re.compile(r"\b(largest|smallest|greatest|least|biggest|highest|lowest)\b")
 
 
+def _stem(q: str) -> str:
+    """A choice question without its options."""
+    first = _OPTION.search(q)
+    return q[: first.start()] if first else q
+
+
 def asks_extreme(question: str) -> bool:
     """Whether a choice asks for the largest or smallest option (rather than the one that matches)."""
-    q = question.lower()
-    options = _OPTION.search(q)
-    return bool(_EXTREME.search(q[: options.start()] if options else q))
+    return bool(_EXTREME.search(_stem(question.lower())))
 
 
 def computable(question: str) -> bool:
@@ -109,8 +113,7 @@ def computable(question: str) -> bool:
         return bool(re.search(r"\d", q)) and bool(_CHECKS.search(q))
     if kind != CHOICE:
         return False
-    options = _OPTION.findall(q)
-    stem = q[: q.find(options[0][0] + ")")] if options else q
+    options, stem = _OPTION.findall(q), _stem(q)
     return (len(options) >= 2 and all(_NUMERIC.match(o.strip()) for _, o in options)
             and (bool(_EXTREME.search(stem)) or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
 
