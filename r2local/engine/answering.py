@@ -221,7 +221,7 @@ class Answerer:
             result = call(messages, temperature, i, i == 0 and not brief, BRIEF_MAX_TOKENS if brief else None)
             answer = read_answer(result.text, kind, task)
             return Sample(way, temperature, result.text.strip(), answer, prob=result.confidence)
-        result = call(program_messages(prose, kind if kind in (POLAR, CHOICE) else NUMBER), temperature, i, False, None)
+        result = call(program_messages(prose, kind), temperature, i, False, None)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)

@@ -149,19 +149,23 @@ PICK_EXAMPLES = {"match": (
     "Which is smallest: A) 2^5, B) 5^2, C) 3^3? Answer with the letter.",
     "```python\noptions = {\"A\": 2 ** 5, \"B\": 5 ** 2, \"C\": 3 ** 3}\nanswer = min(options, key=options.get)\n```",
 )}
-PROGRAM_PROMPTS = {NUMBER: (PROGRAM_SYSTEM, [(PROGRAM_EXAMPLE_Q, PROGRAM_EXAMPLE_A)]),
-                   POLAR: (CHECK_SYSTEM, CHECK_EXAMPLES), CHOICE: (PICK_SYSTEM, [])}
+PROGRAM_SYSTEMS = {NUMBER: PROGRAM_SYSTEM, POLAR: CHECK_SYSTEM, CHOICE: PICK_SYSTEM}
+
+
+def _program_examples(kind: str, question: str) -> list[tuple[str, str]]:
+    if kind == CHOICE:
+        return [PICK_EXAMPLES["extreme" if asks_extreme(question) else "match"]]
+    return CHECK_EXAMPLES if kind == POLAR else [(PROGRAM_EXAMPLE_Q, PROGRAM_EXAMPLE_A)]
 
 
 def program_messages(prose: list[Message], kind: str = NUMBER) -> list[Message]:
     """The program-writing prompt for the same task as a prose prompt (its last user message),
     after the conversation's turns the prose prompt carries (between its system and last message).
     ``kind``: a yes/no check keeps True or False, a choice a letter; anything else a number or time."""
-    system, examples = PROGRAM_PROMPTS.get(kind, PROGRAM_PROMPTS[NUMBER])
-    if kind == CHOICE:
-        examples = [PICK_EXAMPLES["extreme" if asks_extreme(prose[-1]["content"]) else "match"]]
-    system, rest = _with_summary(system, prose)
-    shots = [m for q, a in examples for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    kind = kind if kind in PROGRAM_SYSTEMS else NUMBER  # a clock time is written as a number's program is
+    system, rest = _with_summary(PROGRAM_SYSTEMS[kind], prose)
+    shots = [m for q, a in _program_examples(kind, prose[-1]["content"])
+             for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
     return [
         {"role": "system", "content": system},
         *shots,

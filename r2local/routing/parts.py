@@ -46,9 +46,13 @@ def _enumerated(text: str) -> list[str] | None:
     return parts if all(parts) else None
 
 
-def _asks(clause: str) -> bool:
+def _first_word(clause: str) -> str:
     first = re.match(r"[a-z']+", clause.strip().lower())
-    return bool(first) and first.group(0) in _ASKS
+    return first.group(0) if first else ""
+
+
+def _asks(clause: str) -> bool:
+    return _first_word(clause) in _ASKS
 
 
 def _own(clause: str) -> str:
@@ -67,8 +71,7 @@ def _clauses(sentence: str) -> list[str]:
 
 
 def _ends_an_ask(sentence: str) -> bool:
-    return sentence.endswith("?") or (sentence.endswith((".", "!")) and _asks(sentence)
-                                      and sentence.split()[0].lower() in _ORDERS)
+    return sentence.endswith("?") or (sentence.endswith((".", "!")) and _first_word(sentence) in _ORDERS)
 
 
 def _question_list(text: str) -> list[str] | None:
