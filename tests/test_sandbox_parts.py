@@ -17,6 +17,7 @@ from r2local.sandbox import (
 )
 from r2local.sandbox.answer import format_float, normalise, pick_answer
 from r2local.sandbox.guard import Guard, LimitExceeded
+from r2local.sandbox.units import asks_conversion, convert
 
 # -- extract_program --------------------------------------------------------
 
@@ -144,3 +145,40 @@ def test_guard_refuses_huge_sequences_as_memory():
             GUARD.binop(op, left, right)
         assert err.value.status is ProgramStatus.MEMORY
     assert GUARD.binop(ast.Mult(), "ab", 3) == "ababab"
+
+
+# -- convert() and spotting a conversion -------------------------------------
+
+@pytest.mark.parametrize("value, src, dst, want", [
+    (17, "miles", "kilometres", 27.358848), (30, "feet", "metres", 9.144), (2, "pounds", "ounces", 32.0),
+    (4, "Cups", "ml", 946.352946), (100, "°C", "°F", 212.0), (300, "kelvin", "degrees_celsius", 26.85),
+    (1, "acre", "square feet", 43560.0), (60, "mph", "km/h", 96.56064), (1.5, "tonnes", "kg", 1500.0),
+])
+def test_convert_knows_units_by_name_plural_and_abbreviation(value, src, dst, want):
+    assert convert(value, src, dst) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("call, message", [
+    (("3", "kg", "g"), "needs a number"),
+    ((3, "kg", "metres"), "cannot turn 'kg' \\(mass\\) into 'metres' \\(length\\)"),
+    ((3, "furlongs", "m"), "does not know the unit 'furlongs'"),
+    ((3, "celsius", "m"), "cannot turn"),
+])
+def test_convert_says_what_is_wrong(call, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        convert(*call)
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("How many kilometres are in 17 miles?", True),
+    ("Convert 250 millilitres to cups.", True),
+    ("What is 0 degrees Fahrenheit in Celsius?", True),
+    ("A ribbon is 9 m long. Noor cuts off 87 cm. How many centimetres are left?", True),
+    ("How many minutes are in 22 hours?", False),  # time: the model does it unaided
+    ("Tom works 8 hours a day for 5 days. How many hours is that?", False),
+    ("I live in London. What is 5 + 3?", False),  # "in" is a unit only after a number
+    ("A car travels 60 km in 1.5 hours. What is its speed in km/h?", False),
+    ("What is the capital of France?", False),
+])
+def test_a_conversion_is_spotted_by_two_units_of_one_kind(question, asks):
+    assert asks_conversion(question) is asks

@@ -78,7 +78,7 @@ def to_json(run: BenchRun, meta: dict[str, Any]) -> dict[str, Any]:
     for it in run.items:
         results = {o.strategy: outcome_json(o) for o in run.outcomes if o.item_id == it.id}
         items.append({"id": it.id, "question": it.question, "answer": it.answer, "grader": it.grader,
-                      "meta": it.meta, "results": results})
+                      "choices": list(it.choices or []), "meta": it.meta, "results": results})
     return {**meta, "complete": run.complete, "seconds": round(run.seconds, 1),
             "strategies": [{"strategy": s, **stats[s]} for s in [*run.strategies, "oracle"] if s in stats],
             "headline": headline(stats), "losses": losses(run), "accuracy_by_difficulty": by_difficulty(run),

@@ -15,12 +15,12 @@ from typing import Any
 from r2local.tasks.graders import (
     Quantity,
     _answer_of,
+    answer_quantity,
     choice_letter,
     clocks,
     marked,
     normalise,
     polarity,
-    quantities,
     same_quantity,
 )
 
@@ -76,7 +76,7 @@ def read_answer(text: str, kind: str, question: str = "") -> Answer | None:
         letter = (choice_letter(spot) if spot else None) or choice_letter(text)
         return Answer(CHOICE, letter) if letter else None
     if kind in (NUMBER, CLOCK):
-        got = _answer_of(text, quantities)
+        got = answer_quantity(text)
         if got is not None:
             return Answer(NUMBER, got)
         if kind == NUMBER and clocks(text):  # a number was asked, a time was given: compare it as a time

@@ -42,6 +42,7 @@ from r2local.sandbox.policy import (
     forbidden_attr,
     forbidden_field,
 )
+from r2local.sandbox.units import convert
 
 SAFE_BUILTINS = (
     "abs", "all", "any", "bin", "bool", "callable", "chr", "complex", "dict",
@@ -123,6 +124,7 @@ class SandboxInterpreter(PythonCompat, Interpreter):
         table["pow"] = self.guard.pow
         # math is bound without an import: small models often forget it.
         table["math"] = self.modules["math"]
+        table["convert"] = convert  # units by name, so a program need not recall a factor
         return table
 
     # -- budget ------------------------------------------------------------

@@ -159,6 +159,8 @@ def _close(a: float, b: float, rounded_to: int | None = None) -> bool:
 def same_quantity(pred: Quantity, gold: Quantity) -> bool:
     # A gold written as a fraction (5/14) accepts its rounded decimal (0.357, 35.7 %).
     places = pred.places if gold.fraction else None
+    if _rounds_to(pred, gold):
+        return True
     (pd, pv), (gd, gv) = pred.base(), gold.base()
     if pd is not None and pd == gd:
         return _close(pv, gv, places)
@@ -167,6 +169,16 @@ def same_quantity(pred: Quantity, gold: Quantity) -> bool:
     if gd == "percent" and pd is None:
         return _close(pred.value * 100, gold.value, places and max(0, places - 2)) or _close(pred.value, gold.value, places)
     return _close(pred.value, gold.value, places)
+
+
+def _rounds_to(pred: Quantity, gold: Quantity) -> bool:
+    """A gold rounded to decimals (27.4 km for 17 miles) is the answer of a finer value
+    that rounds to it (27.36), said in the gold's unit or without one."""
+    if gold.fraction or gold.places < 1 or pred.places <= gold.places:
+        return False
+    if pred.unit is not None and gold.unit is not None and pred.unit != gold.unit:
+        return False
+    return abs(pred.value - gold.value) <= 0.5 * 10.0 ** -gold.places + 1e-9
 
 
 def _answer_of(prediction: str, extract: Callable[[str], list]) -> object | None:
@@ -178,6 +190,36 @@ def _answer_of(prediction: str, extract: Callable[[str], list]) -> object | None
         return found[0]
     found = extract(prediction)
     return found[-1] if found else None
+
+
+_RESULT_WORD = re.compile(
+    r"=|≈|\b(?:is|are|was|were|equals?|equal to|makes?|gives?|comes? to|totals?|becomes?)\b", re.IGNORECASE
+)
+_SUM_OR_CLAUSE = re.compile(r"\s*[*×+/^,;]|\s*x\s*\d|\s*-\s*\d|.*\b(?:so|then|and|but|which)\b", re.IGNORECASE)
+
+
+def answer_quantity(prediction: str) -> Quantity | None:
+    """The quantity a reply gives as its answer. Prose without a marker ends on
+    its result, but its closing sentence often restates the question's own
+    number after it ("there are 9.144 metres in 30 feet"): there the value
+    right after the sentence's last result word ("is", "are", "=", "equal to")
+    is the answer, unless a sum or another clause follows it ("= 8 apples, so
+    she has 6"), where the last value still is."""
+    spot = marked(prediction)
+    if spot and quantities(spot):
+        return quantities(spot)[0]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", prediction) if quantities(s)]
+    if not sentences:
+        return None
+    last = sentences[-1]
+    words = list(_RESULT_WORD.finditer(last))
+    tail = last[words[-1].end():] if words else ""
+    found = quantities(tail)
+    if len(found) > 1:
+        first = _QTY.search(tail)
+        if first is not None and not _SUM_OR_CLAUSE.match(tail[first.end():]):
+            return found[0]
+    return quantities(last)[-1]
 
 
 @register("number")
@@ -193,7 +235,7 @@ def grade_number(prediction: str, gold: str, choices: list[str] | None = None) -
     golds = quantities(gold)
     if not golds:
         return grade_exact(prediction, gold)
-    got = _answer_of(prediction, quantities)
+    got = answer_quantity(prediction)
     return got is not None and same_quantity(got, golds[0])
 
 
@@ -289,7 +331,7 @@ def _by_content(prediction: str, choices: list[str]) -> int | None:
     """The one option whose value the reply states, when it names no letter."""
     numeric = [quantities(c) for c in choices]
     if all(numeric):
-        got = _answer_of(prediction, quantities)
+        got = answer_quantity(prediction)
         hits = [i for i, q in enumerate(numeric) if got is not None and same_quantity(got, q[0])]
     else:
         text = " " + normalise(prediction) + " "
