@@ -6,7 +6,8 @@ Each run is `r2local bench --json` output (what `benchmarks.threetier` writes pe
 the same dataset, n and seed; a strategy in several runs is taken from the first. The joined run is measured
 again by the bench's own report (paired McNemar, the headline, text to cloud, parts right), so the table reads
 as if one `r2local bench` had run every strategy. `--regrade` grades the stored replies again with today's
-graders (after a grader fix, an old run is read anew without running a model). Not a test; prints the table.
+graders and today's gold answers where the dataset still loads (after a grader or gold fix, an old run is read
+anew without running a model). Not a test; prints the table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from r2local.bench.report import text, to_json
 from r2local.bench.runner import BenchRun, ItemResult
 from r2local.bench.strategies import ORDER
-from r2local.tasks.datasets import Item
+from r2local.tasks.datasets import Item, load
 from r2local.tasks.graders import grade, part_scores
 
 META = ("dataset", "n", "seed", "router", "pool", "policy", "agree_below", "samples", "cache", "ledger", "privacy",
@@ -38,6 +39,14 @@ def regraded(outcome: dict[str, Any], item: Item) -> dict[str, Any]:
     return out
 
 
+def _reload(run: dict[str, Any]) -> list[Item]:
+    try:
+        return load(run["dataset"], run["n"], run["seed"])[0]
+    except Exception as exc:  # noqa: BLE001 - a set that moved or needs a download: keep the stored gold
+        print(f"(kept the stored gold answers: {run['dataset']} did not load: {exc})", file=sys.stderr)
+        return []
+
+
 def join(runs: list[dict[str, Any]], regrade: bool = False) -> dict[str, Any]:
     first = runs[0]
     for other in runs[1:]:
@@ -46,6 +55,9 @@ def join(runs: list[dict[str, Any]], regrade: bool = False) -> dict[str, Any]:
     items = [Item(it["id"], it["question"], it["answer"], it["grader"], tuple(it.get("choices") or ()),
                   meta=it.get("meta") or {}) for it in first["items"]]
     by_id = {it.id: it for it in items}
+    if regrade:  # today's gold for each question, matched by its text
+        fresh = {it.question: it for it in _reload(first)}
+        by_id = {i: fresh.get(it.question, it) for i, it in by_id.items()}
     owner: dict[str, int] = {}  # strategy -> the first run that has it
     for i, run in enumerate(runs):
         for s in run["strategies"]:

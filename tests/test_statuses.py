@@ -273,17 +273,21 @@ def test_a_choice_between_computed_numbers_is_settled_by_a_program(r2home, scrip
 def test_a_conversion_is_computed_with_convert_and_its_prompt_keeps_the_number_prefix(r2home, scripts):
     # The program calls the sandbox's convert(); the prompt is the number prompt plus the convert example after it,
     # so the two share their prefix (and its KV), and a question without two units gets the number prompt alone.
+    # A conversion votes among programs only (a brief answer states whatever factor the model recalls).
     question = "How many kilometres are in 17 miles?"
     scripts.by_model["small"] = [Step("```python\nanswer = convert(17, 'miles', 'kilometres')\n```"),
-                                 Step("27.36"), Step("```python\nanswer = 6 * 7\n```"), Step("42")]
+                                 Step("```python\nkm = convert(17, 'mi', 'km')\nanswer = round(km, 2)\n```"),
+                                 Step("```python\nanswer = 6 * 7\n```"), Step("42")]
     engine = voting_engine(r2home)
     result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
     [node] = result.nodes
     assert (node.status, node.answer, node.confidence) == (Status.DONE, "The answer is 27.358848.", 1.0)
+    assert [c["output"] for c in calls(engine, result.question_id) if c["role"] == "program"] == ["27.358848", "27.36"]
     engine.ask(QUESTION, strategy=on(0))
-    converting, _, plain, _ = scripts.calls["small"]
-    assert "convert(3, \"kilograms\", \"ounces\")" in converting[4]["content"]
+    converting, sampled, plain, brief = scripts.calls["small"]
+    assert "convert(3, \"kilograms\", \"ounces\")" in converting[4]["content"] and sampled == converting
     assert converting[:3] == plain[:3] and len(converting) == len(plain) + 2 and "convert(" not in json.dumps(plain)
+    assert brief[0]["content"].startswith("Reply with the final answer only")  # a plain number: program, then brief
 
 
 def test_a_yes_no_fact_that_mentions_a_number_is_answered_in_prose(r2home, scripts):

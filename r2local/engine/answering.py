@@ -27,19 +27,11 @@ from typing import Callable
 
 from r2local.backends import Completion, Message
 from r2local.config import ExecutorSection
-from r2local.engine.prompts import (
-    BRIEF_MAX_TOKENS,
-    brief_messages,
-    program_answer,
-    program_messages,
-    short_messages,
-)
-from r2local.sandbox import ProgramResult, extract_program
 from r2local.engine.answers import (
     CHOICE,
     CLOCK,
-    NUMBER,
     KIND_ORDER,
+    NUMBER,
     POLAR,
     SHORT,
     TEXT,
@@ -49,6 +41,15 @@ from r2local.engine.answers import (
     read_answer,
 )
 from r2local.engine.kinds import computable
+from r2local.engine.prompts import (
+    BRIEF_MAX_TOKENS,
+    brief_messages,
+    program_answer,
+    program_messages,
+    short_messages,
+)
+from r2local.sandbox import ProgramResult, extract_program
+from r2local.sandbox.units import asks_conversion
 
 PROGRAM, PROSE, BRIEF = "program", "prose", "brief"
 # Call one sample: (messages, temperature, sample index, stream it?, token cap or None) -> the completion.
@@ -130,12 +131,20 @@ WAYS = {"P": "program", "Q": "prose", "B": "brief"}
 AUTO_ORDER: dict[str, str] = {NUMBER: "program-brief", CLOCK: "program-brief", POLAR: "prose-brief",
                               CHOICE: "brief"}
 AUTO_AGREE_BELOW: dict[str, float] = {NUMBER: 0.5, CLOCK: 0.5}
+# A conversion between named units votes among programs only: its programs call convert() and get exact
+# factors, while a brief or prose answer states whatever factor the model recalls (17 miles "is 17 km"), so
+# prose outvoted right programs and sent the part to the cloud. Measured on the compound bench's conversion
+# parts and benchmarks/sets/conversions*.jsonl (docs/benchmarks.md, "Units by name").
+CONVERSION_ORDER = "programs"
 
 
-def order_name(kind: str, setting: str, check: bool = False) -> str:
-    """The sample order of a task; a check a program settles votes as numbers do (a program, then brief answers)."""
+def order_name(kind: str, setting: str, check: bool = False, converts: bool = False) -> str:
+    """The sample order of a task; a check a program settles votes as numbers do (a program, then brief answers);
+    a unit conversion (``converts``) among programs only."""
     if setting != "auto":
         return setting
+    if converts:
+        return CONVERSION_ORDER
     return AUTO_ORDER[NUMBER] if check else AUTO_ORDER.get(kind, "mixed")
 
 
@@ -190,11 +199,12 @@ class Answerer:
         kind = kind or answer_kind(task)
         writes = programs and s.programs
         check = writes and kind in (POLAR, CHOICE) and computable(task)  # a program settles it (kinds.computable)
+        converts = writes and kind == NUMBER and asks_conversion(task)
         tau = threshold(kind, s, agree_below, check)
         prompt = short_messages(prose) if kind == SHORT else prose
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples
-        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order, check), check)
+        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order, check, converts), check)
         target = min(s.samples, len(plan))
         taken: list[Sample] = []
         while len(taken) < target:

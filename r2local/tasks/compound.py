@@ -19,7 +19,8 @@ from r2local.tasks.wordproblems import LEVELS, fmt
 
 Part = dict  # {"question", "answer", "grader", "kind", "difficulty", "choices"?}
 
-# (question, answer): facts a small model often gets wrong and a larger one right.
+# (question, answer): facts a small model often gets wrong and a larger one right. "a|b": either answer is right
+# ("the Amazon River" names the Amazon).
 FACTS = [
     ("What is the capital of Australia?", "Canberra"), ("What is the capital of Canada?", "Ottawa"),
     ("What is the capital of Turkey?", "Ankara"), ("What is the capital of Brazil?", "Brasilia"),
@@ -34,11 +35,11 @@ FACTS = [
     ("Which planet is the largest in the solar system?", "Jupiter"),
     ("Which planet is closest to the Sun?", "Mercury"),
     ("Which planet is known as the Red Planet?", "Mars"),
-    ("Who wrote the play Hamlet?", "Shakespeare"), ("Who painted the Mona Lisa?", "Leonardo da Vinci"),
+    ("Who wrote the play Hamlet?", "Shakespeare"), ("Who painted the Mona Lisa?", "Leonardo da Vinci|da Vinci"),
     ("Who developed the theory of general relativity?", "Einstein"),
-    ("What gas do plants take in for photosynthesis?", "carbon dioxide"),
-    ("What is the largest ocean on Earth?", "Pacific"), ("What is the longest river in South America?", "Amazon"),
-    ("What is the hardest natural substance?", "diamond"), ("In which country is the city of Kyoto?", "Japan"),
+    ("What gas do plants take in for photosynthesis?", "carbon dioxide|CO2"),
+    ("What is the largest ocean on Earth?", "Pacific|Pacific Ocean"), ("What is the longest river in South America?", "Amazon|Amazon River"),
+    ("What is the hardest natural substance?", "diamond|diamonds"), ("In which country is the city of Kyoto?", "Japan"),
     ("What is the smallest prime number?", "2"), ("How many sides does a hexagon have?", "6"),
     ("How many continents are there?", "7"), ("What is the freezing point of water in degrees Fahrenheit?", "32"),
 ]
