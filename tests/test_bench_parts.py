@@ -285,3 +285,33 @@ def test_losses_against_all_cloud_are_counted_by_cause():
     run.outcomes.append(_outcome("cot-cloud", "q3", False, nodes=3, cloud_nodes=3))
     assert losses(run)["causes"]["decomposed, plan fails on the cloud too"] == 1
     assert losses(BenchRun(items, ["r2local"], r2)) is None
+
+
+def test_join_runs_regrades_stored_replies_with_todays_graders_and_gold(tmp_path):
+    # A stored reply the old grader missed ("there are 9.144 metres in 30 feet": it read 30) counts once regraded;
+    # a compound part's gold comes from today's generator (the Amazon River names the Amazon); not-done stays wrong.
+    import json as _json
+
+    from benchmarks.join_runs import join
+    from r2local.bench.report import to_json
+    from r2local.bench.runner import BenchRun
+    from r2local.tasks.datasets import Item, load
+
+    items = [Item("a", "How many metres are in 30 feet?", "9.14", "number"),
+             Item("b", "How many metres are in 20 feet?", "6.1", "number")]
+    replies = [_outcome("r2local", "a", False, prediction="Therefore, there are 9.144 metres in 30 feet."),
+               _outcome("r2local", "b", False, prediction="The answer is 6.096.", status="failed")]
+    run = to_json(BenchRun(items, ["r2local"], replies), {"dataset": "x", "n": 2, "seed": 0})
+    stale = join([run])["strategies"][0]
+    fresh = join([run], regrade=True)["strategies"][0]
+    assert (stale["correct"], fresh["correct"]) == (0, 1)
+
+    q = next(g for g in load("compound", 300, 0)[0] if "Amazon" in g.answer)
+    parts = _json.loads(q.answer)
+    old_gold = _json.dumps([dict(p, answer=p["answer"].split("|")[0]) for p in parts])
+    reply = "\n".join(f"({i}) " + ("It is the Amazon River." if "Amazon" in p["answer"] else
+                                   f"The answer is {p['answer'].split('|')[0]}.") for i, p in enumerate(parts, 1))
+    item = Item(q.id, q.question, old_gold, "parts")
+    run = to_json(BenchRun([item], ["r2local"], [_outcome("r2local", q.id, False, prediction=reply)]),
+                  {"dataset": "compound", "n": 300, "seed": 0})
+    assert join([run])["strategies"][0]["correct"] == 0 and join([run], regrade=True)["strategies"][0]["correct"] == 1
