@@ -77,18 +77,14 @@ def unit_key(name: str) -> str:
     return re.sub(r"[\s-]+", "_", key.rstrip("."))
 
 
-def known_unit(name: str) -> str | None:
-    """The dimension of a unit name ("temperature" for a scale), or None when the table lacks it."""
+def _find(name: str) -> tuple[str, float] | None:
+    """(dimension, factor) of a unit name, a plural "s" forgiven ("stones"), or None."""
     key = unit_key(name)
-    if key in _TEMPERATURE:
-        return "temperature"
-    found = _UNITS.get(key) or (_UNITS.get(key[:-1]) if key.endswith("s") else None)
-    return found[0] if found else None
+    return _UNITS.get(key) or (_UNITS.get(key[:-1]) if key.endswith("s") else None)
 
 
 def _lookup(name: str) -> tuple[str, float]:
-    key = unit_key(name)
-    found = _UNITS.get(key) or (_UNITS.get(key[:-1]) if key.endswith("s") else None)
+    found = _find(name)
     if found is None:
         raise ValueError(f"convert() does not know the unit {name!r}")
     return found
@@ -143,5 +139,6 @@ def asks_conversion(question: str) -> bool:
     by_dimension: dict[str, set[str]] = {}
     for name in found:
         key = unit_key(name)
-        by_dimension.setdefault(_UNITS[key][0], set()).add(_CANONICAL[key])
+        if key in _UNITS:
+            by_dimension.setdefault(_UNITS[key][0], set()).add(_CANONICAL[key])
     return any(len(units) > 1 for units in by_dimension.values())
