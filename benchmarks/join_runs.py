@@ -76,13 +76,22 @@ def join(runs: list[dict[str, Any]], regrade: bool = False) -> dict[str, Any]:
     return to_json(run, {k: first.get(k) for k in META})
 
 
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        # The bench writes its JSON when it ends: an empty file is a run still going, or one that was killed.
+        raise SystemExit(f"{path}: not a finished bench run ({exc}); wait for the run to end, or pass its "
+                         "partial JSON (SIGINT to the `r2local bench` process writes one)") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="bench JSON files")
     p.add_argument("--out", type=Path, default=None, help="write the joined JSON here")
     p.add_argument("--regrade", action="store_true", help="grade the stored replies again with today's graders")
     args = p.parse_args(argv)
-    data = join([json.loads(path.read_text()) for path in args.runs], regrade=args.regrade)
+    data = join([_read(path) for path in args.runs], regrade=args.regrade)
     if args.out:
         args.out.write_text(json.dumps(data, indent=1))
     print(text(data))
