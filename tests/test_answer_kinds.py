@@ -142,6 +142,8 @@ def test_a_conversations_kind_is_read_turn_by_turn():
     ("Is 221 a prime number?", True), ("Is 3/8 greater than 0.4?", True), ("Is 100 divisible by 8?", True),
     ("Is 15% of 200 equal to 30?", True), ("Is 2 to the power of 10 greater than 1000?", True),
     ("Is 49 an even number?", True),
+    ("Is 5 miles longer than 8 kilometres?", True), ("Is 100 degrees Fahrenheit hotter than 40 degrees Celsius?", True),
+    ("Is the Nile longer than 6000 km?", False), ("Is Moscow colder than 30 degrees Fahrenheit in winter?", False),
     ("Did World War II end in 1945?", False), ("Does a leap year have 366 days?", False),
     ("Are there 60 seconds in an hour?", False), ("Explain why 221 is not a prime number.", False),
     ("What is 9 times 8?", False), ("Is Canberra the capital of Australia?", False),

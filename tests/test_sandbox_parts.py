@@ -173,6 +173,8 @@ def test_convert_says_what_is_wrong(call, message):
     ("How many kilometres are in 17 miles?", True),
     ("Convert 250 millilitres to cups.", True),
     ("What is 0 degrees Fahrenheit in Celsius?", True),
+    ("Convert 25 °C to °F.", True),
+    ("Is it warmer than 30 degrees Celsius in Cairo in July?", False),  # one scale: nothing to convert
     ("A ribbon is 9 m long. Noor cuts off 87 cm. How many centimetres are left?", True),
     ("How many minutes are in 22 hours?", False),  # time: the model does it unaided
     ("Tom works 8 hours a day for 5 days. How many hours is that?", False),

@@ -255,6 +255,17 @@ def test_a_yes_no_check_on_numbers_is_settled_by_a_program(r2home, scripts):
     assert [c["output"] for c in calls(engine, result.question_id) if c["role"] == "program"] == ["False"]
 
 
+def test_a_comparison_of_measures_in_two_units_converts_in_its_check_program(r2home, scripts):
+    question = "Is 5 miles longer than 8 kilometres?"
+    scripts.by_model["small"] = [Step("```python\nanswer = convert(5, 'miles', 'km') > 8\n```"), Step("Yes")]
+    engine = voting_engine(r2home)
+    result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
+    assert (result.nodes[0].status, result.answer) == (Status.DONE, "Yes.")
+    program = scripts.calls["small"][0]
+    assert program[0]["content"].startswith("You answer the user's yes/no question by writing a short Python program")
+    assert 'weight_kg = convert(3, \"pounds\", \"kilograms\")' in program[4]["content"]
+
+
 def test_a_choice_between_computed_numbers_is_settled_by_a_program(r2home, scripts):
     question = "What is 12 times 12?\nA) 124\nB) 144\nC) 132\nD) 154\nAnswer with the letter of the correct option."
     program = "```python\nvalue = 12 * 12\noptions = {'A': 124, 'B': 144, 'C': 132, 'D': 154}\n" \

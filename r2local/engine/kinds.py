@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from r2local.sandbox.units import asks_conversion
+
 NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT = "number", "clock", "yes/no", "choice", "text", "short"
 COMPUTED = "computed"  # a route kind only (route_kind): a yes/no or choice question a program settles
 # Index of each kind in the ``answer_kind`` feature: append only (recorded features keep their meaning).
@@ -68,6 +70,11 @@ _CHECKS = re.compile(
     r"larger|smaller|bigger|more|fewer|equal|equals|times|plus|minus|divided|multiplied|sum|product|percent)\b|%|[*/+^=]"
 )
 
+# "Is 5 miles longer than 8 kilometres?": a comparison of measures is a check when the question states both
+# in units a program converts (sandbox.units); "Is the Nile longer than 6000 km?" names one unit and is a fact.
+_MEASURE_CHECKS = re.compile(r"\b(longer|shorter|taller|heavier|lighter|hotter|colder|warmer|cooler|faster|slower|"
+                             r"farther|further|wider|narrower|deeper|bigger|larger|smaller|more|less)\b")
+
 
 def answer_kind(question: str, before: str | None = None) -> str:
     """The kind of answer ``question`` asks for: number, clock, yes/no, choice, short or text.
@@ -110,7 +117,9 @@ def computable(question: str) -> bool:
     q = question.strip().lower()
     kind = _own_kind(q)
     if kind == POLAR:
-        return bool(re.search(r"\d", q)) and bool(_CHECKS.search(q))
+        if not re.search(r"\d", q):
+            return False
+        return bool(_CHECKS.search(q)) or (bool(_MEASURE_CHECKS.search(q)) and asks_conversion(question))
     if kind != CHOICE:
         return False
     options, stem = _OPTION.findall(q), _stem(q)

@@ -142,6 +142,15 @@ CHECK_EXAMPLES = [(
     "```python\npart = 3 / 8 * 120\nfirst = part > 40\nn = 91\n"
     "is_prime = n > 1 and all(n % d for d in range(2, int(n ** 0.5) + 1))\nanswer = first and is_prime\n```",
 )]
+# A comparison of measures in different units ("Is 5 miles longer than 8 kilometres?") converts first. On 12
+# such questions written for this (dev), Qwen2.5-Coder-0.5B's greedy check program was right on 6 without this
+# example (it compared 5 with 8) and 9 with it.
+CHECK_CONVERT_EXAMPLE = (
+    "Is 3 pounds heavier than 1.5 kilograms, and is 10 miles longer than 15 kilometres?",
+    "```python\n# convert(value, from_unit, to_unit) knows every unit's factor: never write a factor yourself\n"
+    "weight_kg = convert(3, \"pounds\", \"kilograms\")\nfirst = weight_kg > 1.5\n"
+    "distance_km = convert(10, \"miles\", \"kilometres\")\nsecond = distance_km > 15\nanswer = first and second\n```",
+)
 # A choice between numbers the question computes: the program writes the options as values and keeps a letter.
 # One example, picked by the question (the 0.5B copies the example's last line): measured on 7 computable
 # questions of benchmarks/sets/choice.jsonl and 10 compound "Which is largest" parts, the matching example alone
@@ -167,10 +176,10 @@ PROGRAM_SYSTEMS = {NUMBER: PROGRAM_SYSTEM, POLAR: CHECK_SYSTEM, CHOICE: PICK_SYS
 def _program_examples(kind: str, question: str) -> list[tuple[str, str]]:
     if kind == CHOICE:
         return [PICK_EXAMPLES["extreme" if asks_extreme(question) else "match"]]
-    if kind == POLAR:
-        return CHECK_EXAMPLES
-    examples = [(PROGRAM_EXAMPLE_Q, PROGRAM_EXAMPLE_A)]
-    return [*examples, CONVERT_EXAMPLE] if asks_conversion(question) else examples
+    examples = CHECK_EXAMPLES if kind == POLAR else [(PROGRAM_EXAMPLE_Q, PROGRAM_EXAMPLE_A)]
+    if not asks_conversion(question):
+        return examples
+    return [*examples, CHECK_CONVERT_EXAMPLE if kind == POLAR else CONVERT_EXAMPLE]
 
 
 def program_messages(prose: list[Message], kind: str = NUMBER) -> list[Message]:

@@ -126,13 +126,14 @@ def _alternation(names: set[str]) -> str:
 
 _BARE = re.compile(rf"(?<![\w/])(?:{_alternation(_BARE_OK)})(?![\w/])", re.IGNORECASE)
 _AFTER_NUMBER = re.compile(rf"\d\s*(?:{_alternation(_NUMBERED)})(?![\w/])", re.IGNORECASE)
-_SCALE = re.compile(r"\b(?:fahrenheit|celsius|kelvin)\b|°\s*[CF]\b", re.IGNORECASE)
+_SCALE = re.compile(r"\b(fahrenheit|celsius|centigrade|kelvin)\b|°\s*([CF])\b", re.IGNORECASE)
 
 
 def asks_conversion(question: str) -> bool:
-    """Whether ``question`` names two different units of one kind (miles and kilometres, cups and millilitres)
-    or a temperature scale: the questions whose programs should call ``convert`` instead of a remembered factor."""
-    if _SCALE.search(question):
+    """Whether ``question`` names two different units of one kind (miles and kilometres, cups and millilitres,
+    Fahrenheit and Celsius): the questions whose programs should call ``convert`` instead of a remembered factor."""
+    scales = {(m.group(1) or m.group(2))[0].lower().replace("g", "c") for m in _SCALE.finditer(question)}
+    if len(scales) > 1:
         return True
     found = [m.group(0) for m in _BARE.finditer(question)]
     found += [re.sub(r"^\d\s*", "", m.group(0)) for m in _AFTER_NUMBER.finditer(question)]
