@@ -81,6 +81,8 @@ def test_exact_grader_case_punctuation_and_yes_no():
     assert not grade("exact", "The capital of Australia is Sydney. Canberra is a city.", "Canberra")
     # The first clause may end on it; a denial anywhere in the sentence still counts against it.
     assert grade("exact", "The Colosseum is located in Rome, Italy.", "Rome")
+    assert grade("exact", "The largest desert in Africa is the Sahara Desert.", "Sahara")
+    assert not grade("exact", "It is the Kalahari Desert, not the Sahara Desert.", "Sahara")
     assert grade("exact", "The first person on the Moon was Neil Armstrong, who landed in 1969.", "Neil Armstrong")
     assert not grade("exact", "It is Lyon, near Paris, not Paris itself.", "Paris")
     # A gold answer may list aliases: any one of them stated is right.

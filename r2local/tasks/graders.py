@@ -254,11 +254,16 @@ def normalise(text: str) -> str:
     return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
 
 
+# A place's name often carries its kind ("the Sahara Desert", "the Nile River"): the name still states it.
+_KIND_WORDS = ("river", "desert", "ocean", "sea", "lake", "mountain", "mountains", "island", "islands", "city")
+
+
 def _ends_with(sentence: str, want: str) -> bool:
-    """Whether a sentence states ``want`` as its last words ("The capital of Brazil is Brasília."),
-    and does not deny it ("..., not Brasilia")."""
-    words = normalise(sentence)
-    return bool(want) and (" " + words).endswith(" " + want) and not _denies(words)
+    """Whether a sentence states ``want`` as its last words ("The capital of Brazil is Brasília.", "... is the
+    Sahara Desert."), and does not deny it ("..., not Brasilia")."""
+    words = " " + normalise(sentence)
+    ends = any(words.endswith(f" {want}{tail}") for tail in ("", *(f" {w}" for w in _KIND_WORDS)))
+    return bool(want) and ends and not _denies(words)
 
 
 def _denies(text: str) -> bool:
