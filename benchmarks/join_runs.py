@@ -32,11 +32,10 @@ def regraded(outcome: dict[str, Any], item: Item) -> dict[str, Any]:
     """The outcome with its reply graded again (an answer counts only when the question ended done)."""
     done = outcome["status"] == "done"
     reply = outcome["prediction"] if done else ""
-    correct = done and grade(item.grader, reply, item.answer, list(item.choices or []) or None)
-    out = dict(outcome, correct=correct)
-    if item.grader == "parts":
-        out["parts_right"] = sum(part_scores(reply, item.answer))
-    return out
+    if item.grader == "parts":  # grade_parts is all(part_scores): score the parts once
+        scores = part_scores(reply, item.answer)
+        return dict(outcome, correct=done and all(scores), parts_right=sum(scores))
+    return dict(outcome, correct=done and grade(item.grader, reply, item.answer, list(item.choices or []) or None))
 
 
 def _reload(run: dict[str, Any]) -> list[Item]:

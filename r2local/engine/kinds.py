@@ -70,10 +70,11 @@ _CHECKS = re.compile(
     r"larger|smaller|bigger|more|fewer|equal|equals|times|plus|minus|divided|multiplied|sum|product|percent)\b|%|[*/+^=]"
 )
 
-# "Is 5 miles longer than 8 kilometres?": a comparison of measures is a check when the question states both
-# in units a program converts (sandbox.units); "Is the Nile longer than 6000 km?" names one unit and is a fact.
+# "Is 5 miles longer than 8 kilometres?": a comparison of measures (beyond _CHECKS' more/larger/...) is a check
+# when the question states both in units a program converts (sandbox.units); "Is the Nile longer than 6000 km?"
+# names one unit and is a fact.
 _MEASURE_CHECKS = re.compile(r"\b(longer|shorter|taller|heavier|lighter|hotter|colder|warmer|cooler|faster|slower|"
-                             r"farther|further|wider|narrower|deeper|bigger|larger|smaller|more|less)\b")
+                             r"farther|further|wider|narrower|deeper)\b")
 
 
 def answer_kind(question: str, before: str | None = None) -> str:

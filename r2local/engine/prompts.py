@@ -121,9 +121,10 @@ PROGRAM_EXAMPLE_A = (
 # so both prompts share their prefix): Qwen2.5-Coder-0.5B remembers factors badly (17 miles became 17 * 5.25 km).
 # On 20 conversions written for this (benchmarks/sets/conversions.jsonl, "dev"): 8/20 right with the number prompt
 # alone, 18/20 with this example.
+_CONVERT_NOTE = "# convert(value, from_unit, to_unit) knows every unit's factor: never write a factor yourself\n"
 CONVERT_EXAMPLE = (
     "How many ounces are in 3 kilograms, and how many minutes are in 2.5 hours?",
-    "```python\n# convert(value, from_unit, to_unit) knows every unit's factor: never write a factor yourself\n"
+    "```python\n" + _CONVERT_NOTE +
     "ounces = convert(3, \"kilograms\", \"ounces\")\nminutes = convert(2.5, \"hours\", \"minutes\")\n"
     "answer = f\"{ounces}, {minutes}\"\n```",
 )
@@ -147,7 +148,7 @@ CHECK_EXAMPLES = [(
 # example (it compared 5 with 8) and 9 with it.
 CHECK_CONVERT_EXAMPLE = (
     "Is 3 pounds heavier than 1.5 kilograms, and is 10 miles longer than 15 kilometres?",
-    "```python\n# convert(value, from_unit, to_unit) knows every unit's factor: never write a factor yourself\n"
+    "```python\n" + _CONVERT_NOTE +
     "weight_kg = convert(3, \"pounds\", \"kilograms\")\nfirst = weight_kg > 1.5\n"
     "distance_km = convert(10, \"miles\", \"kilometres\")\nsecond = distance_km > 15\nanswer = first and second\n```",
 )

@@ -206,20 +206,26 @@ def answer_quantity(prediction: str) -> Quantity | None:
     is the answer, unless a sum or another clause follows it ("= 8 apples, so
     she has 6"), where the last value still is."""
     spot = marked(prediction)
-    if spot and quantities(spot):
-        return quantities(spot)[0]
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", prediction) if quantities(s)]
-    if not sentences:
-        return None
-    last = sentences[-1]
-    words = list(_RESULT_WORD.finditer(last))
-    tail = last[words[-1].end():] if words else ""
-    found = quantities(tail)
-    if len(found) > 1:
+    found = quantities(spot) if spot else []
+    if found:
+        return found[0]
+    for sentence in reversed(re.split(r"(?<=[.!?])\s+|\n+", prediction)):
+        found = quantities(sentence)
+        if found:
+            return _result_of(sentence, found)
+    return None
+
+
+def _result_of(sentence: str, found: list[Quantity]) -> Quantity:
+    """The value a sentence stating ``found`` gives as its result (see ``answer_quantity``)."""
+    words = list(_RESULT_WORD.finditer(sentence))
+    tail = sentence[words[-1].end():] if words else ""
+    after = quantities(tail)
+    if len(after) > 1:
         first = _QTY.search(tail)
         if first is not None and not _SUM_OR_CLAUSE.match(tail[first.end():]):
-            return found[0]
-    return quantities(last)[-1]
+            return after[0]
+    return found[-1]
 
 
 @register("number")
