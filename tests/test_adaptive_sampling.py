@@ -85,6 +85,8 @@ def test_australia_split_local_only_is_unsure_not_done(r2home, scripts):
     [node] = result.nodes
     assert (node.status, node.tier, node.answer) == (Status.UNSURE, "big", "The capital of Australia is Sydney.")
     assert scripts.calls["cloud"] == [] and len(local_calls(engine, result, "big")) == 5
+    shown = result.to_json()  # `ask --json`: finished, but the answer stands unsure
+    assert (shown["status"], shown["answer_status"], shown["confidence"]) == ("done", "unsure", 0.4)
 
 
 def test_short_answers_in_different_words_agree(r2home, scripts):

@@ -38,6 +38,7 @@ from r2local.engine.compose import COMPOSE_TEXT
 from r2local.engine.prompts import FINAL_TEXT
 from r2local.engine.recorder import LedgerRecorder, Recorder
 from r2local.engine.shadow import ShadowOutcome, pick_upper, shadow
+from r2local.engine.standing import answer_status
 from r2local.store.records import Decision, QuestionEnd
 from r2local.routing.plan import Plan
 from r2local.routing.thresholds import default_thresholds
@@ -78,6 +79,10 @@ class AskResult:
             "question": self.question,
             "answer": self.answer,
             "status": self.status,
+            # What the answer stands as (done, unsure, escalated, ...): "status" says only that the question
+            # finished, so a caller reading it alone took an unsure local answer for a checked one.
+            "answer_status": answer_status(self.status, self.nodes[-1].status if self.nodes else None),
+            "confidence": self.nodes[-1].confidence if self.nodes else None,
             "cost_usd": round(self.cost_usd, 8),
             "cloud_share": round(self.cloud_share, 4),
             "latency_ms": round(self.latency_ms, 1),
