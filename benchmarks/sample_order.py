@@ -55,9 +55,9 @@ SAMPLED = {"P": 5, "Q": 1, "B": 5}  # sampled draws cached per way (prose is the
 SAMPLED_NO_PROGRAM = {"Q": 5, "B": 5}
 
 
-def questions(generated: int, parts: int) -> list[dict]:
+def questions(generated: int, parts: int, sets: str = "one_step,multi_step") -> list[dict]:
     """Every family's questions, interleaved: a run stopped early still has some of each."""
-    families = [[vars(i) for i in read_jsonl(SETS / f"{name}.jsonl")] for name in ("one_step", "multi_step")]
+    families = [[vars(i) for i in read_jsonl(SETS / f"{name}.jsonl")] for name in sets.split(",") if name]
     families.append([vars(i) for i in load("generated", generated, 0)[0]])
     rng = random.Random(7)
     for kind in ("fact", "yesno", "choice"):
@@ -78,7 +78,7 @@ def _draw(backend, messages, temperature: float, salt: int, max_tokens: int) -> 
     return {"text": r.text, "s": time.perf_counter() - start, "tokens": r.usage.output_tokens, "prob": r.confidence}
 
 
-def collect_one(backend, box: Sandbox, item: dict) -> dict:
+def collect_one(backend, box: Sandbox, item: dict, ways: str = "PQB") -> dict:
     kind = answer_kind(item["question"])
     prose = single_messages(item["question"])
     prose = short_messages(prose) if kind == SHORT else prose
@@ -87,6 +87,8 @@ def collect_one(backend, box: Sandbox, item: dict) -> dict:
     prompts = {"P": (program_messages(prose), 384), "Q": (prose, 384), "B": (brief_messages(prose, kind), BRIEF_MAX_TOKENS)}
     out = {**item, "kind": kind, "samples": {}}
     for way, extra in counts.items():
+        if way not in ways:
+            continue
         messages, cap = prompts[way]
         draws = [_draw(backend, messages, t, i, cap) for i, t in enumerate([0.0] + [0.7] * extra)]
         if way == "P":
@@ -104,7 +106,7 @@ def collect_one(backend, box: Sandbox, item: dict) -> dict:
 def collect(args) -> None:
     from benchmarks.perf import _demo_engine
 
-    items = questions(args.generated, args.parts)
+    items = questions(args.generated, args.parts, args.sets)
     shard, shards = (int(x) for x in args.shard.split("/"))
     items = items[shard::shards]
     with tempfile.TemporaryDirectory() as tmp, Sandbox() as box, open(args.out, "a") as fh:
@@ -113,7 +115,7 @@ def collect(args) -> None:
         collect_one(backend, box, {"id": "warm-up", "question": "What is 2 plus 2?", "answer": "4", "grader": "number",
                                    "choices": None})  # load the model and start the sandbox before timing
         for n, item in enumerate(items, 1):
-            fh.write(json.dumps(collect_one(backend, box, item)) + "\n")
+            fh.write(json.dumps(collect_one(backend, box, item, args.ways)) + "\n")
             fh.flush()
             print(f"{n}/{len(items)} {item['id']}", flush=True)
         engine.close()
@@ -132,7 +134,9 @@ class Replay:
     def call(self, messages, temperature: float, i: int, stream: bool, max_tokens=None) -> Completion:
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         way = "P" if system.startswith(PROGRAM_SYSTEM) else "B" if system.startswith(BRIEF_HEAD) else "Q"
-        draws = self.cached[way]
+        draws = self.cached.get(way)
+        if draws is None:  # a way not collected (--ways): a reply that states nothing
+            return Completion("", "stop", Usage(0, 0), "cache", 0.0, None, None)
         if temperature == 0.0:
             d = draws[0]
         else:
@@ -183,7 +187,8 @@ def report(args) -> None:
     lines = []
     for family, pick in families.items():
         subset = [r for r in rows if pick(r)]
-        for order in ORDERS if subset else []:
+        collected = {way for r in subset for way in r["samples"]}
+        for order in [o for o in ORDERS if {t[0] for t in sum(ORDERS[o], ())} <= collected] if subset else []:
             res = replay(subset, order, settings)
             au = auroc([1 - x["conf"] for x in res], [not x["right"] for x in res])
             au_p = auroc([1 - x["prob"] for x in res], [not x["right"] for x in res])
@@ -251,6 +256,9 @@ def main() -> None:
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--generated", type=int, default=30)
     c.add_argument("--parts", type=int, default=20, help="single parts per kind (fact, yesno, choice)")
+    c.add_argument("--sets", default="one_step,multi_step", help="our own sets to ask (benchmarks/sets)")
+    c.add_argument("--ways", default="PQB", help="samples to draw: P programs, Q prose, B brief (a way left out "
+                                                 "replays as a reply that states nothing)")
     r = sub.add_parser("report")
     r.add_argument("cache", nargs="+")
     r.add_argument("--agree-below", type=float, default=0.6)

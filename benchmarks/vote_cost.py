@@ -78,7 +78,7 @@ def warm_rows(engine, items, direct: dict[str, tuple[str, float]]) -> tuple[list
         stats["right_d"].append(ok_d)
         stats["right_r"].append(ok_r)
         rows.append([it.question[:48], "ok" if ok_d else "wrong", f"{t_direct:.2f}", "ok" if ok_r else "wrong",
-                     r.status, f"{total / 1000:.2f}", f"{s['route']:.0f}", f"{s['answer']:.0f}", f"{s['vote']:.0f}",
+                     r.to_json()["answer_status"], f"{total / 1000:.2f}", f"{s['route']:.0f}", f"{s['answer']:.0f}", f"{s['vote']:.0f}",
                      str(s["samples"]), str(s["sample_tokens"])])
     return rows, stats
 

@@ -118,7 +118,8 @@ class ExecutorSection(_Section):
         True, description="Stop sampling once more samples could not change the decision (saves local time)."
     )
     sample_order: Literal[
-        "auto", "mixed", "programs", "program-brief", "programs-then-prose", "prose", "prose-brief", "brief"
+        "auto", "mixed", "programs", "program-brief", "programs-then-prose", "prose", "prose-brief", "brief",
+        "program-brief-programs",
     ] = Field(
         "auto",
         description="Which samples vote, in what order: auto (the order measured best for each answer kind) or a "
