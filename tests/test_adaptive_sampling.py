@@ -177,9 +177,9 @@ def _programs_and_briefs(scripts, program_says: list[str], brief_says: str) -> N
 
 
 @pytest.mark.parametrize("programs, agree_below, status, calls, confidence", [
-    (["6 * 7"] * 6, None, Status.DONE, 4, 0.75),  # 3 of 4 at the measured threshold (0.5)
-    (["6 * 7"] * 6, 0.6, Status.DONE, 5, 0.8),  # a user's stricter bar: one program more, 4 of 5
-    (["6 * 7", "40", "39", "38", "37", "36"], None, Status.ESCALATED, 5, None),  # the programs disagree
+    (["6 * 7"] * 6, None, Status.DONE, 5, 0.8),  # 4 of 5 at the order's measured bar (0.6)
+    (["6 * 7"] * 6, 0.5, Status.DONE, 4, 0.75),  # a user's looser bar: one program fewer, 3 of 4
+    (["6 * 7", "40", "39", "38", "37", "36"], None, Status.ESCALATED, 4, None),  # the programs disagree
 ])
 def test_numbers_vote_with_a_brief_answer_then_programs(r2home, scripts, programs, agree_below, status, calls,
                                                         confidence):

@@ -129,15 +129,17 @@ WAYS = {"P": "program", "Q": "prose", "B": "brief"}
 # prose's time. Choice: every order scored 0.5 (the 0.5B picks one letter whatever
 # the samples), so the cheapest one. Short answers: the prose vote stays (its prose
 # is already one sentence; brief answers lowered AUROC by 0.07).
-# Later (86 questions: one_step, multi_step, 40 generated; replayed at 0.5): after a split between the
-# program and the brief answer only programs are drawn ("program-brief-programs"). On a multi-step problem
-# a brief answer is right 2 times in 36, so each further one only diluted agreement and sent right programs
-# up: AUROC 0.940 -> 0.966, right answers escalated 15 -> 3, wrong ones kept 1 -> 1, median seconds +6 %.
-# Programs alone (no brief answer at all) were cheaper but kept 6 wrong answers (AUROC 0.796): the one
-# brief answer is what a wrong program rarely agrees with. Checked on held-out one_step_b and multi_step_b.
+# Later (86 questions: one_step, multi_step, 40 generated; replayed): after a split between the program
+# and the brief answer only programs are drawn ("program-brief-programs"). On a multi-step problem a brief
+# answer is right 2 times in 36, so each further one only diluted agreement and sent right programs up.
+# At its bar 0.6 against program-brief at 0.5: AUROC 0.940 -> 0.979, wrong answers kept 1 -> 0, right ones
+# escalated 15 -> 7, median seconds +20 %; held out (one_step_b, multi_step_b: 42) 0.842 -> 0.864, 1 -> 1,
+# 10 -> 9. At 0.5 it kept more wrong answers held out (4). Programs alone (no brief answer) were cheapest but
+# kept 6 wrong answers (AUROC 0.796): the one brief answer is what a wrong program rarely agrees with.
 AUTO_ORDER: dict[str, str] = {NUMBER: "program-brief-programs", CLOCK: "program-brief-programs",
                               POLAR: "prose-brief", CHOICE: "brief"}
-AUTO_AGREE_BELOW: dict[str, float] = {NUMBER: 0.5, CLOCK: 0.5}
+# The agreement bar that goes with an auto order (others: [executor] agree_below, 0.6 by default).
+AUTO_AGREE_BELOW: dict[str, float] = {"program-brief": 0.5, "programs": 0.5, "program-brief-programs": 0.6}
 # A conversion between named units votes among programs only: its programs call convert() and get exact
 # factors, while a brief or prose answer states whatever factor the model recalls (17 miles "is 17 km"), so
 # prose outvoted right programs and sent the part to the cloud. Measured on the compound bench's conversion
@@ -159,14 +161,14 @@ def order_name(kind: str, setting: str, check: bool = False, converts: bool = Fa
     return CHECK_ORDER if check else AUTO_ORDER.get(kind, "mixed")
 
 
-def threshold(kind: str, settings: ExecutorSection, given: float | None, check: bool = False) -> float:
+def threshold(kind: str, settings: ExecutorSection, given: float | None, check: bool = False,
+              converts: bool = False) -> float:
     """The agreement threshold for a task of ``kind``: the calibrated one if ``given``, else the
-    user's [executor] agree_below, else the one measured with the kind's auto order (a ``check``
-    a program settles votes as a number does, so it takes a number's)."""
+    user's [executor] agree_below, else the one measured with the task's auto order (see order_name)."""
     if given is not None:
         return given
     if settings.sample_order == "auto" and "agree_below" not in settings.model_fields_set:
-        return AUTO_AGREE_BELOW.get(NUMBER if check else kind, settings.agree_below)
+        return AUTO_AGREE_BELOW.get(order_name(kind, "auto", check, converts), settings.agree_below)
     return settings.agree_below
 
 
@@ -211,7 +213,7 @@ class Answerer:
         writes = programs and s.programs
         check = writes and kind in (POLAR, CHOICE) and computable(task)  # a program settles it (kinds.computable)
         converts = writes and kind == NUMBER and asks_conversion(task)
-        tau = threshold(kind, s, agree_below, check)
+        tau = threshold(kind, s, agree_below, check, converts)
         prompt = short_messages(prose) if kind == SHORT else prose
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples
