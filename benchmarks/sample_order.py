@@ -187,8 +187,9 @@ def report(args) -> None:
     lines = []
     for family, pick in families.items():
         subset = [r for r in rows if pick(r)]
-        collected = {way for r in subset for way in r["samples"]}
-        for order in [o for o in ORDERS if {t[0] for t in sum(ORDERS[o], ())} <= collected] if subset else []:
+        collected = {way for r in subset for way in r["samples"]}  # --ways may have left some out
+        replayable = [o for o, (lead, cycle) in ORDERS.items() if {t[0] for t in lead + cycle} <= collected]
+        for order in replayable if subset else []:
             res = replay(subset, order, settings)
             au = auroc([1 - x["conf"] for x in res], [not x["right"] for x in res])
             au_p = auroc([1 - x["prob"] for x in res], [not x["right"] for x in res])
