@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from r2local.backends import Completion, Message
 from r2local.config import ExecutorSection
@@ -48,6 +48,7 @@ from r2local.engine.prompts import (
     program_messages,
     short_messages,
 )
+from r2local.engine.timefactors import missing_factor
 from r2local.sandbox import ProgramResult, extract_program
 from r2local.sandbox.units import asks_conversion
 
@@ -232,7 +233,11 @@ class Answerer:
                 target = len(plan)  # the first samples split: draw more before deciding
             if early_stop and s.early_stop and _decided(taken, target, tau):
                 break
+            if early_stop and len(taken) == 1 and _skips_factor(taken[0], kind, task):
+                break  # the greedy program answers, and it is not kept: more samples cannot change that
         out = self._outcome(taken, kind, tau, check)
+        if out.failure is None and out.working and kind in (NUMBER, CLOCK):
+            out.failure = missing_factor(task, out.working)  # a misreading the samples share (timefactors)
         out.kind, out.programs = kind, uses_programs(kind, writes, check)
         if out.confidence is not None:
             out.features["agree_below"] = tau  # the bar this answer was held to (it differs by kind)
@@ -274,6 +279,12 @@ class Answerer:
         if failure is None and confidence is not None and confidence < tau:
             failure = f"low agreement ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
         return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
+
+
+def _skips_factor(first: Sample, kind: str, task: str) -> bool:
+    """Whether the greedy program ran to an answer that skipped a time factor the task needs."""
+    return (kind in (NUMBER, CLOCK) and first.way == PROGRAM and first.answer is not None
+            and missing_factor(task, first.program or "") is not None)
 
 
 def _split(taken: list[Sample]) -> bool:
