@@ -83,3 +83,20 @@ def test_a_program_with_the_factor_is_kept(r2home, scripts):
     [node] = result.nodes
     assert (node.status, node.tier, node.confidence) == (Status.DONE, "big", 1.0)
     assert scripts.calls["cloud"] == []
+
+
+def test_offline_the_answer_stands_unsure_and_says_why(r2home, scripts, capsys):
+    from r2local.cli.ask import _print_result
+
+    scripts.by_model["big"] = [Step("```python\nanswer = 4 * 3\n```")]
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 6})
+    cfg["tiers"][1]["programs"] = True
+    engine = Engine(settings_from(cfg, r2home))
+    result = engine.ask(RUNNER, strategy=Strategy("scripted", FixedPlan(single_plan(RUNNER)), Fixed(1)),
+                        local_only=True)
+    [node] = result.nodes
+    assert (node.status, node.answer) == (Status.UNSURE, "The answer is 12.")
+    _print_result(result.to_json(), as_json=False)
+    shown = capsys.readouterr().out
+    assert "unsure because: the program never converts between days and weeks" in shown
+    assert "no check" not in shown  # it was checked, and held back

@@ -164,6 +164,8 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
         f"cloud share {result['cloud_share']:.0%} · {result['latency_ms'] / 1000:.1f} s · "
         f"question {result['question_id']}"
     )
+    if node and node["status"] == "unsure" and node.get("reason"):
+        click.echo(f"unsure because: {node['reason']}")
     if result["conversation_id"]:
         click.echo(f"conversation {result['conversation_id']} (continue it: r2local ask -c ...)")
     route, reason = result["route"], result["route_reason"]

@@ -26,6 +26,8 @@ def confidence_text(confidence: float | None, status: str | None) -> str:
     """``conf 0.83``; ``no check`` for an answer nobody voted on; nothing before there is an answer."""
     if confidence is not None:
         return f"conf {confidence:.2f}"
+    if status == Status.UNSURE:  # held back by a check other than the vote (its reason says which)
+        return ""
     return "" if status in _NOT_ANSWERED or status in set(QuestionStatus) - {QuestionStatus.DONE} else NO_CHECK
 
 
