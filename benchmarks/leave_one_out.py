@@ -46,7 +46,7 @@ def replay(rows: list[Row], policy: RoutePolicy, local: str, cloud: str) -> tupl
         goes_up = band.route == Route.WHOLE_CLOUD or first is None
         if not goes_up:  # the bar the product holds this answer to (the band's, else its kind's default)
             bar = threshold(answer_kind(r.question), DEFAULTS, policy.threshold(band), computable(r.question))
-            goes_up = first.confidence is not None and first.confidence < bar
+            goes_up = first.held or (first.confidence is not None and first.confidence < bar)
         got = r.tiers[cloud] if goes_up else first
         right += got.correct
         cost += r.tiers[cloud].cost_usd if goes_up else 0.0

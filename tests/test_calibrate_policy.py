@@ -17,9 +17,10 @@ from .conftest import plumbing_config, to_toml, write_config
 
 
 def graded(ledger: Ledger, text: str, strategy: str, tier: str, correct: bool, *, conf=None, probs=None,
-           adapter=None) -> None:
+           adapter=None, reason=None) -> None:
     qid = ledger.start_question(text, local_only=False, pool="demo", strategy=strategy)
-    ledger.save_node(qid, Node(1, text, [], tier=tier, status="done", answer="x", confidence=conf))
+    ledger.save_node(qid, Node(1, text, [], tier=tier, status="unsure" if reason else "done", answer="x",
+                               confidence=conf, reason=reason))
     if probs is not None:
         ledger.record_call(CallRecord(Role.ROUTE, "router", "llamacpp", "smol", qid, adapter=adapter),
                            CallEnd(CallStatus.OK, output=json.dumps(probs)))
@@ -74,3 +75,20 @@ def test_the_latest_rating_of_a_question_is_the_one_fitted(r2home):
     (row,) = read_rows([ledger], "local", "router@v3")
     assert row.probs["hard"] == 0.7
     ledger.close()
+
+
+def test_a_local_answer_held_back_by_another_check_is_replayed_as_sent_up(r2home):
+    """A replay at another agreement bar (calibration, leave-one-out) must still send up an answer the
+    product held back for another reason (a skipped time factor, degenerate output); a low-agreement one
+    is left to the bar."""
+    from r2local.routing.outcomes import read_rows
+
+    ledger = Ledger(r2home / "bench.db")
+    graded(ledger, "factor", "all-local", "local", False, reason="the program never converts between days and weeks")
+    graded(ledger, "split", "all-local", "local", False, conf=0.4,
+           reason="low agreement (2/5 samples agree, below 0.60)")
+    graded(ledger, "kept", "all-local", "local", True, conf=1.0)
+    graded(ledger, "factor", "all-cloud", "cloud", True, reason="not a local tier's reason")
+    rows = {r.question: r for r in read_rows([ledger], "local")}
+    assert [rows[q].tiers["local"].held for q in ("factor", "split", "kept")] == [True, False, False]
+    assert rows["factor"].tiers["cloud"].held is False

@@ -84,6 +84,15 @@ class LocalAnswer:
     programs: bool = False  # whether a program was asked for (the tier writes them and the kind fits)
 
 
+LOW_AGREEMENT = "low agreement"  # how a reason the agreement bar gave begins
+
+
+def held_back(reason: str | None) -> bool:
+    """Whether a local answer's recorded ``reason`` holds it back whatever the agreement bar: degenerate,
+    empty or unreadable output, a skipped time factor (a replay at another bar must still send it up)."""
+    return bool(reason) and not reason.startswith((LOW_AGREEMENT, "low confidence"))
+
+
 def degenerate(text: str) -> str | None:
     """Why ``text`` looks like a model stuck in a loop, or None."""
     lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) >= 6]
@@ -277,7 +286,7 @@ class Answerer:
         failure = degenerate(best.text if best.way != PROGRAM else best.program or "")
         confidence = agree.with_answer if len(taken) > 1 else None
         if failure is None and confidence is not None and confidence < tau:
-            failure = f"low agreement ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
+            failure = f"{LOW_AGREEMENT} ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
         return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
 
 

@@ -4,7 +4,8 @@
 The question's own status says whether it finished; once it has, the answer's
 status is its answer node's (done, unsure, escalated, fallback...), which the
 ledger keeps, so an unsure answer reads unsure after a restart too. A kind the
-vote does not check (open text, a short answer) says so rather than nothing.
+vote does not check (open text) says so rather than nothing; an answer another
+check held back (its reason says which) reads unsure alone.
 """
 
 from __future__ import annotations

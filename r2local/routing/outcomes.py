@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from r2local.engine.answering import held_back
 from r2local.engine.kinds import route_kind
 from r2local.store import learning
 from r2local.store.ledger import Ledger
@@ -29,6 +30,7 @@ class TierResult:
     confidence: float | None = None  # the answer's agreement share (local tiers)
     mean_prob: float | None = None
     question_id: str | None = None
+    held: bool = False  # held back by a check other than the agreement bar (answering.held_back)
 
 
 @dataclass
@@ -83,7 +85,8 @@ def read_rows(ledgers: Iterable[Ledger], first_local: str, adapter: str | None =
                 row.probs, row.difficulty = probs, difficulty(probs)
             feats = json.loads(r.features) if r.features else {}
             correct = r.verdict in (Verdict.GOOD, Verdict.NOT_NEEDED)
-            row.tiers[tier] = TierResult(correct, r.cost_usd, r.confidence, feats.get("mean_prob"), r.question_id)
+            held = tier == first_local and held_back(r.reason)  # another tier's reason is why it was asked
+            row.tiers[tier] = TierResult(correct, r.cost_usd, r.confidence, feats.get("mean_prob"), r.question_id, held)
     return list(rows.values())
 
 

@@ -25,6 +25,7 @@ class Graded:
     cost_usd: float  # paid plus what the call cache saved: the cost as if uncached
     confidence: float | None  # the answer node's agreement share
     features: str | None  # the answer node's features (JSON)
+    reason: str | None = None  # why the answer node was not kept as it stood, if it was not
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,13 @@ def graded(ledger: Ledger) -> list[Graded]:
         "(select coalesce(sum(coalesce(c.cost_usd, 0) + coalesce(c.saved_usd, 0)), 0) from calls c "
         " where c.question_id = q.id) as cost, "
         "(select s.confidence from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as conf, "
-        "(select s.features from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as feats "
+        "(select s.features from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as feats, "
+        "(select s.reason from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as reason "
         "from feedback f join questions q on q.id = f.question_id where f.subtask_id is null "
         f"and {STANDALONE} order by f.id"
     )
     return [Graded(r["question_id"], r["verdict"], r["tier"], r["source"], r["question"], r["strategy"], r["route"],
-                   r["cost"] or 0.0, r["conf"], r["feats"]) for r in rows]
+                   r["cost"] or 0.0, r["conf"], r["feats"], r["reason"]) for r in rows]
 
 
 def ratings(ledger: Ledger, adapter: str | None, any_adapter: bool) -> list[Rating]:
