@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 from unittest import mock
 
 from benchmarks.sample_order import replay
@@ -33,7 +34,7 @@ def main() -> None:
     ap.add_argument("cache", nargs="+")
     ap.add_argument("--show", action="store_true", help="list the questions where the check fired")
     args = ap.parse_args()
-    rows = [json.loads(line) for path in args.cache for line in open(path)]
+    rows = [json.loads(line) for path in args.cache for line in Path(path).read_text().splitlines() if line]
     settings = ExecutorSection()
     on = replay(rows, "auto", settings)
     with mock.patch("r2local.engine.answering.missing_factor", lambda task, program: None):
