@@ -56,3 +56,22 @@ def test_a_short_fact_on_the_demo_pool_is_routed_by_the_policy_shipped_for_its_m
     assert "measured" in result.route_reason and "policy: shipped with r2local" in result.route_reason
     node = result.nodes[-1]
     assert node.answer_kind == "short" and node.tier == "local" and node.confidence is not None
+
+
+@pytest.mark.slow
+def test_a_real_program_that_skips_a_time_factor_is_held_back_and_says_why(demo):
+    """The time-factor check on a real model's program: whatever program this build writes for the runner, an
+    answer whose program has no days-to-weeks factor is not kept as done, and one that has it goes to the vote."""
+    from r2local.engine.timefactors import missing_factor
+
+    question = "A runner jogs 4 km every day for 3 weeks. How many kilometres does she jog in total?"
+    result = demo.ask(question, local_only=True)
+    node = result.nodes[-1]
+    assert node.tier == "local" and node.working  # a program answered
+    why = missing_factor(question, node.working)
+    if why is not None:  # this project's build writes `4 * 3` here
+        assert (node.status, node.reason, node.confidence) == (Status.UNSURE, why, None)
+        calls = demo.ledger.question(result.question_id)["calls"]
+        assert [c["role"] for c in calls].count("subtask") == 1  # no vote drawn for an answer that cannot be kept
+    else:
+        assert node.confidence is not None
