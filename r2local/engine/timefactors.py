@@ -7,7 +7,8 @@ weeks" computed as 4 * 3, "$30 a month plus a $45 fee: the first year" as
 the question names two time units that nothing in it ties together (no "8
 hours a day") and the program holds no factor between them (7, 12, 60, ...).
 That is cheap to check and needs no model: such an answer is not kept as
-done. Measured in benchmarks/factor_check.py (docs/benchmarks.md, "Time factors").
+done. Measured in benchmarks/factor_check.py (docs/benchmarks.md, "A time factor
+the program skipped").
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from itertools import pairwise
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2629800,
             "year": 31557600}
 _WORDS = {
-    "second": r"seconds|secs?|(?:(?<=per )|(?<=a )|(?<=each )|(?<=every )|(?<=1 )|(?<=one ))second", "minute": r"minutes?|mins?", "hour": r"hours?|hrs?|hourly",
+    # "second" alone only as a unit ("per second", "1 second"), not as an ordinal ("the second hour").
+    "second": r"seconds|secs?|(?:(?<=per )|(?<=a )|(?<=each )|(?<=every )|(?<=1 )|(?<=one ))second",
+    "minute": r"minutes?|mins?", "hour": r"hours?|hrs?|hourly",
     "day": r"days?|daily|nights?", "week": r"weeks?|weekly|fortnights?", "month": r"months?|monthly",
     "year": r"years?|yearly|annual(?:ly)?|annum",
 }
@@ -32,7 +35,7 @@ _FRAME = re.compile(rf"\b(?:that|this|the|same)\s+(?:{_ANY_UNIT})\b", re.IGNOREC
 _LOOSE = {frozenset(("day", "month")): {28.0, 30.0, 30.4, 30.42, 31.0}, frozenset(("week", "month")): {4.0, 4.3, 4.33},
           frozenset(("day", "year")): {365.0, 365.25, 360.0}, frozenset(("week", "year")): {52.0, 52.14}}
 # "8 hours a day", "$15 an hour ... 6 hours a day", "3 shifts a week", "12-hour shifts": a thing counted per unit.
-_PER = re.compile(r"(\w+)\s+(?:a|an|per|each|every|a\s+single|/)\s+(\w+)", re.IGNORECASE)
+_PER = re.compile(r"(\w+)\s+(?:a|an|per|each|every|/)\s+(\w+)", re.IGNORECASE)
 _FUNCTION_WORDS = {"for", "in", "of", "to", "at", "on", "with", "by", "than", "from", "into", "over", "is", "was",
                    "and", "or", "about", "after", "before", "within", "during", "lasts", "takes"}
 _HYPHEN = re.compile(r"\d+-(\w+)\s+(\w+)", re.IGNORECASE)
@@ -40,7 +43,7 @@ _HYPHEN = re.compile(r"\d+-(\w+)\s+(\w+)", re.IGNORECASE)
 _COMPOUND = re.compile(rf"\d+\s*(?:{_ANY_UNIT}|h)\s*(?:and\s+)?\d+\s*(?:{_ANY_UNIT})\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 # A program that leaves the arithmetic to a library or the sandbox's convert() is not checked.
-_DELEGATES = re.compile(r"\b(?:timedelta|datetime|convert)\s*\(")
+_DELEGATES = re.compile(r"\b(?:timedelta|datetime)\b|\bconvert\s*\(")
 
 
 def _unit(word: str) -> str | None:
