@@ -243,3 +243,18 @@ def test_plaintext_file_never_overrides_a_users_choice(r2home, monkeypatch):
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     with pytest.raises(KeyringUnavailable, match="will not override"):
         keys.set_key_in_plaintext_file("cloud", "sk-not-stored-1357")
+
+
+def test_an_answer_a_check_held_back_says_held_back_and_why_not_low_confidence():
+    from tui.widgets.plan_tree import as_record, figures
+    from tui.widgets.transcript import confidence_warning
+
+    why = "the program never converts between days and weeks"
+    local = lambda tier: True  # noqa: E731
+    held = as_record({"id": 1, "kind": "step", "status": "unsure", "confidence": None, "reason": why}, local)
+    low = as_record({"id": 1, "kind": "step", "status": "unsure", "confidence": None,
+                     "reason": "low confidence (0.22 < 0.35); no higher tier allowed"}, local)
+    assert "⚠ held back" in " ".join(str(t) for t in figures(held, 0.6))
+    assert "⚠ low confidence" in " ".join(str(t) for t in figures(low, 0.6))
+    assert confidence_warning([held], 0.6) == f"⚠ this answer was held back: {why}; check it in the plan"
+    assert "below the confidence bar" in confidence_warning([low], 0.6)

@@ -48,6 +48,7 @@ from r2local.engine.prompts import (
     program_messages,
     short_messages,
 )
+from r2local.engine.standing import LOW_AGREEMENT
 from r2local.engine.timefactors import missing_factor
 from r2local.sandbox import ProgramResult, extract_program
 from r2local.sandbox.units import asks_conversion
@@ -82,15 +83,6 @@ class LocalAnswer:
     samples: list[Sample] = field(default_factory=list)
     kind: str = TEXT  # the answer kind the task asks for (see answers.answer_kind)
     programs: bool = False  # whether a program was asked for (the tier writes them and the kind fits)
-
-
-LOW_AGREEMENT = "low agreement"  # how a reason the agreement bar gave begins
-
-
-def held_back(reason: str | None) -> bool:
-    """Whether a local answer's recorded ``reason`` holds it back whatever the agreement bar: degenerate,
-    empty or unreadable output, a skipped time factor (a replay at another bar must still send it up)."""
-    return bool(reason) and not reason.startswith((LOW_AGREEMENT, "low confidence"))
 
 
 def degenerate(text: str) -> str | None:

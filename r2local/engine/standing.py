@@ -13,6 +13,7 @@ from __future__ import annotations
 from r2local.vocab import QuestionStatus, Status
 
 NO_CHECK = "no check"
+LOW_AGREEMENT = "low agreement"  # how a reason the agreement bar gave begins (answering)
 _NOT_ANSWERED = {Status.QUEUED, Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}
 
 
@@ -36,3 +37,10 @@ def standing(status: str, confidence: float | None) -> str:
     """``unsure · conf 0.40``, ``done · no check``, ``failed``: status and confidence as one label."""
     conf = confidence_text(confidence, status)
     return f"{status} · {conf}" if conf else str(status)
+
+
+def held_back(reason: str | None) -> bool:
+    """Whether a local answer's recorded ``reason`` held it back whatever the agreement bar: degenerate, empty
+    or unreadable output, a skipped time factor. A replay at another bar must still send it up, and the app
+    says "held back" for it, not "low confidence"."""
+    return bool(reason) and not reason.startswith((LOW_AGREEMENT, "low confidence"))

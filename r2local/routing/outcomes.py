@@ -14,12 +14,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from r2local.engine.answering import held_back
 from r2local.engine.kinds import route_kind
+from r2local.engine.standing import held_back
+from r2local.routing.policy import PLAN, GradedAnswer, Vote
+from r2local.routing.thresholds import difficulty
 from r2local.store import learning
 from r2local.store.ledger import Ledger
-from r2local.routing.thresholds import difficulty
-from r2local.routing.policy import PLAN, GradedAnswer, Vote
 from r2local.vocab import Verdict
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r2local.engine.standing import standing
+from r2local.engine.standing import held_back, standing
 
 from tui.widgets.badges import money, tier_badge
 from tui.widgets.plan_tree import below_bar
@@ -50,7 +50,10 @@ class NodeDetail(VerticalScroll):
         body.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
         body.append(f" {rec.get('model') or ''}\n")
         body.append((rec.get("text") or "") + "\n\n")
-        if below_bar(rec, self.bar):
+        held = rec.get("status") == "unsure" and held_back(rec.get("reason"))
+        if held:
+            body.append(f"⚠ held back: {rec['reason']}: check it\n", style="bold yellow")
+        elif below_bar(rec, self.bar):
             conf, bar = rec.get("confidence"), (rec.get("features") or {}).get("agree_below", self.bar)
             figure = f" ({conf:.2f} < {bar:.2f})" if conf is not None and bar is not None else ""
             body.append(f"⚠ answered below the confidence bar{figure}: check it\n", style="bold yellow")
@@ -61,7 +64,7 @@ class NodeDetail(VerticalScroll):
             body.append(rec["working"] + "\n\n", style="cyan")
         if rec.get("escalated_from"):
             body.append(f"escalated from {rec['escalated_from']}: {rec.get('reason') or ''}\n", style="magenta")
-        elif rec.get("reason"):
+        elif rec.get("reason") and not held:  # a held-back answer said its reason above
             body.append(f"note: {rec['reason']}\n", style="yellow")
         facts = []
         if rec.get("difficulty") is not None:

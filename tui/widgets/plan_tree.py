@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from r2local.engine.standing import NO_CHECK, confidence_text
+from r2local.engine.standing import NO_CHECK, confidence_text, held_back
 from r2local.vocab import NodeKind, Status
 
 from tui.widgets.badges import money, status_icon, tier_badge
@@ -70,8 +70,8 @@ def figures(rec: dict[str, Any], bar: float | None = None) -> list[Text]:
             parts.append(Text(f"⚠ conf {rec['confidence']:.2f}{limit}", style="bold yellow"))
         else:
             parts.append(Text(f"conf {rec['confidence']:.2f}", style="dim"))
-    elif rec.get("status") == Status.UNSURE:
-        parts.append(Text("⚠ low confidence", style="bold yellow"))
+    elif rec.get("status") == Status.UNSURE:  # a check other than the vote held it back, or the bar did
+        parts.append(Text("⚠ held back" if held_back(rec.get("reason")) else "⚠ low confidence", style="bold yellow"))
     elif confidence_text(None, rec.get("status")):  # answered, and its kind has no vote
         parts.append(Text(NO_CHECK, style="dim"))
     deps = rec.get("depends_on") or []

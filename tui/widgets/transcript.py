@@ -7,7 +7,7 @@ from typing import Any
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 
-from r2local.engine.standing import standing
+from r2local.engine.standing import held_back, standing
 
 from tui.widgets.badges import money
 
@@ -86,6 +86,8 @@ def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str 
         return ("final" if r.get("kind") == "final" else f"#{r['id']}") + conf
 
     names = ", ".join(name(r) for r in low)
+    if len(low) == 1 and low[0].get("status") == "unsure" and held_back(low[0].get("reason")):
+        return f"⚠ {'this answer' if len(records) == 1 else name(low[0])} was held back: {low[0]['reason']}; check it in the plan"
     if len(low) == 1:
         which = "this answer was written" if low[0].get("kind") == "final" or len(records) == 1 else "one step was answered"
         return f"⚠ {which} below the confidence bar{limit}: {names}; check it in the plan"
