@@ -234,11 +234,12 @@ class Answerer:
                 target = len(plan)  # the first samples split: draw more before deciding
             if early_stop and s.early_stop and _decided(taken, target, tau):
                 break
-            if early_stop and len(taken) == 1 and _skips_factor(taken[0], kind, task):
+            held = len(taken) == 1 and taken[0].answer is not None and _factor_failure(kind, task, taken[0].program)
+            if early_stop and held:
                 break  # the greedy program answers, and it is not kept: more samples cannot change that
         out = self._outcome(taken, kind, tau, check)
-        if out.failure is None and out.working and kind in (NUMBER, CLOCK):
-            out.failure = missing_factor(task, out.working)  # a misreading the samples share (timefactors)
+        if out.failure is None and out.working:
+            out.failure = _factor_failure(kind, task, out.working)  # a misreading the samples share
         out.kind, out.programs = kind, uses_programs(kind, writes, check)
         if out.confidence is not None:
             out.features["agree_below"] = tau  # the bar this answer was held to (it differs by kind)
@@ -282,10 +283,9 @@ class Answerer:
         return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
 
 
-def _skips_factor(first: Sample, kind: str, task: str) -> bool:
-    """Whether the greedy program ran to an answer that skipped a time factor the task needs."""
-    return (kind in (NUMBER, CLOCK) and first.way == PROGRAM and first.answer is not None
-            and missing_factor(task, first.program or "") is not None)
+def _factor_failure(kind: str, task: str, program: str | None) -> str | None:
+    """Why a number's or time's ``program`` is not kept: it skipped a time factor the task needs (timefactors)."""
+    return missing_factor(task, program) if program and kind in (NUMBER, CLOCK) else None
 
 
 def _split(taken: list[Sample]) -> bool:

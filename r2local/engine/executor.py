@@ -40,6 +40,7 @@ from r2local.pool import Pool, Tier
 from r2local.engine.programs import ProgramRunner
 from r2local.engine.prompts import final_messages, prompt_version, single_messages, step_messages
 from r2local.engine.recorder import CallSpec, Recorder
+from r2local.engine.standing import LOW_CONFIDENCE
 from r2local.store.records import CallEnd, CallRecord, Decision
 from r2local.sandbox import ProgramResult
 from r2local.vocab import DecisionSource, NodeKind, Role, Status
@@ -202,7 +203,7 @@ class Executor:
             return "empty answer"
         floor = self.settings.escalate_below
         if tier.is_local and floor is not None and mean_prob is not None and mean_prob < floor:
-            return f"low confidence ({mean_prob:.2f} < {floor:.2f})"
+            return f"{LOW_CONFIDENCE} ({mean_prob:.2f} < {floor:.2f})"
         return None
 
     @staticmethod

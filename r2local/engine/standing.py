@@ -14,6 +14,7 @@ from r2local.vocab import QuestionStatus, Status
 
 NO_CHECK = "no check"
 LOW_AGREEMENT = "low agreement"  # how a reason the agreement bar gave begins (answering)
+LOW_CONFIDENCE = "low confidence"  # and one the mean-probability floor gave (executor, escalate_below)
 _NOT_ANSWERED = {Status.QUEUED, Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}
 
 
@@ -43,4 +44,4 @@ def held_back(reason: str | None) -> bool:
     """Whether a local answer's recorded ``reason`` held it back whatever the agreement bar: degenerate, empty
     or unreadable output, a skipped time factor. A replay at another bar must still send it up, and the app
     says "held back" for it, not "low confidence"."""
-    return bool(reason) and not reason.startswith((LOW_AGREEMENT, "low confidence"))
+    return bool(reason) and not reason.startswith((LOW_AGREEMENT, LOW_CONFIDENCE))

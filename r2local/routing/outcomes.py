@@ -30,7 +30,7 @@ class TierResult:
     confidence: float | None = None  # the answer's agreement share (local tiers)
     mean_prob: float | None = None
     question_id: str | None = None
-    held: bool = False  # held back by a check other than the agreement bar (answering.held_back)
+    held: bool = False  # held back by a check other than the agreement bar (engine.standing.held_back)
 
 
 @dataclass

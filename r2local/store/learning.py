@@ -77,10 +77,12 @@ def graded(ledger: Ledger) -> list[Graded]:
         "select f.question_id, f.verdict, f.tier, f.source, q.question, q.strategy, q.route, "
         "(select coalesce(sum(coalesce(c.cost_usd, 0) + coalesce(c.saved_usd, 0)), 0) from calls c "
         " where c.question_id = q.id) as cost, "
-        "(select s.confidence from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as conf, "
-        "(select s.features from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as feats, "
-        "(select s.reason from subtasks s where s.question_id = q.id order by s.subtask_id desc limit 1) as reason "
-        "from feedback f join questions q on q.id = f.question_id where f.subtask_id is null "
+        "s.confidence as conf, s.features as feats, s.reason "
+        "from feedback f join questions q on q.id = f.question_id "
+        # the answer node: the question's last subtask, found once for the three columns read from it
+        "left join subtasks s on s.question_id = q.id "
+        " and s.subtask_id = (select max(t.subtask_id) from subtasks t where t.question_id = q.id) "
+        "where f.subtask_id is null "
         f"and {STANDALONE} order by f.id"
     )
     return [Graded(r["question_id"], r["verdict"], r["tier"], r["source"], r["question"], r["strategy"], r["route"],

@@ -9,10 +9,10 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from r2local.engine.standing import held_back, standing
+from r2local.engine.standing import standing
 
 from tui.widgets.badges import money, tier_badge
-from tui.widgets.plan_tree import below_bar
+from tui.widgets.plan_tree import below_bar, held
 
 
 def _messages_text(messages: list[dict[str, str]]) -> Text:
@@ -50,8 +50,8 @@ class NodeDetail(VerticalScroll):
         body.append_text(tier_badge(rec.get("tier"), rec.get("is_local", True)))
         body.append(f" {rec.get('model') or ''}\n")
         body.append((rec.get("text") or "") + "\n\n")
-        held = rec.get("status") == "unsure" and held_back(rec.get("reason"))
-        if held:
+        held_back = held(rec)
+        if held_back:
             body.append(f"⚠ held back: {rec['reason']}: check it\n", style="bold yellow")
         elif below_bar(rec, self.bar):
             conf, bar = rec.get("confidence"), (rec.get("features") or {}).get("agree_below", self.bar)
@@ -64,7 +64,7 @@ class NodeDetail(VerticalScroll):
             body.append(rec["working"] + "\n\n", style="cyan")
         if rec.get("escalated_from"):
             body.append(f"escalated from {rec['escalated_from']}: {rec.get('reason') or ''}\n", style="magenta")
-        elif rec.get("reason") and not held:  # a held-back answer said its reason above
+        elif rec.get("reason") and not held_back:  # a held-back answer said its reason above
             body.append(f"note: {rec['reason']}\n", style="yellow")
         facts = []
         if rec.get("difficulty") is not None:

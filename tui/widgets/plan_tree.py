@@ -35,6 +35,11 @@ def as_record(node: Any, tier_is_local: Callable[[str | None], bool]) -> dict[st
     return data
 
 
+def held(rec: dict[str, Any]) -> bool:
+    """Unsure because a check other than the vote held it back (its reason says which)."""
+    return rec.get("status") == Status.UNSURE and held_back(rec.get("reason"))
+
+
 def below_bar(rec: dict[str, Any], bar: float | None) -> bool:
     """Answered with less confidence than the escalation bar (and kept)."""
     if rec.get("status") == Status.UNSURE:
@@ -71,7 +76,7 @@ def figures(rec: dict[str, Any], bar: float | None = None) -> list[Text]:
         else:
             parts.append(Text(f"conf {rec['confidence']:.2f}", style="dim"))
     elif rec.get("status") == Status.UNSURE:  # a check other than the vote held it back, or the bar did
-        parts.append(Text("⚠ held back" if held_back(rec.get("reason")) else "⚠ low confidence", style="bold yellow"))
+        parts.append(Text("⚠ held back" if held(rec) else "⚠ low confidence", style="bold yellow"))
     elif confidence_text(None, rec.get("status")):  # answered, and its kind has no vote
         parts.append(Text(NO_CHECK, style="dim"))
     deps = rec.get("depends_on") or []

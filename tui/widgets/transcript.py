@@ -7,7 +7,7 @@ from typing import Any
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 
-from r2local.engine.standing import held_back, standing
+from r2local.engine.standing import standing
 
 from tui.widgets.badges import money
 
@@ -73,7 +73,7 @@ def result_meta(cost: float, cloud_share: float, latency_ms: float, status: str,
 
 def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str | None:
     """One line when some of the answer ran below the confidence bar, else None."""
-    from tui.widgets.plan_tree import below_bar
+    from tui.widgets.plan_tree import below_bar, held
 
     # The composed answer is as sure as its least sure part: the part is the one to name.
     low = [r for r in records if below_bar(r, bar) and r.get("kind") != "compose"]
@@ -86,7 +86,7 @@ def confidence_warning(records: list[dict[str, Any]], bar: float | None) -> str 
         return ("final" if r.get("kind") == "final" else f"#{r['id']}") + conf
 
     names = ", ".join(name(r) for r in low)
-    if len(low) == 1 and low[0].get("status") == "unsure" and held_back(low[0].get("reason")):
+    if len(low) == 1 and held(low[0]):
         return f"⚠ {'this answer' if len(records) == 1 else name(low[0])} was held back: {low[0]['reason']}; check it in the plan"
     if len(low) == 1:
         which = "this answer was written" if low[0].get("kind") == "final" or len(records) == 1 else "one step was answered"
