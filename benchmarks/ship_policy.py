@@ -59,6 +59,20 @@ def fit(homes: list[Path], share: float | None, bands: int, held_out: set[str] =
     return policy, counts, tiers
 
 
+def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list[str]) -> tuple[RoutePolicy, dict[str, int]]:
+    """``policy`` with the bands (and question counts) of ``kinds`` taken from the ``shipped`` file."""
+    before = json.loads(shipped.read_text())
+    old = RoutePolicy.from_json(before["policy"])
+    missing = [k for k in kinds if k not in old.kinds]
+    if missing:
+        raise SystemExit(f"{shipped} has no bands for {', '.join(missing)} (--keep names kinds it ships)")
+    merged = {**policy.kinds, **{k: old.kinds[k] for k in kinds}}
+    counts = {**counts, **{k: before["questions"][k] for k in kinds if k in before.get("questions", {})}}
+    what = ", ".join(f"{counts.get(k, '?')} {k}" for k in sorted(merged))
+    source = f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
+    return RoutePolicy(policy.bands, policy.agree_below, source, merged), counts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", type=Path, action="append", required=True,
@@ -71,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                         "Numbers measured on one-step sums alone would stop multi-step problems from ever climbing.")
     p.add_argument("--hold-out", action="append", default=[],
                    help="a dataset (name or .jsonl) never fitted on; repeatable")
+    p.add_argument("--keep", default=None,
+                   help="comma-separated answer kinds whose bands stay as --out ships them now (refit the others "
+                        "without re-running their benches)")
     p.add_argument("--out", type=Path, default=SHIPPED_DIR / "demo.json")
     args = p.parse_args(argv)
     policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands,
                                 {i.question for spec in args.hold_out for i in datasets.load(spec, 10**6, 0)[0]},
                                 set(args.kinds.split(",")) if args.kinds else None)
+    if args.keep:
+        policy, counts = keep(policy, counts, args.out, args.keep.split(","))
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1

@@ -75,3 +75,19 @@ def test_a_real_program_that_skips_a_time_factor_is_held_back_and_says_why(demo)
         assert [c["role"] for c in calls].count("subtask") == 1  # no vote drawn for an answer that cannot be kept
     else:
         assert node.confidence is not None
+
+
+@pytest.mark.slow
+def test_a_real_multiple_choice_is_answered_open_and_matched_to_an_option(demo):
+    """The 0.5B answers a choice's stem alone (shown the options it picks the same letter whatever they say);
+    its answer is kept only as one of the options, and an answer that names none is held back, saying so."""
+    result = demo.ask("Which element has the symbol Fe?\nA. fluorine\nB. iron\nC. lead\nD. tin", local_only=True)
+    node = result.nodes[-1]
+    assert result.route == Route.WHOLE_LOCAL and node.tier == "local" and node.answer_kind == "choice"
+    assert node.features.get("open_choice") == 1.0
+    if node.confidence is not None:
+        assert re.fullmatch(r"[A-D]\) (fluorine|iron|lead|tin)", node.answer), node.answer
+    else:
+        assert (node.status, node.reason) == (Status.UNSURE, "the answer names none of the options")
+    outputs = [c["output"] for c in demo.ledger.question(result.question_id)["calls"] if c["role"] == "subtask"]
+    assert outputs and not any(re.fullmatch(r"\W*[A-D]\W*", o or "") for o in outputs)  # open answers, not letters

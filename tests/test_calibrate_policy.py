@@ -81,7 +81,7 @@ def test_a_local_answer_held_back_by_another_check_is_replayed_as_sent_up(r2home
     """A replay at another agreement bar (calibration, leave-one-out) must still send up an answer the
     product held back for another reason (a skipped time factor, degenerate output); a low-agreement one
     is left to the bar."""
-    from r2local.routing.outcomes import read_rows
+    from r2local.routing.outcomes import read_rows, votes
 
     ledger = Ledger(r2home / "bench.db")
     graded(ledger, "factor", "all-local", "local", False, reason="the program never converts between days and weeks")
@@ -92,3 +92,8 @@ def test_a_local_answer_held_back_by_another_check_is_replayed_as_sent_up(r2home
     rows = {r.question: r for r in read_rows([ledger], "local")}
     assert [rows[q].tiers["local"].held for q in ("factor", "split", "kept")] == [True, False, False]
     assert rows["factor"].tiers["cloud"].held is False
+    # A held answer is a vote that climbs at any bar, with or without an agreement share recorded.
+    graded(ledger, "unread", "all-local", "local", False, conf=None, reason="the answer names none of the options")
+    graded(ledger, "unread", "all-cloud", "cloud", True)
+    found = {v.held: v for v in votes(read_rows([ledger], "local"), "local", "cloud")}
+    assert found[True].agreement == 0.0 and found[True].up(0.0)

@@ -118,3 +118,26 @@ def test_a_choice_a_program_settles_does_not_take_the_bands_measured_on_other_ch
     outcomes = [GradedAnswer(0.3, "local", True, "computed")] * 20 + [GradedAnswer(0.3, "cloud", True, "computed")] * 20
     fitted = fit_policy(outcomes, pool(), bands=1, min_per_band=8)
     assert "computed" in fitted.kinds and fitted.for_question(computed, 0.3)[1] == "computed"
+
+
+def test_a_held_back_answer_climbs_at_any_threshold():
+    """An answer a check other than the vote held back (it named no option, it skipped a time factor) goes up
+    whatever the bar: a fit that counted it as kept at a low bar would price that bar too well."""
+    from r2local.routing.policy import Vote, escalation_curve
+    votes = [Vote(0.0, False, True, held=True)] * 4 + [Vote(1.0, True, True)] * 6
+    curve = escalation_curve(votes)
+    assert curve[0] == {"agree_below": 0.0, "accuracy": 1.0, "cloud_share": 0.4}
+
+
+def test_a_weak_local_tier_whose_vote_is_measured_keeps_what_its_vote_trusts():
+    """Multiple choice answered open: the 0.5B right on under half, but what it states unanimously is right
+    and the rest it holds back. With votes the band is the local tier's, with a bar; without, straight up."""
+    from r2local.routing.policy import Vote
+    votes = ([Vote(1.0, True, True, 0.3, "choice")] * 12 + [Vote(0.0, False, True, 0.3, "choice", held=True)] * 12
+             + [Vote(0.33, False, True, 0.3, "choice")] * 6)
+    rows = [GradedAnswer(0.3, t, ok, "choice") for v in votes for t, ok in (("local", v.local_correct), ("cloud", True))]
+    voted = fit_policy(rows, pool(), bands=1, min_per_band=10, votes=votes, cloud_share=0.7)
+    [band] = voted.kinds["choice"]
+    assert (band.route, band.tier) == (Route.WHOLE_LOCAL, "local") and 0.33 < band.agree_below <= 1.0
+    blind = fit_policy(rows, pool(), bands=1, min_per_band=10)
+    assert [(b.route, b.tier) for b in blind.kinds["choice"]] == [(Route.WHOLE_CLOUD, "cloud")]

@@ -41,6 +41,7 @@ from r2local.engine.answers import (
     read_answer,
 )
 from r2local.engine.kinds import computable
+from r2local.engine.options import Options, named_option, parse_options
 from r2local.engine.prompts import (
     BRIEF_MAX_TOKENS,
     brief_messages,
@@ -217,17 +218,22 @@ class Answerer:
         writes = programs and s.programs
         check = writes and kind in (POLAR, CHOICE) and computable(task)  # a program settles it (kinds.computable)
         converts = writes and kind == NUMBER and asks_conversion(task)
-        tau = threshold(kind, s, agree_below, check, converts)
-        prompt = short_messages(prose) if kind == SHORT else prose
+        options = _open_options(kind, check, task, prose)
+        asked = SHORT if options else kind  # an open choice is asked as a short answer to its stem
+        tau = threshold(asked, s, agree_below, check, converts)
+        prompt = short_messages(_stem_messages(prose, task, options)) if asked == SHORT else prose
+        read = _option_reader(options) if options else lambda text: read_answer(text, kind, task)
         # A node that cannot climb keeps its k samples (the record is all they are for); others may draw more.
         most = max(s.samples, s.max_samples) if early_stop else s.samples
-        plan = plan_samples(kind, writes, most, order_name(kind, s.sample_order, check, converts), check)
+        plan = plan_samples(asked, writes, most, order_name(asked, s.sample_order, check, converts), check)
         target = min(s.samples, len(plan))
         taken: list[Sample] = []
         while len(taken) < target:
             way, greedy = plan[len(taken)]
             temperature = 0.0 if greedy else s.sample_temperature
-            taken.append(self._sample(way, prompt, kind, task, temperature, len(taken), call, run))
+            taken.append(self._sample(way, prompt, asked, read, temperature, len(taken), call, run))
+            if options and taken[0].answer is None:
+                break  # the stem alone names none of the options: it needs them, which the tier above sees
             if len(taken) == 1 and taken[0].answer is None and (PROSE, True) not in plan:
                 plan = [plan[0], (PROSE, True), *plan[1:]][:most]  # no greedy answer: a prose one takes its place
             if len(taken) == target < len(plan) and early_stop and _split(taken):
@@ -238,6 +244,8 @@ class Answerer:
             if early_stop and held:
                 break  # the greedy program answers, and it is not kept: more samples cannot change that
         out = self._outcome(taken, kind, tau, check)
+        if options:
+            _show_option(out, options)
         if out.failure is None and out.working:
             out.failure = _factor_failure(kind, task, out.working)  # a misreading the samples share
         out.kind, out.programs = kind, uses_programs(kind, writes, check)
@@ -245,20 +253,19 @@ class Answerer:
             out.features["agree_below"] = tau  # the bar this answer was held to (it differs by kind)
         return out
 
-    def _sample(self, way: str, prose: list[Message], kind: str, task: str, temperature: float, i: int,
-                call: CallFn, run: RunFn) -> Sample:
+    def _sample(self, way: str, prose: list[Message], kind: str, read: Callable[[str], Answer | None],
+                temperature: float, i: int, call: CallFn, run: RunFn) -> Sample:
         if way in (PROSE, BRIEF):
             brief = way == BRIEF
             messages = brief_messages(prose, kind) if brief else prose
             result = call(messages, temperature, i, i == 0 and not brief, BRIEF_MAX_TOKENS if brief else None)
-            answer = read_answer(result.text, kind, task)
-            return Sample(way, temperature, result.text.strip(), answer, prob=result.confidence)
+            return Sample(way, temperature, result.text.strip(), read(result.text), prob=result.confidence)
         result = call(program_messages(prose, kind), temperature, i, False, None)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)
         ran = run(program, i)
-        answer = read_answer(ran.value, kind, task) if ran.ok and ran.value is not None else None
+        answer = read(ran.value) if ran.ok and ran.value is not None else None
         return Sample(PROGRAM, temperature, result.text.strip(), answer, program, str(ran.status),
                       value=ran.value, prob=result.confidence)
 
@@ -281,6 +288,40 @@ class Answerer:
         if failure is None and confidence is not None and confidence < tau:
             failure = f"{LOW_AGREEMENT} ({_share(agree.with_answer, len(taken))} samples agree, below {tau:.2f})"
         return LocalAnswer(text, failure, confidence, best.program if best.way == PROGRAM else None, features, taken)
+
+
+def _open_options(kind: str, check: bool, task: str, prose: list[Message]) -> Options | None:
+    """The options of a choice question a local tier answers open (see options): one no program settles,
+    whose prompt carries its text whole (a step of a plan does not)."""
+    if kind != CHOICE or check or not prose or task not in prose[-1]["content"]:
+        return None
+    return parse_options(task)
+
+
+def _stem_messages(prose: list[Message], task: str, options: Options | None) -> list[Message]:
+    """``prose`` with the task's options left out of its last message."""
+    if options is None:
+        return prose
+    last = {**prose[-1], "content": prose[-1]["content"].replace(task, options.stem)}
+    return [*prose[:-1], last]
+
+
+def _option_reader(options: Options) -> Callable[[str], Answer | None]:
+    def read(text: str) -> Answer | None:
+        letter = named_option(text, options)
+        return Answer(CHOICE, letter) if letter else None
+
+    return read
+
+
+def _show_option(out: LocalAnswer, options: Options) -> None:
+    """An open choice's answer as its option ("C) Ottawa"); no option named: say so."""
+    best = _answer_first(out.samples)
+    if best is not None:
+        out.answer = options.show(best[0].answer.value)
+    elif out.answer:
+        out.failure = "the answer names none of the options"
+    out.features["open_choice"] = 1.0
 
 
 def _factor_failure(kind: str, task: str, program: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from r2local.engine.options import parse_options
 from r2local.sandbox.units import asks_conversion
 
 NUMBER, CLOCK, POLAR, CHOICE, TEXT, SHORT = "number", "clock", "yes/no", "choice", "text", "short"
@@ -96,15 +97,14 @@ def answer_kind(question: str, before: str | None = None) -> str:
 # An option that is a number or a power ("B) 144", "C) $30", "A) 2^10"); a choice is computable when every
 # option is one and its stem computes something ("What is 12 times 12?", "Which is largest: ..."). A stem
 # that asks a fact with numbers for options ("How many continents are there?") is not: a program guesses it.
-_OPTION = re.compile(r"(?:^|[\s,(])([a-e])\)\s*([^\n,?]*)", re.M)
 _NUMERIC = re.compile(r"^\$?-?\d[\d.,]*(\s*%|\^\d+)?$")
 _EXTREME = re.compile(r"\b(largest|smallest|greatest|least|biggest|highest|lowest)\b")
 
 
 def _stem(q: str) -> str:
     """A choice question without its options."""
-    first = _OPTION.search(q)
-    return q[: first.start()] if first else q
+    options = parse_options(q)
+    return options.stem if options else q
 
 
 def asks_extreme(question: str) -> bool:
@@ -123,8 +123,11 @@ def computable(question: str) -> bool:
         return bool(_CHECKS.search(q)) or (bool(_MEASURE_CHECKS.search(q)) and asks_conversion(question))
     if kind != CHOICE:
         return False
-    options, stem = _OPTION.findall(q), _stem(q)
-    return (len(options) >= 2 and all(_NUMERIC.match(o.strip()) for _, o in options)
+    options = parse_options(q)
+    if options is None:
+        return False
+    stem = options.stem
+    return (all(_NUMERIC.match(o.strip()) for _, o in options.texts)
             and (bool(_EXTREME.search(stem)) or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
 
 
@@ -148,7 +151,7 @@ def conversation_kind(questions: list[str]) -> str | None:
 
 def _own_kind(question: str) -> str:
     q = question.strip().lower()
-    if _CHOICE.search(q):
+    if _CHOICE.search(q) or parse_options(question):
         return CHOICE
     if _OPEN_START.search(q):
         return TEXT

@@ -96,10 +96,12 @@ def route_outcomes(rows: list[Row]) -> list[GradedAnswer]:
 
 
 def votes(rows: list[Row], local: str, cloud: str) -> list[Vote]:
-    """Questions answered both on ``local`` (with an agreement share) and on ``cloud``."""
+    """Questions answered both on ``local`` (with an agreement share, or held back by another check) and
+    on ``cloud``."""
     out = []
     for r in rows:
         lo, up = r.tiers.get(local), r.tiers.get(cloud)
-        if lo is not None and up is not None and lo.confidence is not None:
-            out.append(Vote(lo.confidence, lo.correct, up.correct, r.difficulty, route_kind(r.question)))
+        if lo is not None and up is not None and (lo.confidence is not None or lo.held):
+            out.append(Vote(lo.confidence or 0.0, lo.correct, up.correct, r.difficulty, route_kind(r.question),
+                            lo.held))
     return out

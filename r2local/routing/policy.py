@@ -35,7 +35,7 @@ MARGIN = 0.05  # a pricier tier must beat a cheaper one by more than this to get
 LOCAL_FLOOR = 0.2  # below this local accuracy, trying locally first only costs time
 # A local tier wrong more often than right, with a cloud this much more accurate: the vote cannot close
 # the gap (measured on multiple choice: local 34 %, cloud 88 %, agreement AUROC 0.5), so the band goes
-# straight up.
+# straight up (where no agreement was measured; with votes the band's threshold decides, see _band).
 CLOUD_GAP = 0.4
 LOCAL_WEAK = 0.5  # "wrong more often than right"
 NEVER_DONE = 1.01  # an agreement threshold no vote reaches: the answer always climbs (or stays unsure offline)
@@ -175,13 +175,16 @@ def _fit_bands(outcomes: list[GradedAnswer], tiers: list["Tier"], bands: int, mi
         inside = [o for o in outcomes if lo < o.difficulty <= upto]
         lo = upto
         if inside:
-            out.append(_band(upto, inside, tiers))
+            out.append(_band(upto, inside, tiers, voted=bool(votes)))
     if votes:
         out = band_thresholds(out, votes, cloud_share)
     return _merge(out) or default_policy(tiers).bands
 
 
-def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"]) -> Band:
+def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"], voted: bool = False) -> Band:
+    """The band's tier by accuracy alone. ``voted``: agreement is measured, so whether a weak local tier's
+    answers are worth keeping is left to the band's threshold (band_thresholds), not to CLOUD_GAP: measured on
+    multiple choice answered open (engine/options.py), local right on 45 %, the vote kept 24 right answers of 31."""
     acc: dict[str, float] = {}
     for name in [t.name for t in tiers] + [PLAN]:
         mine = [o.correct for o in inside if o.tier == name]
@@ -189,6 +192,8 @@ def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"]) -> Band:
             acc[name] = sum(mine) / len(mine)
     n = max((sum(1 for o in inside if o.tier == name) for name in acc), default=0)
     local = [t for t in tiers if t.is_local and t.name in acc]
+    if voted:  # the votes measured the first local tier's agreement: a band with a threshold is that tier's
+        local = [t for t in local if t.name == first_local(tiers).name] or local
     cloud = [t for t in tiers if not t.is_local and t.name in acc]
     pick = None
     for t in local:  # cheapest first: a pricier tier must be clearly better
@@ -199,7 +204,7 @@ def _band(upto: float, inside: list[GradedAnswer], tiers: list["Tier"]) -> Band:
         route, tier, best = Route.DECOMPOSE, first_local(tiers), acc[PLAN]
     top = acc[cloud[-1].name] if cloud else 0.0
     hopeless = best < LOCAL_FLOOR and top > best + MARGIN
-    outclassed = best < LOCAL_WEAK and top >= best + CLOUD_GAP
+    outclassed = not voted and best < LOCAL_WEAK and top >= best + CLOUD_GAP
     if tier is None or (cloud and (hopeless or outclassed)):
         target = cloud[-1] if cloud else first_local(tiers)
         return Band(upto, Route.WHOLE_CLOUD if cloud else Route.WHOLE_LOCAL, target.name, acc, n)
@@ -231,13 +236,18 @@ class Vote:
     cloud_correct: bool
     difficulty: float | None = None  # the router's rating of the question
     kind: str | None = None  # the answer kind the question asks for
+    held: bool = False  # a check other than the vote held the local answer back: it climbs at any threshold
+
+    def up(self, tau: float) -> bool:
+        """Whether the local answer escalates at agreement threshold ``tau``."""
+        return self.held or self.agreement < tau
 
 
 def _choices(votes: list[Vote]) -> list[tuple[float, int, int]]:
     """(threshold, right answers, escalations) for each threshold that changes something in ``votes``."""
     out = []
     for tau in sorted({v.agreement for v in votes} | {0.0}) + [NEVER_DONE]:
-        up = [v.agreement < tau for v in votes]
+        up = [v.up(tau) for v in votes]
         right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
         out.append((tau, right, sum(up)))
     return out
@@ -279,7 +289,7 @@ def escalation_curve(votes: list[Vote]) -> list[dict[str, float]]:
     cuts = sorted({v.agreement for v in votes} | {0.0}) + [NEVER_DONE]
     out = []
     for tau in cuts:
-        up = [v.agreement < tau for v in votes]
+        up = [v.up(tau) for v in votes]
         right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
         out.append({"agree_below": tau, "accuracy": right / len(votes), "cloud_share": sum(up) / len(votes)})
     return out
