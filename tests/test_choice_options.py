@@ -46,6 +46,10 @@ def test_what_is_not_a_list_of_options(question):
     assert parse_options(question) is None
 
 
+def test_a_request_for_writing_over_a_lettered_list_stays_open_text():
+    assert answer_kind("Explain the difference between:\nA. TCP\nB. UDP") == "text"
+
+
 def test_a_stem_with_its_options_still_decides_whether_a_program_settles_it():
     assert computable("What is 15% of 80?\nA. 10\nB. 12\nC. 15\nD. 8")
     assert not computable("How many continents are there?\nA. 5\nB. 6\nC. 7\nD. 8")

@@ -151,7 +151,7 @@ def conversation_kind(questions: list[str]) -> str | None:
 
 def _own_kind(question: str) -> str:
     q = question.strip().lower()
-    if _CHOICE.search(q) or parse_options(question):
+    if _CHOICE.search(q) or (parse_options(question) and not _OPEN_START.search(q)):  # "Explain:\nA. TCP\nB. UDP"
         return CHOICE
     if _OPEN_START.search(q):
         return TEXT
