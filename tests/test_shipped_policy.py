@@ -141,3 +141,10 @@ def test_a_weak_local_tier_whose_vote_is_measured_keeps_what_its_vote_trusts():
     assert (band.route, band.tier) == (Route.WHOLE_LOCAL, "local") and 0.33 < band.agree_below <= 1.0
     blind = fit_policy(rows, pool(), bands=1, min_per_band=10)
     assert [(b.route, b.tier) for b in blind.kinds["choice"]] == [(Route.WHOLE_CLOUD, "cloud")]
+
+
+def test_a_band_that_never_climbs_on_agreement_says_so_in_words():
+    from r2local.routing.strategies import _why
+    band = Band(1.0, Route.WHOLE_LOCAL, "local", {"local": 0.52, "cloud": 0.84}, 25, 0.0)
+    assert "kept at any agreement (only an answer another check holds back climbs)" in _why(band, 0.3, "shipped")
+    assert "climbs below" not in _why(band, 0.3, "shipped")

@@ -11,7 +11,9 @@ greedy program: so the greedy program answers, and the samples only vote.
 Degenerate output (a line repeated over and over) escalates too.
 
 Every kind with a comparable answer votes, short answers (a name, a place)
-included; open text alone gets one answer. A split vote draws more samples
+included; open text alone gets one answer. A multiple choice no program settles
+is asked open, its stem alone, and kept as the option its answers name
+(``options``): shown the options, the small model answers by position. A split vote draws more samples
 (up to ``max_samples``) before deciding: at the 30 % calibration every
 local loss was a split vote, and three samples give agreement three values.
 Sampling stops as soon as the samples still to come could not change the

@@ -191,6 +191,8 @@ def _why(band: "Band", d: float | None, source: str, kind: str | None = None) ->
     climb = f", climbs below {band.agree_below:.2f} agreement" if band.agree_below is not None else ""
     if band.agree_below is not None and band.agree_below >= NEVER_DONE:  # measured: even a unanimous vote was no proof
         climb = ", always climbs (the local answer is kept as an attempt)"
+    elif band.agree_below == 0.0:  # measured: escalating split votes bought nothing here
+        climb = ", kept at any agreement (only an answer another check holds back climbs)"
     return (f"{rated}, band <= {band.upto:.2f} ({band.n} measured: {measured}): {band.route} on {band.tier}{climb}"
             f"; policy: {source}")
 
