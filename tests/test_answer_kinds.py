@@ -152,6 +152,8 @@ def test_a_conversations_kind_is_read_turn_by_turn():
     ("How many continents are there?\nA) 5\nB) 6\nC) 7\nD) 8\nAnswer with the letter of the correct option.", False),
     ("Which of these is a prime number?\nA) 21\nB) 27\nC) 29\nD) 33\nAnswer with the letter.", False),
     ("What is the capital of Canada?\nA) Toronto\nB) Ottawa\nAnswer with the letter.", False),
+    ("Which is bigger? A) 2/3 B) 0.6", True), ("Which is larger?\nA. 2^10\nB. 10^3", True),
+    ("Which planet is bigger? A) Mars B) Venus", False),
 ])
 def test_a_yes_no_check_on_numbers_is_computable(question, want):
     assert computable(question) is want

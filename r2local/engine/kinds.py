@@ -97,8 +97,10 @@ def answer_kind(question: str, before: str | None = None) -> str:
 # An option that is a number or a power ("B) 144", "C) $30", "A) 2^10"); a choice is computable when every
 # option is one and its stem computes something ("What is 12 times 12?", "Which is largest: ..."). A stem
 # that asks a fact with numbers for options ("How many continents are there?") is not: a program guesses it.
-_NUMERIC = re.compile(r"^\$?-?\d[\d.,]*(\s*%|\^\d+)?$")
-_EXTREME = re.compile(r"\b(largest|smallest|greatest|least|biggest|highest|lowest)\b")
+_NUMERIC = re.compile(r"^\$?-?\d[\d.,]*(/\d+)?(\s*%|\^\d+)?$")  # "144", "$30", "2^10", "2/3"
+# The largest or smallest option; between two, "Which is bigger? A) 2/3 B) 0.6".
+_EXTREME = re.compile(r"\b(largest|smallest|greatest|least|biggest|highest|lowest|bigger|larger|greater|smaller|"
+                      r"less|lower|higher)\b")
 
 
 def _stem(q: str) -> str:
