@@ -154,6 +154,7 @@ def test_a_conversations_kind_is_read_turn_by_turn():
     ("What is the capital of Canada?\nA) Toronto\nB) Ottawa\nAnswer with the letter.", False),
     ("Which is bigger? A) 2/3 B) 0.6", True), ("Which is larger?\nA. 2^10\nB. 10^3", True),
     ("Which planet is bigger? A) Mars B) Venus", False),
+    ("Which of these is divisible by 9? A) 56 B) 72 C) 85", True), ("Which of these is odd?\nA. 24\nB. 47", True),
 ])
 def test_a_yes_no_check_on_numbers_is_computable(question, want):
     assert computable(question) is want

@@ -109,9 +109,21 @@ def _stem(q: str) -> str:
     return options.stem if options else q
 
 
+# A property of a number the options may have ("Which of these is even?"): a program tests each option. Only the
+# properties the 0.5B tests right in one line (`value % 7 == 0`): on 12 such choices even, odd, divisible and
+# multiple were 5/5 done and right; prime gave a wrong answer marked done and perfect squares no program that
+# ran, so those stay open (where the stem alone names no option and the question climbs).
+_PROPERTY = re.compile(r"\b(even|odd|divisible by|multiple of)\b")
+
+
 def asks_extreme(question: str) -> bool:
     """Whether a choice asks for the largest or smallest option (rather than the one that matches)."""
     return bool(_EXTREME.search(_stem(question.lower())))
+
+
+def asks_property(question: str) -> bool:
+    """Whether a choice asks which option has a property a program can test ("Which of these is even?")."""
+    return bool(_PROPERTY.search(_stem(question.lower())))
 
 
 def computable(question: str) -> bool:
@@ -130,7 +142,8 @@ def computable(question: str) -> bool:
         return False
     stem = options.stem
     return (all(_NUMERIC.match(o.strip()) for _, o in options.texts)
-            and (bool(_EXTREME.search(stem)) or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
+            and (bool(_EXTREME.search(stem)) or bool(_PROPERTY.search(stem))
+                 or (bool(re.search(r"\d", stem)) and bool(_CHECKS.search(stem)))))
 
 
 def route_kind(question: str, before: str | None = None) -> str:

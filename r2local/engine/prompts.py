@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from r2local.backends import Message
 from r2local.engine.events import Node
-from r2local.engine.kinds import CHOICE, CLOCK, NUMBER, POLAR, SHORT, asks_extreme
+from r2local.engine.kinds import CHOICE, CLOCK, NUMBER, POLAR, SHORT, asks_extreme, asks_property
 from r2local.sandbox.units import asks_conversion
 
 MAX_DEP_CHARS = 1200
@@ -159,7 +159,8 @@ CHECK_CONVERT_EXAMPLE = (
 PICK_SYSTEM = (
     "You answer the user's multiple-choice question by writing a short Python program. Compute the value the "
     "question asks about step by step with clear variable names, write the options as a dict from letter to "
-    "value, and put the letter of the option that matches (or the largest or smallest, if that is asked) in a "
+    "value, and put the letter of the option that matches (or the largest or smallest, or the one with the "
+    "property asked about, if that is asked) in a "
     "variable named `answer`. In the question x^y means x to the power y (x ** y in Python). Reply with only "
     "the program in a ```python block."
 )
@@ -170,13 +171,18 @@ PICK_EXAMPLES = {"match": (
 ), "extreme": (
     "Which is smallest: A) 2^5, B) 5^2, C) 3^3? Answer with the letter.",
     "```python\noptions = {\"A\": 2 ** 5, \"B\": 5 ** 2, \"C\": 3 ** 3}\nanswer = min(options, key=options.get)\n```",
+), "property": (
+    "Which of these is divisible by 7?\nA) 45\nB) 50\nC) 63\nAnswer with the letter.",
+    "```python\noptions = {\"A\": 45, \"B\": 50, \"C\": 63}\n"
+    "matches = [letter for letter, value in options.items() if value % 7 == 0]\nanswer = matches[0]\n```",
 )}
 PROGRAM_SYSTEMS = {NUMBER: PROGRAM_SYSTEM, POLAR: CHECK_SYSTEM, CHOICE: PICK_SYSTEM}
 
 
 def _program_examples(kind: str, question: str) -> list[tuple[str, str]]:
     if kind == CHOICE:
-        return [PICK_EXAMPLES["extreme" if asks_extreme(question) else "match"]]
+        pick = "extreme" if asks_extreme(question) else "property" if asks_property(question) else "match"
+        return [PICK_EXAMPLES[pick]]
     examples = CHECK_EXAMPLES if kind == POLAR else [(PROGRAM_EXAMPLE_Q, PROGRAM_EXAMPLE_A)]
     if not asks_conversion(question):
         return examples
