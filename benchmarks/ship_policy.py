@@ -53,10 +53,14 @@ def fit(homes: list[Path], share: float | None, bands: int, held_out: set[str] =
     for o in outcomes:
         if o.tier == local.name and o.kind:
             counts[o.kind] = counts.get(o.kind, 0) + 1
-    what = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k in fitted.kinds)
-    source = f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
-    policy = RoutePolicy(default_policy(tiers).bands, None, source, fitted.kinds)
+    policy = RoutePolicy(default_policy(tiers).bands, None, _source(counts, fitted.kinds), fitted.kinds)
     return policy, counts, tiers
+
+
+def _source(counts: dict[str, int], kinds: dict) -> str:
+    """How the shipped policy names what it was fitted on: the measured questions of each kind it has bands for."""
+    what = ", ".join(f"{counts.get(k, '?')} {k}" for k in sorted(kinds))
+    return f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
 
 
 def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list[str]) -> tuple[RoutePolicy, dict[str, int]]:
@@ -68,9 +72,7 @@ def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list
         raise SystemExit(f"{shipped} has no bands for {', '.join(missing)} (--keep names kinds it ships)")
     merged = {**policy.kinds, **{k: old.kinds[k] for k in kinds}}
     counts = {**counts, **{k: before["questions"][k] for k in kinds if k in before.get("questions", {})}}
-    what = ", ".join(f"{counts.get(k, '?')} {k}" for k in sorted(merged))
-    source = f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
-    return RoutePolicy(policy.bands, policy.agree_below, source, merged), counts
+    return RoutePolicy(policy.bands, policy.agree_below, _source(counts, merged), merged), counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -286,13 +286,8 @@ def band_thresholds(bands: list[Band], votes: list[Vote], cloud_share: float | N
 def escalation_curve(votes: list[Vote]) -> list[dict[str, float]]:
     """Accuracy and cloud share for every agreement threshold that makes a difference
     (escalate when agreement < threshold), from the lowest share to the highest."""
-    cuts = sorted({v.agreement for v in votes} | {0.0}) + [NEVER_DONE]
-    out = []
-    for tau in cuts:
-        up = [v.up(tau) for v in votes]
-        right = sum(v.cloud_correct if u else v.local_correct for v, u in zip(votes, up))
-        out.append({"agree_below": tau, "accuracy": right / len(votes), "cloud_share": sum(up) / len(votes)})
-    return out
+    n = len(votes)
+    return [{"agree_below": tau, "accuracy": right / n, "cloud_share": ups / n} for tau, right, ups in _choices(votes)]
 
 
 def fit_agreement(votes: list[Vote], cloud_share: float | None = None) -> float | None:
