@@ -48,6 +48,11 @@ class RouterSection(_Section):
         None, description="Difficulty cut points, one fewer than tiers, ascending in [0, 1]."
     )
     plan_max_tokens: int = Field(320, ge=32, description="Token cap for the decomposer's JSON plan.")
+    find_parts: bool = Field(
+        True,
+        description="Where the rules keep a message whole but it may hold several asks, let the router (with the "
+        "split adapter shipped for its model) look for independent parts: one more router call on such messages.",
+    )
     n_ctx: int = Field(4096, ge=256, description="Router context window.")
 
     @field_validator("thresholds")

@@ -258,13 +258,20 @@ def _policy(ctx: dict[str, Any]) -> Check:
             ledger.close()
     else:  # no ledger yet: the doctor does not create one
         calibration = None
-    policy = active_policy(calibration, Pool(settings, fetch=False).tiers)
-    data = {"source": policy.source, "kinds": sorted(policy.kinds), "bands": len(policy.bands)}
+    pool = Pool(settings, fetch=False)
+    policy = active_policy(calibration, pool.tiers)
+    from r2local.routing.splitter import shipped_adapter
+
+    split = shipped_adapter(settings.router.model, pool.manifests) if settings.router.find_parts else None
+    data = {"source": policy.source, "kinds": sorted(policy.kinds), "bands": len(policy.bands),
+            "split_adapter": split.name if split else None}
+    parts = f"; parts found by rules and the router's split adapter ({split.name})" if split else \
+        "; parts found by rules"
     if policy.source == "default":
-        return Check("policy", OK, "routing by the unmeasured default (one band, agreement decides)",
+        return Check("policy", OK, f"routing by the unmeasured default (one band, agreement decides){parts}",
                      data=data)
     kinds = f"; answer kinds with their own bands: {', '.join(sorted(policy.kinds))}" if policy.kinds else ""
-    return Check("policy", OK, f"routing by {policy.source}{kinds}", data=data)
+    return Check("policy", OK, f"routing by {policy.source}{kinds}{parts}", data=data)
 
 
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], Check]]] = [

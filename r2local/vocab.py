@@ -69,6 +69,7 @@ class Role(_Name):
 
     ROUTE = "route"  # the router rates the whole question, or one part of it (picks the route)
     PLAN = "plan"  # the router writes a plan
+    SPLIT = "split"  # the router, under its split adapter, lists a message's independent parts
     ALLOCATE = "allocate"  # the router rates one subtask
     SUBTASK = "subtask"  # a plan step answered
     FINAL = "final"  # the synthesis node answered

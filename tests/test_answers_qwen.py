@@ -91,3 +91,22 @@ def test_a_real_multiple_choice_is_answered_open_and_matched_to_an_option(demo):
         assert (node.status, node.reason) == (Status.UNSURE, "the answer names none of the options")
     outputs = [c["output"] for c in demo.ledger.question(result.question_id)["calls"] if c["role"] == "subtask"]
     assert outputs and not any(re.fullmatch(r"\W*[A-D]\W*", o or "") for o in outputs)  # open answers, not letters
+
+
+@pytest.mark.slow
+def test_parts_the_rules_miss_are_found_by_the_shipped_split_adapter(demo):
+    """Two asks with no mark the rules cut on: the router, under the split adapter shipped for the
+    0.5B, lists them, and each takes its own route. A word problem that passes the cheap test stays whole."""
+    from r2local.vocab import NodeKind
+
+    message = "what's 99 plus 101\nwho wrote the Odyssey"
+    result = demo.ask(message, local_only=True)
+    assert result.route == Route.PARTS and "found by the router's split adapter" in result.route_reason
+    parts = [n.text for n in result.nodes if n.kind == NodeKind.PART]
+    assert len(parts) == 2 and "99 plus 101" in parts[0] and "Odyssey" in parts[1]
+    [split] = [c for c in demo.ledger.question(result.question_id)["calls"] if c["role"] == "split"]
+    assert split["adapter"] == "split-qwen2.5-coder-0.5b-instruct.gguf" and split["tier"] == "router"
+    single = demo.ask("A tank holds 80 litres and is 3/4 full. How many litres are needed to fill it?",
+                      local_only=True)
+    assert single.route != Route.PARTS
+    assert [c["role"] for c in demo.ledger.question(single.question_id)["calls"]][:2] == ["split", "route"]

@@ -50,9 +50,12 @@ def test_the_policy_line_names_what_routes(r2home, proxy):
     by_id, _ = checks(doctor("--json", pool="demo"))
     assert by_id["policy"]["status"] == "ok" and by_id["policy"]["data"]["source"].startswith("shipped with r2local")
     assert "short" in by_id["policy"]["data"]["kinds"] and "short" in by_id["policy"]["summary"]
+    assert by_id["policy"]["data"]["split_adapter"] == "split-qwen2.5-coder-0.5b-instruct.gguf"
+    assert "split adapter" in by_id["policy"]["summary"]
     write_config(r2home, to_toml(plumbing_config(proxy.url)))
     by_id, _ = checks(doctor("--json"))
     assert by_id["policy"]["data"]["source"] == "default" and "unmeasured default" in by_id["policy"]["summary"]
+    assert by_id["policy"]["data"]["split_adapter"] is None  # its router is SmolLM2: no adapter shipped for it
 
 
 def test_cloud_check_sends_one_request_and_says_whether_the_key_works(r2home, proxy):

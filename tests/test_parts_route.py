@@ -32,10 +32,20 @@ COMPOUND = f"(1) {PRIME} (2) {CANADA} (3) {TIMES}"
 class Router:
     """Stands in for the router model: a difficulty per rated text, every rating recorded."""
 
-    def __init__(self, difficulty: dict[str, float] | None = None) -> None:
+    def __init__(self, difficulty: dict[str, float] | None = None, finds: list[str] | None = None) -> None:
         self.difficulty = difficulty or {}
         self.rated: list[tuple[int | None, str, Role]] = []
         self.ledger = None  # set: each rating is a calls row, as the real router's is
+        self.finds = finds  # what its split adapter reads in a message the rules keep whole (None: no adapter)
+        self.asked_to_split: list[str] = []
+
+    @property
+    def can_split(self) -> bool:
+        return self.finds is not None
+
+    def split(self, qid, question, cancel):
+        self.asked_to_split.append(question)
+        return list(self.finds or [])
 
     def score(self, qid, subtask_id, rated, text, role=Role.ALLOCATE):
         self.rated.append((subtask_id, text, role))
@@ -213,6 +223,31 @@ def test_a_single_question_takes_its_route_as_before(r2home, scripts):
     result = engine_with(r2home, router).ask(TIMES)
     assert result.route == Route.WHOLE_LOCAL and len(result.nodes) == 1 and result.answer == "391"
     assert router.rated == [(None, TIMES, Role.ROUTE)] and result.nodes[0].route_reason is None
+
+
+PROSE = f"Tell me {CANADA[8:-1]} and work out 17 times 23."  # the rules find no ask word to cut on
+
+
+def test_parts_the_rules_miss_are_found_by_the_routers_split_adapter(r2home, scripts):
+    scripts.by_model["big"] = local_answers({PRIME: ["Yes, 97 is prime."], CANADA: ["Ottawa."], TIMES: ["391"]})
+    router = Router(finds=[CANADA, TIMES])
+    result = engine_with(r2home, router).ask(PROSE)
+    assert router.asked_to_split == [PROSE]
+    assert result.route == Route.PARTS and "found by the router's split adapter" in result.to_json()["route_reason"]
+    assert [n.text for n in by_kind(result, NodeKind.PART)] == [CANADA, TIMES]
+    assert result.answer == "(1) Ottawa.\n(2) 391"
+    # Rules first: a message they split never costs the model call; a plain question never reaches it either.
+    engine_with(r2home, router).ask(COMPOUND, local_only=True)
+    engine_with(r2home, router).ask(TIMES)
+    assert router.asked_to_split == [PROSE]
+
+
+def test_a_message_the_split_adapter_keeps_whole_takes_the_whole_route(r2home, scripts):
+    scripts.by_model["big"] = [Step("Ottawa, and 391.")] * 3
+    router = Router(finds=[])
+    result = engine_with(r2home, router).ask(PROSE)
+    assert router.asked_to_split == [PROSE] and result.route == Route.WHOLE_LOCAL
+    assert router.rated == [(None, PROSE, Role.ROUTE)]
 
 
 def test_the_plan_tree_names_the_composition_and_shows_each_parts_route(r2home, scripts):

@@ -129,7 +129,7 @@ class Engine:
         self.gates = Gates(settings.privacy.mode, Redactor(settings.privacy.extra_patterns), self.budget)
         self.recorder = recorder or LedgerRecorder(self.ledger)
         self.router = RouterClient(self.pool, settings.router, self.recorder, self.adapter_id,
-                                   _plan_adapter(settings, self.ledger))
+                                   _plan_adapter(settings, self.ledger), _split_adapter(settings, self.pool))
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
         self.strategy = strategy or STRATEGIES[settings.router.strategy]()
         self._rng = random.Random()
@@ -178,7 +178,7 @@ class Engine:
         self.settings = self.pool.settings
         self.adapter_id = adapter_id
         self.router = RouterClient(self.pool, self.settings.router, self.recorder, adapter_id,
-                                   self.router.plan_adapter)
+                                   self.router.plan_adapter, self.router.split_adapter)
 
     def route_policy(self) -> RoutePolicy:
         """The route policy: the last `r2local calibrate` that fits this pool, else the one shipped
@@ -353,6 +353,13 @@ def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
 
     found = adapters.active(ledger, "decomposer", settings.router.model)
     return (found.id, Path(found.path)) if found and Path(found.path).is_file() else None
+
+
+def _split_adapter(settings: Settings, pool: Pool) -> Any:
+    """The split adapter shipped for the router's model, unless the config turned part-finding off."""
+    from r2local.routing.splitter import shipped_adapter
+
+    return shipped_adapter(settings.router.model, pool.manifests) if settings.router.find_parts else None
 
 
 def _ms(started: float) -> float:

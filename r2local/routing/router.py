@@ -30,13 +30,14 @@ if TYPE_CHECKING:
 
 class RouterClient:
     def __init__(self, pool: "Pool", section: "RouterSection", recorder: "Recorder", adapter_id: str | None = None,
-                 plan_adapter: tuple[str, Path] | None = None) -> None:
+                 plan_adapter: tuple[str, Path] | None = None, split_adapter: Path | None = None) -> None:
         self.pool = pool
         self.section = section
         self.recorder = recorder
         self._burst = threading.local()
         self._adapter_id = adapter_id
         self.plan_adapter = plan_adapter  # (id, GGUF path) of an adopted decomposer adapter, applied while planning
+        self.split_adapter = split_adapter  # the shipped adapter that finds parts the rules miss (splitter.py)
 
     @property
     def adapter(self) -> str | None:
@@ -81,16 +82,7 @@ class RouterClient:
         spec = CallSpec(record, messages, {"max_tokens": r.plan_max_tokens, "temperature": 0.0, "json_schema": schema})
 
         def invoke() -> Completion:
-            with burst:
-                if swap is None:
-                    return complete(backend, messages, max_tokens=r.plan_max_tokens, temperature=0.0,
-                                    json_schema=schema, cancel=cancel)
-                backend.set_adapter(swap[1])  # the decomposer's adapter for this call only
-                try:
-                    return complete(backend, messages, max_tokens=r.plan_max_tokens, temperature=0.0,
-                                    json_schema=schema, cancel=cancel)
-                finally:
-                    backend.set_adapter(self.section.adapter)
+            return self._complete(backend, burst, swap[1] if swap else None, messages, r.plan_max_tokens, schema, cancel)
 
         try:
             result = self.recorder.call(spec, invoke)
@@ -99,6 +91,41 @@ class RouterClient:
         except BackendError as exc:
             return single_plan(question, f"the router failed ({type(exc).__name__}); answering the question as one subtask")
         return parse_plan(result.text, question, r.max_subtasks)
+
+    def _complete(self, backend, burst, adapter: Path | None, messages, max_tokens: int, schema, cancel) -> Completion:
+        """A greedy router call, under ``adapter`` for this call only when one is given."""
+        with burst:
+            if adapter is None:
+                return complete(backend, messages, max_tokens=max_tokens, temperature=0.0, json_schema=schema,
+                                cancel=cancel)
+            backend.set_adapter(adapter)
+            try:
+                return complete(backend, messages, max_tokens=max_tokens, temperature=0.0, json_schema=schema,
+                                cancel=cancel)
+            finally:
+                backend.set_adapter(self.section.adapter)
+
+    @property
+    def can_split(self) -> bool:
+        return self.split_adapter is not None and hasattr(self.pool.router(), "set_adapter")
+
+    def split(self, qid: str, question: str, cancel: threading.Event) -> list[str]:
+        """The message's independent parts as the split adapter reads them; ``[]`` keeps it whole
+        (one question, a reply that is not the JSON asked for, a part not grounded in the message, a failure)."""
+        from r2local.engine.recorder import CallSpec
+        from r2local.routing.splitter import MAX_TOKENS, grounded, parse_split, split_messages
+
+        backend, burst = self._backend()
+        messages = split_messages(question)
+        record = dataclasses.replace(self._record(Role.SPLIT, qid, None, messages), adapter=self.split_adapter.name)
+        spec = CallSpec(record, messages, {"max_tokens": MAX_TOKENS, "temperature": 0.0})
+        try:
+            result = self.recorder.call(spec, lambda: self._complete(backend, burst, self.split_adapter, messages,
+                                                                     MAX_TOKENS, None, cancel))
+        except (ContextOverflow, BackendError):
+            return []
+        parts = parse_split(result.text) or []
+        return parts if grounded(parts, question) else []
 
     def score(self, qid: str, subtask_id: int | None, question: str, text: str, role: Role = Role.ALLOCATE) -> Score | None:
         """Difficulty from one forward pass; None when the text does not fit the router (recorded)."""

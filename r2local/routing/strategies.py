@@ -21,6 +21,7 @@ from r2local.engine.events import Listener, Node
 from r2local.store.records import Decision
 from r2local.registry import registrar
 from r2local.routing.parts import split_parts
+from r2local.routing.splitter import may_have_parts
 from r2local.routing.plan import Plan, Subtask, single_plan
 from r2local.routing.thresholds import ThresholdPolicy
 from r2local.routing.policy import NEVER_DONE, Band, first_local
@@ -147,11 +148,12 @@ class RoutePlanner:
         policy = self.policy or job.policy
         if policy is None:
             raise ConfigError("RoutePlanner needs a route policy", fix="give the job the engine's route policy")
-        parts = split_parts(job.question) if self.split else [job.question]
+        parts, found_by = self._parts(job)
         if len(parts) > 1:
             plan = Plan(subtasks=[Subtask(id=i, text=p) for i, p in enumerate(parts, 1)])
             first = tier_index(job.tiers, first_local(job.tiers).name)
-            why = f"{len(parts)} independent parts: each is rated and routed on its own, then composed locally"
+            why = (f"{len(parts)} independent parts ({found_by}): each is rated and routed on its own, "
+                   "then composed locally")
             return Planned(plan, RouteChoice(Route.PARTS, first, why, policy=policy))
         score = job.router.score(job.question_id, None, job.rated, job.question, role=Role.ROUTE)
         choice = _choose(job, policy, score)
@@ -161,6 +163,18 @@ class RoutePlanner:
                                          reason=choice.reason + "; the plan had one step, so it runs whole")
         return Planned(plan if plan is not None and choice.route == Route.DECOMPOSE else single_plan(job.question),
                        choice)
+
+
+    def _parts(self, job: Job) -> tuple[list[str], str]:
+        """The message's parts and what found them: the rules, else (where the message may hold several
+        asks) the router under its split adapter; one part keeps it whole."""
+        if not self.split:
+            return [job.question], ""
+        parts = split_parts(job.question)
+        if len(parts) > 1 or not job.router.can_split or not may_have_parts(job.question):
+            return parts, "found by rules"
+        found = job.router.split(job.question_id, job.question, job.cancel)
+        return (found, "found by the router's split adapter") if len(found) > 1 else ([job.question], "")
 
 
 def _choose(job: Job, policy: "RoutePolicy", score: "Score | None", text: str | None = None) -> RouteChoice:

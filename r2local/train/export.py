@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,8 +91,8 @@ def _gguf_tensor(pair: LoraPair, base: GgufInfo, permute: bool) -> tuple[str, np
     return stem, pair.a.astype(np.float32), np.ascontiguousarray(b, dtype=np.float32)
 
 
-def write_gguf_lora(adapter: LoraAdapter, base_gguf: str | Path, out_path: str | Path) -> Path:
-    """Write ``adapter`` as a GGUF LoRA for ``base_gguf`` (float32 tensors)."""
+def write_gguf_lora(adapter: LoraAdapter, base_gguf: str | Path, out_path: str | Path, dtype: Any = np.float32) -> Path:
+    """Write ``adapter`` as a GGUF LoRA for ``base_gguf`` (float32 tensors; float16 halves a shipped file)."""
     import gguf
 
     base = read_gguf_info(base_gguf)
@@ -104,8 +105,8 @@ def write_gguf_lora(adapter: LoraAdapter, base_gguf: str | Path, out_path: str |
         writer.add_string("adapter.type", "lora")
         writer.add_float32("adapter.lora.alpha", float(adapter.alpha))
         for stem, a, b in tensors:
-            writer.add_tensor(f"{stem}.lora_a", a)
-            writer.add_tensor(f"{stem}.lora_b", b)
+            writer.add_tensor(f"{stem}.lora_a", a.astype(dtype))
+            writer.add_tensor(f"{stem}.lora_b", b.astype(dtype))
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -113,7 +114,7 @@ def write_gguf_lora(adapter: LoraAdapter, base_gguf: str | Path, out_path: str |
     return out
 
 
-def peft_to_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: str | Path) -> Path:
+def peft_to_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: str | Path, dtype: Any = np.float32) -> Path:
     """A PEFT LoRA folder -> a GGUF LoRA that llama.cpp loads on ``base_gguf``.
 
     Args:
@@ -122,7 +123,7 @@ def peft_to_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: str |
             decides the tensor layout; its shapes are checked).
         out_path: the .gguf adapter to write (replaced atomically).
     """
-    return write_gguf_lora(read_peft(adapter_dir), base_gguf, out_path)
+    return write_gguf_lora(read_peft(adapter_dir), base_gguf, out_path, dtype)
 
 
 def mlx_to_gguf(mlx_adapter_dir: str | Path, base_gguf: str | Path, out_path: str | Path) -> Path:
