@@ -33,7 +33,7 @@ KEY = "sk-local-stand-in"
 CONFIG = """\
 # The bench's 3-tier pool; written by benchmarks.threetier.
 [router]
-model = "{local}"{adapter}
+model = "{local}"{adapter}{find_parts}
 
 [[tiers]]
 name = "local-small"
@@ -64,13 +64,15 @@ threads_per_model = 1
 """
 
 
-def write_config(home: Path, url: str, max_tokens: int, threads: int, adapter: Path | None = None) -> Path:
+def write_config(home: Path, url: str, max_tokens: int, threads: int, adapter: Path | None = None,
+                 find_parts: bool = True) -> Path:
     """This run's config (its own file: two runs sharing a home each talk to their own cloud server),
     copied to the home's config.toml for the commands run there afterwards (calibrate, train)."""
     home.mkdir(parents=True, exist_ok=True)
     body = CONFIG.format(small=SMALL, local=LOCAL, cloud=CLOUD, url=url, pin=PRICES[0], pout=PRICES[1],
                          max_tokens=max_tokens, threads=threads,
-                         adapter=f'\nadapter = "{adapter.resolve()}"' if adapter else "")
+                         adapter=f'\nadapter = "{adapter.resolve()}"' if adapter else "",
+                         find_parts="" if find_parts else "\nfind_parts = false")
     path = home / f"config.run-{os.getpid()}.toml"
     path.write_text(body)
     (home / "config.toml").write_text(body)
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--home", type=Path, default=None,
                    help="R2LOCAL_HOME with config.toml and bench.db (the call cache); default OUT/home. "
                         "Share one between runs so they reuse each other's calls.")
+    p.add_argument("--no-find-parts", action="store_true",
+                   help="router.find_parts = false: the rules alone look for a message's parts")
     p.add_argument("--router-adapter", type=Path, default=None,
                    help="a router LoRA (GGUF) for this run, e.g. one `r2local train run` made (bench the trained router)")
     args = p.parse_args(argv)
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rc = 0
     with stand_in_server(files[CLOUD], api_key=KEY, alias=CLOUD, log=out / "cloud-server.log") as url:
-        config = write_config(home, url, args.max_tokens, args.threads, args.router_adapter)
+        config = write_config(home, url, args.max_tokens, args.threads, args.router_adapter, not args.no_find_parts)
         try:
             for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
                 rc = bench_one(home, config, out, dataset, args) or rc
