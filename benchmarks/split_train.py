@@ -9,9 +9,13 @@ questions and dependent ones, then decomposer GRPO (`train/decomposer_grpo.py`)
 with a reward from what the parts route measured, and judges rules, the
 untrained router, SFT and SFT+GRPO on messages none of them was built on:
 compound_prose_b and compound_prose_c (written before any of this ran), plus
-single questions of our held-out sets that must stay whole. The model splitter
-would replace the rules only if it finds more compound messages' parts than
-they do while keeping at least 97 % of single questions whole.
+single questions of our held-out sets that must stay whole; `--judge` repeats
+that on compound_prose_d (the confirmation) and `--runtime` judges the shipped
+path on llama.cpp. A stage is adopted only if it splits more held-out compound
+messages right than what is shipped, on both rounds, keeping at least 97 % of
+single questions whole: SFT was (rules first, the router where they keep a
+message whole: `routing/splitter.py`), GRPO on top of it was not
+(docs/benchmarks.md, session 31).
 """
 
 from __future__ import annotations
@@ -204,11 +208,7 @@ def _router_path() -> Path:
     return models_dir() / "qwen2.5-coder-0.5b-instruct.gguf"  # `r2local --pool demo models pull` puts it there
 
 
-def main(argv: list[str] | None = None) -> None:
-    from r2local.train import decomposer
-    from r2local.train.common import load_router
-    from r2local.train.data import TextExample
-
+def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=400, help="generated training messages (plus the 50 dev ones)")
     ap.add_argument("--sft-steps", type=int, default=80)
@@ -228,12 +228,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grpo-temperature", type=float, default=1.0)
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
+    return a
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = _args(argv)
     if a.judge:
         return judge_saved(a)
     if a.from_sft:
         return grpo_again(a)
     if a.runtime:
         return judge_runtime(a)
+    return train_and_judge(a)
+
+
+def train_and_judge(a: argparse.Namespace) -> None:
+    """Rules and the untrained router, then SFT, then GRPO on top, each judged on compound_prose_b/c and singles."""
+    from r2local.train import decomposer
+    from r2local.train.common import load_router
+    from r2local.train.data import TextExample
+
     rows, train = held_out(a.singles), train_messages(a.train, seed=1)
     held = {r["question"] for r in rows}
     train = [t for t in train if t[0] not in held]

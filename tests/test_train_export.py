@@ -95,11 +95,13 @@ def test_hot_swap_matches_a_load_time_adapter_and_swaps_back(exported: ac.Refere
     assert np.abs(swapped - reference).max() < 1e-4  # stale KV from the base would show here
     assert np.abs(swapped - base).max() > 0.05
     backend.set_adapter(None)
-    assert np.abs(_probs(backend) - base).max() < 1e-4
+    # Swapped back, the base's own snapshots serve again (kept per adapter state), never the adapter's: a
+    # restored prefix is decoded in two batches (up to 0.01 of rounding, above), the adapter moves > 0.05.
+    assert np.abs(_probs(backend) - base).max() < 0.02
     start = time.perf_counter()
     backend.set_adapter(exported.gguf)  # the handle is cached: no file read
     again = time.perf_counter() - start
-    assert np.abs(_probs(backend) - reference).max() < 1e-4
+    assert np.abs(_probs(backend) - reference).max() < 0.02  # the adapter's snapshots, kept while the base ran
     assert backend.prompt_cache.nbytes > 0
     backend.set_adapter(exported.gguf)  # already active: the cached KV stays valid and is kept
     assert backend.prompt_cache.nbytes > 0

@@ -105,6 +105,7 @@ class LlamaCppBackend(FileRuntime):
         # LoRA hot swap (set_adapter): handles per adapter file, freed on close.
         self._lora_handles: dict[Path, Any] = {}
         self._swapped: tuple[Path | None, float] | None = None
+        self._caches: dict[tuple[Path | None, float], PromptCache] = {}  # snapshots of the states not active now
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> Any:
@@ -315,9 +316,11 @@ class LlamaCppBackend(FileRuntime):
         """Apply a GGUF LoRA adapter to the loaded base without reloading it; None runs the base alone.
 
         Adapter handles stay loaded per file, so swapping back costs milliseconds.
-        Cached KV states were computed under the previous adapter and are dropped
-        (unless nothing changes). ``close()`` forgets the swap: a reload applies the
-        constructor's ``adapter``.
+        Prompt snapshots are kept per (adapter, scale): a snapshot taken under one
+        state is restored only under the same state, so a router that swaps to an
+        adapter for one call and back finds its own prompts' prefixes again (the
+        live context's KV is stale after a swap and is reset). ``close()`` forgets
+        the swap: a reload applies the constructor's ``adapter``.
         """
         import ctypes
 
@@ -345,9 +348,10 @@ class LlamaCppBackend(FileRuntime):
                 failed = llama_cpp.llama_set_adapters_lora(llm.ctx, handles, 1, (ctypes.c_float * 1)(scale))
             if failed:
                 raise ModelError(f"llama.cpp refused the adapter {target}", fix="export the adapter against this base model")
-            self.prompt_cache.clear()
-            llm.reset()  # the live context's KV is stale too
+            self._caches[self.active_adapter] = self.prompt_cache
+            llm.reset()  # the live context's KV was computed under the previous state
             self._swapped = (target, scale)
+            self.prompt_cache = self._caches.pop(self.active_adapter, None) or PromptCache()
             self.prompt_cache.use_disk(self._kv_folder())
 
     def _free_adapters(self, llm: Any) -> None:
@@ -360,6 +364,7 @@ class LlamaCppBackend(FileRuntime):
                 llama_cpp.llama_adapter_lora_free(handle)
         self._lora_handles.clear()
         self._swapped = None
+        self._caches.clear()
 
     def close(self) -> None:
         with self._lock:
