@@ -164,7 +164,6 @@ class RoutePlanner:
         return Planned(plan if plan is not None and choice.route == Route.DECOMPOSE else single_plan(job.question),
                        choice)
 
-
     def _parts(self, job: Job) -> tuple[list[str], str]:
         """The message's parts and what found them: the rules, else (where the message may hold several
         asks) the router under its split adapter; one part keeps it whole."""
