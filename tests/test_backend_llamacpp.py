@@ -218,11 +218,15 @@ def test_lora_adapter_is_loaded_and_changes_the_model(smol_path: Path, tmp_path:
     base_probs, _ = smol.score_labels(msgs, ["yes", "no"])
     tuned_probs, _ = tuned.score_labels(msgs, ["yes", "no"])
     assert abs(base_probs["yes"] - tuned_probs["yes"]) > 0.01
-    assert tuned.prompt_cache.disk is None and smol.prompt_cache.disk is not None  # an adapter's KV is not the base's
+    # An adapter's KV is not the base's: its snapshots live in a folder of their own.
+    assert tuned.prompt_cache.disk is not None and smol.prompt_cache.disk is not None
+    assert tuned.prompt_cache.disk != smol.prompt_cache.disk
     tuned.close()
     folder = smol.prompt_cache.disk
-    smol.set_adapter(adapter)  # swapped in: no snapshot on disk is read or written under it
-    assert smol.prompt_cache.disk is None
+    smol.set_adapter(adapter)  # swapped in: the adapter's folder, the same a load-time adapter gets
+    assert smol.prompt_cache.disk == tuned.prompt_cache.disk
+    smol.set_adapter(adapter, scale=0.5)  # another scale is another state
+    assert smol.prompt_cache.disk not in (folder, tuned.prompt_cache.disk)
     smol.set_adapter(None)
     assert smol.prompt_cache.disk is not None and smol.prompt_cache.disk.name == folder.name
     with pytest.raises(ModelError, match="adapter not found"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from r2local.engine.core import Engine
 from r2local.engine.warmup import PLACEHOLDER, prompts_for, warm
 
@@ -49,3 +51,17 @@ def test_pull_warms_the_pools_models_unless_told_not_to(r2home: Path):
     pulled = r2("models", "pull")
     assert pulled.returncode == 0 and f"warm: {SMOL}" in pulled.stderr, pulled.stderr
     assert list(r2home.glob("cache/kv/*/*.kv"))
+
+
+@pytest.mark.slow
+def test_warm_prefills_the_split_prompt_under_the_shipped_adapter(r2home: Path, qwen_path: Path, smol_path: Path):
+    from r2local.config import parse_settings
+
+    engine = Engine(parse_settings({"pool": "demo", "runtime": {"threads": 2}}, r2home / "config.toml"))
+    warm(engine)
+    router = engine.pool.router()
+    assert engine.router.can_split and router.active_adapter == (None, 1.0)  # swapped back after the split prompt
+    base = router.prompt_cache.disk
+    router.set_adapter(engine.router.split_adapter)
+    assert router.prompt_cache.disk != base and list(router.prompt_cache.disk.glob("*.kv"))  # its own snapshot
+    engine.close()

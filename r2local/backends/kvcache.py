@@ -14,8 +14,8 @@ there once, and a new process restores from those files. Measured on
 the demo pool: a cold `r2local ask` spent ~14 s of its ~20 s evaluating the
 program prompt's fixed prefix (~280 tokens at ~20-40 tokens/s on one laptop
 core) that a warm process already held. The folder must be keyed on everything
-the KV state depends on (model file, llama.cpp build, context size); a LoRA
-adapter changes the state, so a backend with one active passes no folder.
+the KV state depends on (model file, llama.cpp build, context size, and the
+LoRA adapter applied with its scale: each adapter state has its own folder).
 """
 
 from __future__ import annotations

@@ -159,19 +159,23 @@ class LlamaCppBackend(FileRuntime):
 
     def _kv_folder(self) -> Path | None:
         """Where this model's prompt snapshots outlive the process (None: memory only). The name holds
-        all the state depends on: the file (path, size, time), the llama.cpp build and the context size.
-        A LoRA adapter changes the state: none is kept while one is applied."""
-        if not self.kv_disk or self.active_adapter != (None, 1.0):
+        all the state depends on: the file (path, size, time), the llama.cpp build, the context size and
+        the LoRA adapter applied (its file and scale), so each adapter state has its own folder."""
+        if not self.kv_disk:
             return None
         import llama_cpp
 
         from r2local import paths
 
+        adapter, scale = self.active_adapter
         try:
             st = self.path.resolve().stat()
+            ast = adapter.resolve().stat() if adapter is not None else None
         except OSError:
             return None
         ident = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{llama_cpp.__version__}|{self.n_ctx}"
+        if adapter is not None and ast is not None:
+            ident += f"|{adapter.resolve()}|{ast.st_size}|{ast.st_mtime_ns}|{scale}"
         return paths.cache_dir() / "kv" / f"{self.path.stem[:40]}-{hashlib.sha1(ident.encode()).hexdigest()[:16]}"
 
     def _reload_fix(self) -> str:

@@ -3,7 +3,7 @@
 Measured on one laptop core (Qwen2.5-Coder-0.5B): a model loads in ~1 s, but its
 first question spent ~14 s evaluating the fixed prefixes of the prompts every
 question uses (the program prompt with its worked example, the router's rating
-prompt, the brief vote prompt). Those states are kept in memory and written to
+prompt, the brief vote prompt, and the split prompt under its adapter). Those states are kept in memory and written to
 ``cache/kv/`` (backends/kvcache.py), so after a warm-up neither this process nor a
 later one evaluates them again. `r2local serve` warms at start, and `models pull`
 after fetching, so the first `ask` after install is not the slow one.
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from r2local.backends import Backend, Message
 from r2local.engine.kinds import CHOICE, NUMBER, POLAR, SHORT
 from r2local.engine.prompts import brief_messages, program_messages, short_messages, single_messages
+from r2local.routing.splitter import split_messages
 from r2local.routing.thresholds import score_messages
 
 if TYPE_CHECKING:
@@ -62,4 +63,13 @@ def warm(engine: "Engine") -> dict[str, float]:
             for _ in backend.stream(messages, max_tokens=1):
                 pass
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    if engine.router.can_split:  # the split prompt, under its adapter (snapshots are kept per adapter state)
+        start = time.perf_counter()
+        router.set_adapter(engine.router.split_adapter)
+        try:
+            for _ in router.stream(split_messages(PLACEHOLDER), max_tokens=1):
+                pass
+        finally:
+            router.set_adapter(engine.settings.router.adapter)
+        seconds[engine.settings.router.model] += time.perf_counter() - start
     return seconds
