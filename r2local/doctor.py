@@ -260,9 +260,9 @@ def _policy(ctx: dict[str, Any]) -> Check:
         calibration = None
     pool = Pool(settings, fetch=False)
     policy = active_policy(calibration, pool.tiers)
-    from r2local.routing.splitter import shipped_adapter
+    from r2local.routing.splitter import split_adapter
 
-    split = shipped_adapter(settings.router.model, pool.manifests) if settings.router.find_parts else None
+    split = split_adapter(settings.router, pool.manifests)
     data = {"source": policy.source, "kinds": sorted(policy.kinds), "bands": len(policy.bands),
             "split_adapter": split.name if split else None}
     parts = f"; parts found by rules and the router's split adapter ({split.name})" if split else \

@@ -45,6 +45,7 @@ from r2local.routing.thresholds import default_thresholds
 from r2local.routing.router import RouterClient
 from r2local.routing.policy import RoutePolicy
 from r2local.routing.shipped import active_policy
+from r2local.routing.splitter import split_adapter
 from r2local.routing.strategies import STRATEGIES, Job, Strategy
 from r2local.vocab import OFFLINE, DecisionSource, NodeKind, QuestionStatus, Route, Status
 
@@ -129,7 +130,7 @@ class Engine:
         self.gates = Gates(settings.privacy.mode, Redactor(settings.privacy.extra_patterns), self.budget)
         self.recorder = recorder or LedgerRecorder(self.ledger)
         self.router = RouterClient(self.pool, settings.router, self.recorder, self.adapter_id,
-                                   _plan_adapter(settings, self.ledger), _split_adapter(settings, self.pool))
+                                   _plan_adapter(settings, self.ledger), split_adapter(settings.router, self.pool.manifests))
         self.executor = Executor(self.pool, settings.executor, self.gates, self.recorder, self.ledger)
         self.strategy = strategy or STRATEGIES[settings.router.strategy]()
         self._rng = random.Random()
@@ -353,13 +354,6 @@ def _plan_adapter(settings: Settings, ledger: Ledger) -> tuple[str, Any] | None:
 
     found = adapters.active(ledger, "decomposer", settings.router.model)
     return (found.id, Path(found.path)) if found and Path(found.path).is_file() else None
-
-
-def _split_adapter(settings: Settings, pool: Pool) -> Any:
-    """The split adapter shipped for the router's model, unless the config turned part-finding off."""
-    from r2local.routing.splitter import shipped_adapter
-
-    return shipped_adapter(settings.router.model, pool.manifests) if settings.router.find_parts else None
 
 
 def _ms(started: float) -> float:

@@ -65,11 +65,8 @@ def warm(engine: "Engine") -> dict[str, float]:
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
     if engine.router.can_split:  # the split prompt, under its adapter (snapshots are kept per adapter state)
         start = time.perf_counter()
-        router.set_adapter(engine.router.split_adapter)
-        try:
+        with engine.router.applied(engine.router.split_adapter):
             for _ in router.stream(split_messages(PLACEHOLDER), max_tokens=1):
                 pass
-        finally:
-            router.set_adapter(engine.settings.router.adapter)
         seconds[engine.settings.router.model] += time.perf_counter() - start
     return seconds

@@ -94,16 +94,22 @@ class RouterClient:
 
     def _complete(self, backend, burst, adapter: Path | None, messages, max_tokens: int, schema, cancel) -> Completion:
         """A greedy router call, under ``adapter`` for this call only when one is given."""
-        with burst:
-            if adapter is None:
-                return complete(backend, messages, max_tokens=max_tokens, temperature=0.0, json_schema=schema,
-                                cancel=cancel)
-            backend.set_adapter(adapter)
-            try:
-                return complete(backend, messages, max_tokens=max_tokens, temperature=0.0, json_schema=schema,
-                                cancel=cancel)
-            finally:
-                backend.set_adapter(self.section.adapter)
+        with burst, self.applied(adapter):
+            return complete(backend, messages, max_tokens=max_tokens, temperature=0.0, json_schema=schema,
+                            cancel=cancel)
+
+    @contextmanager
+    def applied(self, adapter: Path | None) -> Iterator[None]:
+        """The router model runs under ``adapter`` inside (None: as it is), its own adapter restored after."""
+        if adapter is None:
+            yield
+            return
+        backend = self.pool.router()
+        backend.set_adapter(adapter)
+        try:
+            yield
+        finally:
+            backend.set_adapter(self.section.adapter)
 
     @property
     def can_split(self) -> bool:

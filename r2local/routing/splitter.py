@@ -94,6 +94,11 @@ def grounded(parts: list[str], question: str) -> bool:
     return True
 
 
+def split_adapter(section: Any, manifests: dict[str, Any]) -> Path | None:
+    """The split adapter a router runs with: the one shipped for its model, unless ``find_parts`` is off."""
+    return shipped_adapter(section.model, manifests) if section.find_parts else None
+
+
 def shipped_adapter(router_model: str, manifests: dict[str, Any] | None = None) -> Path | None:
     """The split adapter shipped for this router model, if there is one: a manifest name, or a .gguf path
     that is a known model's file (same sha256 or GGUF names, with ``manifests`` given)."""
