@@ -63,6 +63,13 @@ def _source(counts: dict[str, int], kinds: dict) -> str:
     return f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
 
 
+def caps(before: dict, fitted: list[str], kept: list[str], share: float | None) -> dict[str, float | None]:
+    """The cloud share each kind's bands were fitted at: ``share`` for the ``fitted`` kinds, the file's own
+    figure for the ``kept`` ones (one number in a file written before kinds could differ)."""
+    old = before.get("cloud_share")
+    return {**{k: (old.get(k) if isinstance(old, dict) else old) for k in kept}, **{k: share for k in fitted}}
+
+
 def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list[str]) -> tuple[RoutePolicy, dict[str, int]]:
     """``policy`` with the bands (and question counts) of ``kinds`` taken from the ``shipped`` file."""
     before = json.loads(shipped.read_text())
@@ -95,14 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     policy, counts, tiers = fit([h.resolve() for h in args.home], args.cloud_share, args.bands,
                                 {i.question for spec in args.hold_out for i in datasets.load(spec, 10**6, 0)[0]},
                                 set(args.kinds.split(",")) if args.kinds else None)
+    share: float | None | dict[str, float | None] = args.cloud_share
     if args.keep:
-        policy, counts = keep(policy, counts, args.out, args.keep.split(","))
+        kept = args.keep.split(",")
+        fitted = [k for k in sorted(policy.kinds) if k not in kept]
+        share = caps(json.loads(args.out.read_text()), fitted, kept, args.cloud_share)
+        policy, counts = keep(policy, counts, args.out, kept)
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1
     measured = {t.name: (t.model if t.is_local else f"{STAND_IN} (stand-in cloud)") for t in tiers}
     body = {"fitted": str(datetime.date.today()), "measured_with": measured, "questions": counts,
-            "cloud_share": args.cloud_share, "policy": policy.to_json()}
+            "cloud_share": share, "policy": policy.to_json()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(body, indent=1) + "\n")
     for kind, bands in policy.kinds.items():

@@ -148,3 +148,22 @@ def test_a_band_that_never_climbs_on_agreement_says_so_in_words():
     band = Band(1.0, Route.WHOLE_LOCAL, "local", {"local": 0.52, "cloud": 0.84}, 25, 0.0)
     assert "kept at any agreement (only an answer another check holds back climbs)" in _why(band, 0.3, "shipped")
     assert "climbs below" not in _why(band, 0.3, "shipped")
+
+
+def test_the_shipped_policy_holds_yes_no_facts_to_its_own_stricter_bars_and_leaves_checks_alone():
+    """The 0.5B is near chance on yes/no facts (right on 50-70 % of three sets of 40; agreement AUROC 0.36-0.63),
+    so the shipped yes/no bands keep its answer only where (nearly) every sample agrees; the rest climbs, or
+    stands unsure offline. A yes/no a program settles is another kind and keeps the general band."""
+    from r2local.config import ExecutorSection
+    from r2local.engine.answering import threshold
+    from r2local.engine.kinds import POLAR
+
+    tiers, policy = pool(), shipped_policy(pool())
+    default = threshold(POLAR, ExecutorSection(), None)  # the bar a yes/no is held to where nothing was measured
+    fact = "Is an octopus a kind of fish?"
+    bars = [policy.threshold(policy.for_question(fact, d)[0]) for d in (0.0, 0.5, 1.0)]
+    assert policy.for_question(fact, 0.5)[1] == "yes/no" and all(b > default for b in bars) and max(bars) >= 1.0
+    online = _choose(job(tiers, tiers, policy, fact), policy, None)
+    assert online.route == Route.WHOLE_LOCAL and online.agree_below in bars and "yes/no" in online.reason
+    check = "Is 91 a prime number?"
+    assert policy.for_question(check, 0.5) == (policy.bands[0], None)
