@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from llama_cpp import Llama
 
     vocab = Llama(str(_model("qwen2.5-coder-0.5b-instruct")), vocab_only=True, verbose=False)
-    tok = lambda text: vocab.tokenize(text.encode(), add_bos=False, special=False)  # noqa: E731
+    tok = lambda text: vocab.tokenize(text.encode(), add_bos=False, special=False)
     sums: dict[str, dict[str, list[float]]] = {}
     for path in args.caches:
         for line in path.read_text().splitlines():
