@@ -35,6 +35,7 @@ from r2local.engine.answers import SHORT, answer_kind, read_answer, same
 from r2local.engine.prompts import (
     BRIEF_MAX_TOKENS,
     BRIEF_SYSTEM,
+    ONE_LINE,
     PROGRAM_SYSTEM,
     brief_messages,
     program_answer,
@@ -126,7 +127,7 @@ class Replay:
 
     def __init__(self, cached: dict) -> None:
         self.cached = cached
-        self.used = {"P": 0, "Q": 0, "B": 0}
+        self.used = {"P": 0, "Q": 0, "B": 0, "L": 0}
         self.seconds = 0.0
         self.tokens = 0
         self.values: dict[int, dict] = {}
@@ -134,6 +135,7 @@ class Replay:
     def call(self, messages, temperature: float, i: int, stream: bool, max_tokens=None) -> Completion:
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         way = "P" if system.startswith(PROGRAM_SYSTEM) else "B" if system.startswith(BRIEF_HEAD) else "Q"
+        way = "L" if way == "P" and messages[-1]["content"].endswith(ONE_LINE) else way
         draws = self.cached.get(way)
         if draws is None:  # a way not collected (--ways): a reply that states nothing
             return Completion("", "stop", Usage(0, 0), "cache", 0.0, None, None)

@@ -124,7 +124,7 @@ class ExecutorSection(_Section):
     )
     sample_order: Literal[
         "auto", "mixed", "programs", "program-brief", "programs-then-prose", "prose", "prose-brief", "brief",
-        "program-brief-programs",
+        "program-brief-programs", "program-lines",
     ] = Field(
         "auto",
         description="Which samples vote, in what order: auto (the order measured best for each answer kind) or a "

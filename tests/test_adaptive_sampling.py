@@ -177,18 +177,19 @@ def _programs_and_briefs(scripts, program_says: list[str], brief_says: str) -> N
 
 
 @pytest.mark.parametrize("programs, agree_below, status, calls, confidence", [
-    (["6 * 7"] * 6, None, Status.DONE, 5, 0.8),  # 4 of 5 at the order's measured bar (0.6)
+    (["6 * 7"] * 6, None, Status.DONE, 5, 0.8),  # 4 of 5 at the default bar (0.6)
     (["6 * 7"] * 6, 0.5, Status.DONE, 4, 0.75),  # a user's looser bar: one program fewer, 3 of 4
     (["6 * 7", "40", "39", "38", "37", "36"], None, Status.ESCALATED, 4, None),  # the programs disagree
 ])
 def test_numbers_vote_with_a_brief_answer_then_programs(r2home, scripts, programs, agree_below, status, calls,
                                                         confidence):
-    # Under the auto order a number gets the greedy program and one brief answer; when they split, only
+    # The order before one-line programs: the greedy program and one brief answer; when they split, only
     # programs are drawn (a brief answer to a multi-step problem is rarely right, so more of them would only
     # outvote a right program). Every brief answer here says 41.
     _programs_and_briefs(scripts, programs, "41")
     scripts.by_model["cloud"] = [Step("42")]
-    executor = {"samples": 3, "max_samples": 6} | ({} if agree_below is None else {"agree_below": agree_below})
+    executor = {"samples": 3, "max_samples": 6, "sample_order": "program-brief-programs"}
+    executor |= {} if agree_below is None else {"agree_below": agree_below}
     cfg = scripted_config(executor=executor)
     cfg["tiers"][1]["programs"] = True
     engine = Engine(settings_from(cfg, r2home))
@@ -201,3 +202,46 @@ def test_numbers_vote_with_a_brief_answer_then_programs(r2home, scripts, program
         assert (node.answer, node.confidence, node.working) == ("The answer is 42.", confidence, "answer = 6 * 7")
     else:
         assert node.answer == "42" and "low agreement" in node.reason
+
+
+def test_one_line_programs_vote_with_the_greedy_programs_prompt_and_one_more_line(r2home, scripts):
+    """The "program-lines" order: the greedy program answers; sampled programs asked for one line vote. Their
+    prompt is the program prompt with ONE_LINE after the question (the greedy program's prefix, reused)."""
+    from r2local.engine.prompts import ONE_LINE
+
+    def big(messages):
+        one_line = messages[-1]["content"].endswith(ONE_LINE)
+        return Step("```python\nanswer = 42\n```" if one_line else "```python\nx = 6\nanswer = x * 7\n```")
+
+    scripts.by_model["big"] = big
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 6, "sample_order": "program-lines"})
+    cfg["tiers"][1]["programs"] = True
+    engine = Engine(settings_from(cfg, r2home))
+    result = engine.ask(SUM, strategy=Strategy("scripted", FixedPlan(single_plan(SUM)), Fixed(1)))
+    [node] = result.nodes
+    assert (node.status, node.answer, node.working) == (Status.DONE, "The answer is 42.", "x = 6\nanswer = x * 7")
+    sent = scripts.calls["big"]
+    # The first line agrees: 2 of 3 would keep the answer whatever the third says, so it is not drawn.
+    assert [m[0]["content"] for m in sent] == [PROGRAM_SYSTEM] * 2 and node.confidence == 1.0
+    greedy, *lines = sent
+    assert not greedy[-1]["content"].endswith(ONE_LINE)
+    for line in lines:
+        assert line[:-1] == greedy[:-1] and line[-1]["content"] == greedy[-1]["content"] + ONE_LINE
+
+
+def test_under_the_auto_order_one_line_programs_that_compute_another_value_send_the_answer_up(r2home, scripts):
+    from r2local.engine.prompts import ONE_LINE
+
+    said = iter(["6 * 7", "40", "6 * 7", "39", "38", "37"])
+    scripts.by_model["big"] = lambda messages: Step(f"```python\nanswer = {next(said)}\n```")
+    scripts.by_model["cloud"] = [Step("42")]
+    cfg = scripted_config(executor={"samples": 3, "max_samples": 6})  # sample_order auto: a number's is program-lines
+    cfg["tiers"][1]["programs"] = True
+    engine = Engine(settings_from(cfg, r2home))
+    result = engine.ask(SUM, strategy=Strategy("scripted", FixedPlan(single_plan(SUM)), Fixed(1)))
+    [node] = result.nodes
+    # greedy 42, lines 40 and 42 split the first three; more lines are drawn until keeping is out of reach
+    # (at the order's bar 0.6: 2 agreeing of a possible 6 with one sample left).
+    sent = scripts.calls["big"]
+    assert node.status == Status.ESCALATED and len(sent) == 5
+    assert [m[-1]["content"].endswith(ONE_LINE) for m in sent] == [False] + [True] * 4

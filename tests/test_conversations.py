@@ -44,7 +44,9 @@ def test_the_second_turn_sees_the_first_and_the_ledger_links_them(r2home, script
 
 
 def test_a_program_prompt_carries_the_history_too(r2home, scripts):
-    scripts.by_model["small"] = [Step("```python\nanswer = 7 * 12\n```"), Step("The answer is 84.")]
+    from r2local.engine.prompts import ONE_LINE
+
+    scripts.by_model["small"] = lambda messages: Step("```python\nanswer = 7 * 12\n```")
     cfg = scripted_config(executor={"samples": 2})
     cfg["tiers"][0]["programs"] = True
     engine = Engine(settings_from(cfg, r2home))
@@ -53,7 +55,8 @@ def test_a_program_prompt_carries_the_history_too(r2home, scripts):
     prompts = scripts.calls["small"]
     assert any("writing a short Python program" in p[0]["content"] for p in prompts)
     assert all(FIRST in [m["content"] for m in p] for p in prompts)
-    assert all(p[-1]["content"] == FOLLOW for p in prompts)
+    # The greedy program is asked the question; the vote's one-line programs the question and one more line.
+    assert [p[-1]["content"] for p in prompts] == [FOLLOW, FOLLOW + ONE_LINE]
     engine.close()
 
 

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from r2local.engine.prompts import ONE_LINE
 from r2local.engine.core import Engine
 from r2local.errors import Cancelled, ServerError
 from r2local.store.ledger import Ledger
@@ -224,8 +225,9 @@ def voting_engine(r2home, **executor) -> Engine:
 
 
 def test_program_answer_with_agreeing_prose_stops_early(r2home, scripts):
+    # The order with a greedy prose-like vote (the auto order for numbers votes with one-line programs instead).
     scripts.by_model["small"] = [Step("```python\nboxes = 6\nanswer = boxes * 7\n```"), Step("6 x 7 = 42. The answer is 42.")]
-    engine = voting_engine(r2home)
+    engine = voting_engine(r2home, sample_order="program-brief-programs")
     result = engine.ask(QUESTION, strategy=on(0))
     [node] = result.nodes
     assert (node.status, node.answer, node.confidence) == (Status.DONE, "The answer is 42.", 1.0)
@@ -288,17 +290,18 @@ def test_a_conversion_is_computed_with_convert_and_its_prompt_keeps_the_number_p
     question = "How many kilometres are in 17 miles?"
     scripts.by_model["small"] = [Step("```python\nanswer = convert(17, 'miles', 'kilometres')\n```"),
                                  Step("```python\nkm = convert(17, 'mi', 'km')\nanswer = round(km, 2)\n```"),
-                                 Step("```python\nanswer = 6 * 7\n```"), Step("42")]
+                                 Step("```python\nanswer = 6 * 7\n```"), Step("```python\nanswer = 42\n```")]
     engine = voting_engine(r2home)
     result = engine.ask(question, strategy=Strategy("scripted:0", FixedPlan(single_plan(question)), Decided(0)))
     [node] = result.nodes
     assert (node.status, node.answer, node.confidence) == (Status.DONE, "The answer is 27.358848.", 1.0)
     assert [c["output"] for c in calls(engine, result.question_id) if c["role"] == "program"] == ["27.358848", "27.36"]
     engine.ask(QUESTION, strategy=on(0))
-    converting, sampled, plain, brief = scripts.calls["small"]
+    converting, sampled, plain, line = scripts.calls["small"]
     assert "convert(3, \"kilograms\", \"ounces\")" in converting[4]["content"] and sampled == converting
     assert converting[:3] == plain[:3] and len(converting) == len(plain) + 2 and "convert(" not in json.dumps(plain)
-    assert brief[0]["content"].startswith("Reply with the final answer only")  # a plain number: program, then brief
+    # A plain number: the greedy program, then a one-line program (the same prompt and one more line).
+    assert line[:-1] == plain[:-1] and line[-1]["content"] == plain[-1]["content"] + ONE_LINE
 
 
 def test_a_yes_no_fact_that_mentions_a_number_is_answered_in_prose(r2home, scripts):
@@ -324,13 +327,14 @@ def test_disagreement_escalates_and_keeps_every_sample(r2home, scripts):
 
 
 def test_a_failing_program_falls_back_to_prose(r2home, scripts):
-    # The refused program hands over to a greedy prose answer; a brief answer (the number alone) votes next.
-    scripts.by_model["small"] = [Step("```python\nimport os\nanswer = 42\n```"), Step("The answer is 42."), Step("42")]
+    # The refused program hands over to a greedy prose answer; a one-line program votes next.
+    scripts.by_model["small"] = [Step("```python\nimport os\nanswer = 42\n```"), Step("The answer is 42."),
+                                 Step("```python\nanswer = 6 * 7\n```")]
     engine = voting_engine(r2home)
     result = engine.ask(QUESTION, strategy=on(0))
     [node] = result.nodes
     assert (node.status, node.answer) == (Status.DONE, "The answer is 42.") and node.features["program_ok"] == 0
-    assert scripts.calls["small"][2][0]["content"].startswith("Reply with the final answer only")
+    assert scripts.calls["small"][2][-1]["content"].endswith(ONE_LINE)
     program = [c for c in calls(engine, result.question_id) if c["role"] == "program"]
     assert program[0]["status"] == "error" and program[0]["error_class"] == "program:refused"
     assert "import of 'os' is not allowed" in program[0]["error"]

@@ -47,6 +47,7 @@ from r2local.engine.options import Options, named_option, parse_options
 from r2local.engine.prompts import (
     BRIEF_MAX_TOKENS,
     brief_messages,
+    line_messages,
     program_answer,
     program_messages,
     short_messages,
@@ -57,6 +58,7 @@ from r2local.sandbox import ProgramResult, extract_program
 from r2local.sandbox.units import asks_conversion
 
 PROGRAM, PROSE, BRIEF = "program", "prose", "brief"
+LINE = "line"  # a program asked for in one line (prompts.ONE_LINE): a cheap vote; recorded as a program
 # Call one sample: (messages, temperature, sample index, stream it?, token cap or None) -> the completion.
 CallFn = Callable[[list[Message], float, int, bool, "int | None"], Completion]
 RunFn = Callable[[str, int], ProgramResult]  # (program, sample index) -> its result
@@ -108,7 +110,7 @@ def uses_programs(kind: str, programs: bool, check: bool = False) -> bool:
 
 # Sample orders: the samples to take first (way + "0" is that way's greedy sample),
 # then a cycle repeated up to the number allowed. P: a program, Q: a prose answer,
-# B: a brief answer (the answer alone, a few tokens). benchmarks/sample_order.py
+# B: a brief answer (the answer alone, a few tokens), L: a program in one line. benchmarks/sample_order.py
 # measures each order's AUROC and seconds per answer kind.
 ORDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mixed": (("P0", "Q0"), ("P", "Q")),
@@ -119,8 +121,9 @@ ORDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "prose-brief": (("Q0",), ("B",)),
     "brief": (("B0",), ("B",)),
     "program-brief-programs": (("P0", "B0"), ("P",)),
+    "program-lines": (("P0",), ("L",)),
 }
-WAYS = {"P": "program", "Q": "prose", "B": "brief"}
+WAYS = {"P": PROGRAM, "Q": PROSE, "B": BRIEF, "L": LINE}
 # The order each answer kind uses under sample_order = "auto" (the kinds not named:
 # "mixed"), and the agreement threshold that goes with it where it differs. Measured
 # with benchmarks/sample_order.py (Qwen2.5-Coder-0.5B, 65 questions of our own sets and
@@ -143,10 +146,17 @@ WAYS = {"P": "program", "Q": "prose", "B": "brief"}
 # (multi_step_c) pooled, 62 held out: the same decisions as program-brief (36 kept, 4 wrong, 12 right sent
 # up), AUROC 0.773 -> 0.793: the gain is in distribution. Programs alone were cheapest but kept 6 wrong
 # answers (AUROC 0.796): the one brief answer is what a wrong program rarely agrees with.
-AUTO_ORDER: dict[str, str] = {NUMBER: "program-brief-programs", CLOCK: "program-brief-programs",
-                              POLAR: "prose-brief", CHOICE: "brief"}
+# Then (session 32, benchmarks/compact_vote.py, replayed on 132 multi-step problems and 199 generated ones):
+# sampled programs asked for one line ("program-lines": the greedy program, then one-line programs, no brief
+# answer) vote at a third of a full program's tokens. Against program-brief-programs at the same bar 0.6:
+# held out (multi_step_b/c/d, 70) AUROC 0.663 -> 0.866, wrong answers kept 2 -> 4, right ones sent up 15 -> 6;
+# in distribution (multi_step, 40 generated) 0.967 -> 0.821, 0 -> 3, 7 -> 8; vote seconds 7.2 -> 2.5 (median).
+# On 199 generated problems (seed 0) AUROC 0.888, no wrong answer kept. A bar of 0.7 kept fewer wrong answers
+# (3 of 132) but fell to 0.819 there.
+AUTO_ORDER: dict[str, str] = {NUMBER: "program-lines", CLOCK: "program-lines", POLAR: "prose-brief", CHOICE: "brief"}
 # The agreement bar that goes with an auto order (others: [executor] agree_below, 0.6 by default).
-AUTO_AGREE_BELOW: dict[str, float] = {"program-brief": 0.5, "programs": 0.5, "program-brief-programs": 0.6}
+AUTO_AGREE_BELOW: dict[str, float] = {"program-brief": 0.5, "programs": 0.5, "program-brief-programs": 0.6,
+                                      "program-lines": 0.6}
 # A conversion between named units votes among programs only: its programs call convert() and get exact
 # factors, while a brief or prose answer states whatever factor the model recalls (17 miles "is 17 km"), so
 # prose outvoted right programs and sent the part to the cloud. Measured on the compound bench's conversion
@@ -189,7 +199,7 @@ def plan_samples(kind: str, programs: bool, k: int, order: str = "mixed", check:
     plan: list[tuple[str, bool]] = []
     for token in tokens:
         way = WAYS[token[0]]
-        if way == PROGRAM and not uses_programs(kind, programs, check):
+        if way in (PROGRAM, LINE) and not uses_programs(kind, programs, check):
             way = PROSE
         greedy = token.endswith("0") and (way, True) not in plan  # one greedy sample per way: it is deterministic
         plan.append((way, greedy))
@@ -262,7 +272,8 @@ class Answerer:
             messages = brief_messages(prose, kind) if brief else prose
             result = call(messages, temperature, i, i == 0 and not brief, BRIEF_MAX_TOKENS if brief else None)
             return Sample(way, temperature, result.text.strip(), read(result.text), prob=result.confidence)
-        result = call(program_messages(prose, kind), temperature, i, False, None)
+        messages = program_messages(prose, kind)
+        result = call(line_messages(messages) if way == LINE else messages, temperature, i, False, None)
         program = extract_program(result.text)
         if program is None:
             return Sample(PROGRAM, temperature, result.text.strip(), None, None, "no-program", prob=result.confidence)

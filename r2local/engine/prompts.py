@@ -205,6 +205,19 @@ def program_messages(prose: list[Message], kind: str = NUMBER) -> list[Message]:
     ]
 
 
+# A sampled program that votes, asked for one line (``answer = <expression>``): ~17 tokens where a program
+# with named steps and comments takes 45-55, so a vote sample costs a third of the greedy program. Replayed
+# on 132 multi-step problems (benchmarks/compact_vote.py), one-line programs told right greedy programs from
+# wrong ones better than sampled full programs did (these repeat the greedy program's misreadings). The line
+# follows the question, so the prompt shares the greedy program's whole prefix (its KV is reused).
+ONE_LINE = "\n\n(Write the whole computation as one line: answer = <expression>.)"
+
+
+def line_messages(program: list[Message]) -> list[Message]:
+    """The program prompt ``program`` asking for one line of computation (see ONE_LINE)."""
+    return [*program[:-1], {"role": "user", "content": program[-1]["content"] + ONE_LINE}]
+
+
 def program_answer(value: str, check: bool = False) -> str:
     """How a program's result reads as an answer (the program itself is kept as the working); a yes/no
     check's True or False reads as Yes or No."""
