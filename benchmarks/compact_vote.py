@@ -44,25 +44,24 @@ def one_line_messages(question: str) -> list[dict]:
     return line_messages(program_messages(single_messages(question)))
 
 
+def _program(backend, box: Sandbox, messages: list[dict], temperature: float, seed: int | None, cap: int) -> dict:
+    """One program drawn and run: its text, tokens, seconds (the draw and the run) and value (None: it failed)."""
+    start = time.perf_counter()
+    r = complete(backend, messages, max_tokens=cap, temperature=temperature, seed=seed)
+    source = extract_program(r.text)
+    ran = box.run(source) if source else None
+    return {"text": r.text, "tokens": r.usage.output_tokens, "s": time.perf_counter() - start,
+            "value": ran.value if ran and ran.ok else None}
+
+
 def collect_one(backend, box: Sandbox, item: dict, greedy: bool = False) -> dict:
     """Five one-line programs for ``item`` (and, with ``greedy``, its greedy program as the product writes it)."""
     out = {**item}
     if greedy:
-        start = time.perf_counter()
-        r = complete(backend, program_messages(single_messages(item["question"])), max_tokens=384, temperature=0.0)
-        source = extract_program(r.text)
-        ran = box.run(source) if source else None
-        out["greedy"] = {"text": r.text, "tokens": r.usage.output_tokens, "s": time.perf_counter() - start,
-                         "value": ran.value if ran and ran.ok else None}
-    draws = []
-    for i in range(DRAWS):
-        start = time.perf_counter()
-        r = complete(backend, one_line_messages(item["question"]), max_tokens=160, temperature=0.7, seed=2000 + i)
-        source = extract_program(r.text)
-        ran = box.run(source) if source else None
-        draws.append({"text": r.text, "tokens": r.usage.output_tokens, "s": time.perf_counter() - start,
-                      "value": ran.value if ran and ran.ok else None})
-    return {**out, "one_line": draws}
+        out["greedy"] = _program(backend, box, program_messages(single_messages(item["question"])), 0.0, None, 384)
+    out["one_line"] = [_program(backend, box, one_line_messages(item["question"]), 0.7, 2000 + i, 160)
+                       for i in range(DRAWS)]
+    return out
 
 
 def collect(args) -> None:

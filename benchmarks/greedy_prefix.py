@@ -52,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
             if len(programs) < 2:
                 continue
             greedy = tok(programs[0]["text"])
-            s = sums.setdefault(family(row["id"]), {"same": [], "first": [], "tokens": [], "kept": [], "s": [], "left_s": []})
+            s = sums.setdefault(family(row["id"]), {"same": [], "tokens": [], "kept": [], "s": [], "left_s": []})
             for sample in programs[1:]:
                 mine = tok(sample["text"])
-                k = len(mine) if mine == greedy else shared(greedy, mine)
+                k = shared(greedy, mine)  # all of it when the sample is the greedy program
                 s["same"].append(float(mine == greedy))
-                s["first"].append(float(shared(greedy, mine)))
                 s["tokens"].append(float(len(mine)))
                 s["kept"].append(float(k))
                 s["s"].append(sample["s"])
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, s in sums.items():
         saved = 1 - sum(s["left_s"]) / max(1e-9, sum(s["s"]))
-        rows.append([name, len(s["same"]), f"{statistics.mean(s['same']):.0%}", f"{statistics.median(s['first']):.0f}",
+        rows.append([name, len(s["same"]), f"{statistics.mean(s['same']):.0%}", f"{statistics.median(s['kept']):.0f}",
                      f"{sum(s['kept']) / max(1.0, sum(s['tokens'])):.0%}", f"{statistics.median(s['s']):.2f}", f"{saved:.0%}"])
     print(table(["questions", "sampled programs", "equal to greedy", "median first new token", "tokens shared",
                  "median s a sample", "seconds saved"], rows))

@@ -63,23 +63,26 @@ def _source(counts: dict[str, int], kinds: dict) -> str:
     return f"shipped with r2local (fitted {datetime.date.today()} on {what} questions of its own sets)"
 
 
-def caps(before: dict, fitted: list[str], kept: list[str], share: float | None) -> dict[str, float | None]:
+def _caps(before: dict, fitted: list[str], kept: list[str], share: float | None) -> dict[str, float | None]:
     """The cloud share each kind's bands were fitted at: ``share`` for the ``fitted`` kinds, the file's own
     figure for the ``kept`` ones (one number in a file written before kinds could differ)."""
     old = before.get("cloud_share")
     return {**{k: (old.get(k) if isinstance(old, dict) else old) for k in kept}, **{k: share for k in fitted}}
 
 
-def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list[str]) -> tuple[RoutePolicy, dict[str, int]]:
-    """``policy`` with the bands (and question counts) of ``kinds`` taken from the ``shipped`` file."""
+def keep(policy: RoutePolicy, counts: dict[str, int], shipped: Path, kinds: list[str],
+         share: float | None) -> tuple[RoutePolicy, dict[str, int], dict[str, float | None]]:
+    """``policy`` with the bands (and question counts) of ``kinds`` taken from the ``shipped`` file, and the
+    cloud share each kind was fitted at (``share`` for the kinds just fitted)."""
     before = json.loads(shipped.read_text())
     old = RoutePolicy.from_json(before["policy"])
     missing = [k for k in kinds if k not in old.kinds]
     if missing:
         raise SystemExit(f"{shipped} has no bands for {', '.join(missing)} (--keep names kinds it ships)")
+    caps = _caps(before, [k for k in sorted(policy.kinds) if k not in kinds], kinds, share)
     merged = {**policy.kinds, **{k: old.kinds[k] for k in kinds}}
     counts = {**counts, **{k: before["questions"][k] for k in kinds if k in before.get("questions", {})}}
-    return RoutePolicy(policy.bands, policy.agree_below, _source(counts, merged), merged), counts
+    return RoutePolicy(policy.bands, policy.agree_below, _source(counts, merged), merged), counts, caps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                                 set(args.kinds.split(",")) if args.kinds else None)
     share: float | None | dict[str, float | None] = args.cloud_share
     if args.keep:
-        kept = args.keep.split(",")
-        fitted = [k for k in sorted(policy.kinds) if k not in kept]
-        share = caps(json.loads(args.out.read_text()), fitted, kept, args.cloud_share)
-        policy, counts = keep(policy, counts, args.out, kept)
+        policy, counts, share = keep(policy, counts, args.out, args.keep.split(","), args.cloud_share)
     if not policy.kinds:
         print(f"no answer kind has enough measured questions: {counts}", file=sys.stderr)
         return 1
